@@ -1,0 +1,122 @@
+//! Builders for tests: spans, log records and batches without the OTLP boilerplate.
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use crate::{Batch, BatchContext, Payload};
+
+/// A key-value pair from anything that converts to an attribute value.
+pub fn kv(key: &str, value: impl Into<TestValue>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(value.into().0),
+        }),
+        ..Default::default()
+    }
+}
+
+pub struct TestValue(pub Value);
+
+impl From<&str> for TestValue {
+    fn from(s: &str) -> Self {
+        Self(Value::StringValue(s.to_owned()))
+    }
+}
+impl From<i64> for TestValue {
+    fn from(i: i64) -> Self {
+        Self(Value::IntValue(i))
+    }
+}
+impl From<f64> for TestValue {
+    fn from(d: f64) -> Self {
+        Self(Value::DoubleValue(d))
+    }
+}
+impl From<bool> for TestValue {
+    fn from(b: bool) -> Self {
+        Self(Value::BoolValue(b))
+    }
+}
+impl From<Value> for TestValue {
+    fn from(v: Value) -> Self {
+        Self(v)
+    }
+}
+
+/// A span with the given ids (`trace` 16 bytes, `span` 8 bytes, filled from the numbers).
+pub fn span(trace: u8, span_id: u8, name: &str, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![span_id; 8],
+        name: name.to_owned(),
+        kind: 3,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_500_000_000,
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// A traces batch holding `spans` under one resource with `service.name = service`.
+pub fn traces(service: &str, spans: Vec<Span>) -> Batch {
+    Batch::new(
+        Payload::Traces(vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }]),
+        BatchContext::default(),
+    )
+}
+
+/// A logs batch holding `records` under one resource with `service.name = service`.
+pub fn logs(service: &str, records: Vec<LogRecord>) -> Batch {
+    Batch::new(
+        Payload::Logs(vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }]),
+        BatchContext::default(),
+    )
+}
+
+/// The spans of a traces batch, flattened.
+pub fn spans_of(batch: &Batch) -> Vec<&Span> {
+    match &batch.payload {
+        Payload::Traces(rs) => rs
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The log records of a logs batch, flattened.
+pub fn records_of(batch: &Batch) -> Vec<&LogRecord> {
+    match &batch.payload {
+        Payload::Logs(rl) => rl
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
