@@ -1,1 +1,3 @@
+//! LLMScope processors. Each runs in memory, in config order, before anything is written to disk.
 
+pub mod normalize;

@@ -99,7 +99,10 @@ pub fn to_json(value: &Value) -> serde_json::Value {
 
 /// An optional `AnyValue` as JSON; empty values are `null`.
 pub fn any_to_json(value: &AnyValue) -> serde_json::Value {
-    value.value.as_ref().map_or(serde_json::Value::Null, to_json)
+    value
+        .value
+        .as_ref()
+        .map_or(serde_json::Value::Null, to_json)
 }
 
 /// Attributes as a JSON object (later duplicates win).
@@ -107,7 +110,10 @@ pub fn attrs_to_json(attrs: &[KeyValue]) -> serde_json::Map<String, serde_json::
     attrs
         .iter()
         .map(|kv| {
-            let v = kv.value.as_ref().map_or(serde_json::Value::Null, any_to_json);
+            let v = kv
+                .value
+                .as_ref()
+                .map_or(serde_json::Value::Null, any_to_json);
             (kv.key.clone(), v)
         })
         .collect()

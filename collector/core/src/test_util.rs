@@ -120,3 +120,29 @@ pub fn records_of(batch: &Batch) -> Vec<&LogRecord> {
         _ => Vec::new(),
     }
 }
+
+/// Recorded OTLP/JSON requests, compiled in so tests in every crate can use them.
+pub mod fixtures {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+    use crate::{Batch, BatchContext, Payload};
+
+    pub const OPENLLMETRY_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/openllmetry-openai-chat.json");
+    pub const OPENINFERENCE_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/openinference-openai-chat.json");
+    pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");
+    pub const OTLP_LOGS: &str = include_str!("../testdata/otlp/logs.json");
+    pub const OTLP_METRICS: &str = include_str!("../testdata/otlp/metrics.json");
+    pub const OTLP_EVENTS: &str = include_str!("../testdata/otlp/events.json");
+
+    /// A traces batch decoded from an OTLP/JSON fixture.
+    pub fn traces_batch(json: &str) -> Batch {
+        let request: ExportTraceServiceRequest =
+            serde_json::from_str(json).expect("fixture is valid OTLP/JSON");
+        Batch::new(
+            Payload::Traces(request.resource_spans),
+            BatchContext::default(),
+        )
+    }
+}

@@ -1,0 +1,298 @@
+//! Normalizing one span's attributes onto the canonical GenAI schema.
+
+use llmscope_core::attr;
+use llmscope_core::otlp::common::v1::KeyValue;
+use llmscope_core::semconv as sc;
+use serde_json::Value as J;
+
+use super::aliases::{PROVIDER_ALIASES, SCALAR_ALIASES, TOKEN_ALIASES, provider_name};
+use super::content;
+
+/// The attribute families a span can carry. More than one may be present.
+#[derive(Debug, Default, Clone, Copy)]
+struct Families {
+    otel: bool,
+    openinference: bool,
+    traceloop: bool,
+    vercel: bool,
+    langfuse: bool,
+}
+
+impl Families {
+    fn detect(attrs: &[KeyValue]) -> Self {
+        let mut f = Self::default();
+        for kv in attrs {
+            let k = kv.key.as_str();
+            f.otel |= k.starts_with("gen_ai.");
+            f.openinference |= k == "openinference.span.kind"
+                || k.starts_with("llm.input_messages.")
+                || k.starts_with("llm.token_count.")
+                || k == "llm.model_name";
+            f.traceloop |= k.starts_with("traceloop.")
+                || k.starts_with("llm.usage.")
+                || k == "llm.request.type";
+            f.vercel |= k == "ai.operationId";
+            f.langfuse |= k.starts_with("langfuse.observation.");
+        }
+        f
+    }
+
+    fn any(self) -> bool {
+        self.otel || self.openinference || self.traceloop || self.vercel || self.langfuse
+    }
+
+    /// The most specific family, recorded as `llmscope.source`.
+    fn name(self) -> &'static str {
+        if self.langfuse {
+            "langfuse"
+        } else if self.vercel {
+            "vercel_ai"
+        } else if self.openinference {
+            "openinference"
+        } else if self.traceloop {
+            "openllmetry"
+        } else {
+            "otel"
+        }
+    }
+}
+
+/// Brings a span's attributes onto the canonical schema, keeping the originals. Returns whether
+/// the span is a GenAI span; other spans are left untouched.
+pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
+    let families = Families::detect(attrs);
+    if !families.any() {
+        return false;
+    }
+    // The Vercel AI SDK wraps each model call (`ai.generateText.doGenerate`) in a span for the
+    // whole function (`ai.generateText`) that repeats its usage; only the inner one is the call.
+    let vercel_wrapper = families.vercel && vercel_operation(attrs).is_none();
+
+    if let Some(op) = operation(attrs) {
+        attr::set_if_absent(attrs, sc::OPERATION_NAME, attr::string(op));
+    }
+    for (canonical, aliases) in SCALAR_ALIASES {
+        if vercel_wrapper && !matches!(*canonical, sc::SESSION_ID | sc::USER_ID) {
+            continue;
+        }
+        copy_first(attrs, canonical, aliases);
+    }
+    if !attr::has(attrs, sc::PROVIDER_NAME) && !vercel_wrapper {
+        if let Some(raw) = PROVIDER_ALIASES
+            .iter()
+            .find_map(|k| attr::get_str(attrs, k))
+        {
+            let name = provider_name(raw);
+            attr::set(attrs, sc::PROVIDER_NAME, attr::string(name));
+        }
+    }
+    if !vercel_wrapper {
+        for (canonical, aliases) in TOKEN_ALIASES {
+            if !attr::has(attrs, canonical) {
+                if let Some(n) = aliases.iter().find_map(|k| attr::get_i64(attrs, k)) {
+                    attr::set(attrs, canonical, attr::int(n));
+                }
+            }
+        }
+        langfuse_usage(attrs);
+        openinference_bodies(attrs);
+        make_inclusive(attrs);
+    }
+    normalize_content(attrs, families.vercel && !vercel_wrapper);
+
+    let genai = sc::is_genai(attrs);
+    if genai {
+        attr::set_if_absent(attrs, sc::SOURCE_FAMILY, attr::string(families.name()));
+    }
+    genai
+}
+
+fn copy_first(attrs: &mut Vec<KeyValue>, canonical: &str, aliases: &[&str]) {
+    if attr::has(attrs, canonical) {
+        return;
+    }
+    let found = aliases
+        .iter()
+        .find_map(|k| attr::get(attrs, k))
+        .filter(|v| !matches!(v, llmscope_core::otlp::common::v1::any_value::Value::StringValue(s) if s.is_empty()))
+        .cloned();
+    if let Some(value) = found {
+        attr::set(attrs, canonical, value);
+    }
+}
+
+/// `gen_ai.operation.name` from the family-specific span kinds.
+fn operation(attrs: &[KeyValue]) -> Option<&'static str> {
+    if let Some(kind) = attr::get_str(attrs, "openinference.span.kind") {
+        return match kind.to_ascii_uppercase().as_str() {
+            "LLM" => Some("chat"),
+            "EMBEDDING" => Some("embeddings"),
+            "TOOL" => Some("execute_tool"),
+            "AGENT" => Some("invoke_agent"),
+            _ => None,
+        };
+    }
+    if let Some(kind) = attr::get_str(attrs, "llm.request.type") {
+        return match kind {
+            "chat" => Some("chat"),
+            "completion" => Some("text_completion"),
+            "embedding" => Some("embeddings"),
+            _ => None,
+        };
+    }
+    if let Some(kind) = attr::get_str(attrs, "traceloop.span.kind") {
+        return match kind {
+            "tool" => Some("execute_tool"),
+            "agent" => Some("invoke_agent"),
+            _ => None,
+        };
+    }
+    if attr::has(attrs, "ai.operationId") {
+        return vercel_operation(attrs);
+    }
+    match attr::get_str(attrs, "langfuse.observation.type")? {
+        "generation" => Some("chat"),
+        "embedding" => Some("embeddings"),
+        "tool" => Some("execute_tool"),
+        "agent" => Some("invoke_agent"),
+        _ => None,
+    }
+}
+
+/// The operation of a Vercel AI SDK span, `None` for the wrappers around model calls.
+fn vercel_operation(attrs: &[KeyValue]) -> Option<&'static str> {
+    let id = attr::get_str(attrs, "ai.operationId")?;
+    if id == "ai.toolCall" {
+        Some("execute_tool")
+    } else if id.ends_with(".doEmbed") {
+        Some("embeddings")
+    } else if id.ends_with(".doGenerate") || id.ends_with(".doStream") {
+        Some("chat")
+    } else {
+        None
+    }
+}
+
+/// Langfuse's `usage_details` is a JSON object of exclusive counts (`input`, `output`,
+/// `input_cached_tokens`, `output_reasoning_tokens`, ...); canonical counts are inclusive sums.
+fn langfuse_usage(attrs: &mut Vec<KeyValue>) {
+    let Some(raw) = attr::get_str(attrs, "langfuse.observation.usage_details") else {
+        return;
+    };
+    let Ok(J::Object(details)) = serde_json::from_str::<J>(raw) else {
+        return;
+    };
+    let (mut input, mut output, mut cache_read, mut cache_write, mut reasoning) = (
+        None::<i64>,
+        None::<i64>,
+        None::<i64>,
+        None::<i64>,
+        None::<i64>,
+    );
+    let add = |slot: &mut Option<i64>, n: i64| *slot = Some(slot.unwrap_or(0) + n);
+    for (key, value) in &details {
+        let Some(n) = value.as_i64() else { continue };
+        let key = key.to_ascii_lowercase();
+        if key.contains("cache_read") || key.contains("cached") {
+            add(&mut cache_read, n);
+        } else if key.contains("cache_creation") || key.contains("cache_write") {
+            add(&mut cache_write, n);
+        }
+        if key.contains("reasoning") {
+            add(&mut reasoning, n);
+        }
+        if key.starts_with("input") || key.starts_with("prompt") || key.contains("cache") {
+            add(&mut input, n);
+        } else if key.starts_with("output") || key.starts_with("completion") {
+            add(&mut output, n);
+        }
+    }
+    for (key, value) in [
+        (sc::USAGE_INPUT_TOKENS, input),
+        (sc::USAGE_OUTPUT_TOKENS, output),
+        (sc::USAGE_CACHE_READ_INPUT_TOKENS, cache_read),
+        (sc::USAGE_CACHE_CREATION_INPUT_TOKENS, cache_write),
+        (sc::USAGE_REASONING_OUTPUT_TOKENS, reasoning),
+    ] {
+        if let Some(n) = value {
+            attr::set_if_absent(attrs, key, attr::int(n));
+        }
+    }
+}
+
+/// OpenInference keeps the provider's request and response bodies in `llm.invocation_parameters`
+/// and `output.value`; they name the requested model and the response id.
+fn openinference_bodies(attrs: &mut Vec<KeyValue>) {
+    if !attr::has(attrs, sc::REQUEST_MODEL) {
+        let model = attr::get_str(attrs, "llm.invocation_parameters")
+            .and_then(|raw| serde_json::from_str::<J>(raw).ok())
+            .and_then(|params| params.get("model")?.as_str().map(str::to_owned));
+        if let Some(model) = model {
+            attr::set(attrs, sc::REQUEST_MODEL, attr::string(model));
+        }
+    }
+    if attr::get_str(attrs, "openinference.span.kind") == Some("LLM")
+        && !attr::has(attrs, sc::RESPONSE_ID)
+    {
+        let id = attr::get_str(attrs, "output.value")
+            .and_then(|raw| serde_json::from_str::<J>(raw).ok())
+            .and_then(|body| body.get("id")?.as_str().map(str::to_owned));
+        if let Some(id) = id {
+            attr::set(attrs, sc::RESPONSE_ID, attr::string(id));
+        }
+    }
+    // A span that only names one model: OpenInference's `llm.model_name` is the response model
+    // when known, which is also the best request model we have.
+    if !attr::has(attrs, sc::REQUEST_MODEL) {
+        if let Some(model) = attr::get_str(attrs, sc::RESPONSE_MODEL).map(str::to_owned) {
+            attr::set(attrs, sc::REQUEST_MODEL, attr::string(model));
+        }
+    }
+}
+
+/// Canonical counts are inclusive. A cache count larger than the input count (or a reasoning
+/// count larger than the output count) can only mean the source reported them exclusively.
+fn make_inclusive(attrs: &mut Vec<KeyValue>) {
+    let get = |attrs: &[KeyValue], k| attr::get_i64(attrs, k).unwrap_or(0);
+    let cache = get(attrs, sc::USAGE_CACHE_READ_INPUT_TOKENS)
+        + get(attrs, sc::USAGE_CACHE_CREATION_INPUT_TOKENS);
+    let reasoning = get(attrs, sc::USAGE_REASONING_OUTPUT_TOKENS);
+    if let Some(input) = attr::get_i64(attrs, sc::USAGE_INPUT_TOKENS) {
+        if cache > input {
+            attr::set(attrs, sc::USAGE_INPUT_TOKENS, attr::int(input + cache));
+        }
+    }
+    if let Some(output) = attr::get_i64(attrs, sc::USAGE_OUTPUT_TOKENS) {
+        if reasoning > output {
+            attr::set(
+                attrs,
+                sc::USAGE_OUTPUT_TOKENS,
+                attr::int(output + reasoning),
+            );
+        }
+    }
+}
+
+/// Canonical content attributes are JSON strings on spans (the conventions' form for spans).
+fn normalize_content(attrs: &mut Vec<KeyValue>, vercel_call: bool) {
+    let missing = [
+        sc::INPUT_MESSAGES,
+        sc::OUTPUT_MESSAGES,
+        sc::SYSTEM_INSTRUCTIONS,
+    ]
+    .iter()
+    .any(|k| !attr::has(attrs, k));
+    if !missing {
+        return;
+    }
+    let found = content::from_aliases(attrs, vercel_call);
+    for (key, value) in [
+        (sc::INPUT_MESSAGES, found.input),
+        (sc::OUTPUT_MESSAGES, found.output),
+        (sc::SYSTEM_INSTRUCTIONS, found.system),
+    ] {
+        if let Some(messages) = value {
+            attr::set_if_absent(attrs, key, attr::string(J::Array(messages).to_string()));
+        }
+    }
+}
