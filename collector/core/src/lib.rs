@@ -8,6 +8,7 @@
 pub mod attr;
 mod batch;
 mod component;
+pub mod config;
 pub mod semconv;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

@@ -5,6 +5,7 @@
 //! reasoning.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use crate::attr;
 
@@ -49,6 +50,14 @@ pub mod events {
     pub const ASSISTANT_MESSAGE: &str = "gen_ai.assistant.message";
     pub const TOOL_MESSAGE: &str = "gen_ai.tool.message";
     pub const CHOICE: &str = "gen_ai.choice";
+}
+
+/// The event name of a log record: the `event_name` field, or the older `event.name` attribute.
+pub fn event_name(record: &LogRecord) -> Option<&str> {
+    if !record.event_name.is_empty() {
+        return Some(&record.event_name);
+    }
+    attr::get_str(&record.attributes, EVENT_NAME)
 }
 
 /// Operation names (`gen_ai.operation.name`) that are one call to a model.

@@ -14,18 +14,10 @@ use serde_json::{Value as J, json};
 
 use super::messages::{self, text_part};
 
-/// The event name of a record: the `event_name` field, or the older `event.name` attribute.
-pub fn event_name(record: &LogRecord) -> Option<&str> {
-    if !record.event_name.is_empty() {
-        return Some(&record.event_name);
-    }
-    attr::get_str(&record.attributes, sc::EVENT_NAME)
-}
-
 /// Rewrites one GenAI log event's content onto canonical attributes. Returns whether the record
 /// is a GenAI content event.
 pub fn normalize(record: &mut LogRecord) -> bool {
-    let Some(name) = event_name(record).map(str::to_owned) else {
+    let Some(name) = sc::event_name(record).map(str::to_owned) else {
         return false;
     };
     let body = record

@@ -26,7 +26,6 @@ use llmscope_core::semconv as sc;
 use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 
 pub use config::NormalizeConfig;
-pub use logs::event_name;
 
 /// The `normalize` processor.
 #[derive(Debug, Default)]

@@ -1,0 +1,166 @@
+//! The one read interface over every store, so the API answers the same whichever store holds
+//! the data. Stores return rows; the shaping shared by all of them lives here.
+
+mod summary;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use summary::{CallRow, Latency, SummaryGroup, summarize};
+
+use crate::record::SpanRecord;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A read from a store failed; the message is for the log, not for the client.
+#[derive(Debug, thiserror::Error)]
+#[error("query failed: {0}")]
+pub struct QueryError(pub String);
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Filters shared by the trace list and the summary. Times are Unix nanoseconds, `from`
+/// inclusive and `to` exclusive; `model` matches the request or the response model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub project: String,
+    pub service: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+}
+
+/// Position after the last trace of a page: traces are listed newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub start_ns: i64,
+    pub trace_id: String,
+}
+
+impl Cursor {
+    /// An opaque token for clients.
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.start_ns, self.trace_id)
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let (start, trace_id) = token.split_once('-')?;
+        let valid_id = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+        Some(Self {
+            start_ns: start.parse().ok()?,
+            trace_id: valid_id.then(|| trace_id.to_ascii_lowercase())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceQuery {
+    pub filter: Filter,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// One trace in the list. Tokens and cost count each model call once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub service: Option<String>,
+    pub root_name: Option<String>,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub span_count: i64,
+    pub llm_calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: Option<f64>,
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePage {
+    pub traces: Vec<TraceSummary>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// What analytics group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Model,
+    Provider,
+    Service,
+    Operation,
+    User,
+    Session,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 6] = [
+        GroupBy::Model,
+        GroupBy::Provider,
+        GroupBy::Service,
+        GroupBy::Operation,
+        GroupBy::User,
+        GroupBy::Session,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Model => "model",
+            GroupBy::Provider => "provider",
+            GroupBy::Service => "service",
+            GroupBy::Operation => "operation",
+            GroupBy::User => "user",
+            GroupBy::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryQuery {
+    pub filter: Filter,
+    pub group_by: GroupBy,
+    /// Bucket width in nanoseconds; `None` for one row per group over the whole range.
+    pub bucket_ns: Option<i64>,
+}
+
+/// A store the query API can read.
+pub trait QueryStore: Send + Sync + 'static {
+    /// Traces newest first, one page.
+    fn traces<'a>(&'a self, query: &'a TraceQuery) -> BoxFuture<'a, Result<TracePage>>;
+
+    /// Every span of one trace ordered by start time, with message content joined from GenAI
+    /// log events where the span has none; `None` when the trace is unknown.
+    fn trace<'a>(
+        &'a self,
+        project: &'a str,
+        trace_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SpanRecord>>>>;
+
+    /// Model-call aggregates per group (and bucket).
+    fn summary<'a>(&'a self, query: &'a SummaryQuery) -> BoxFuture<'a, Result<Vec<SummaryGroup>>>;
+
+    /// Whether the store answers at all.
+    fn ready(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            start_ns: 1_700_000_000_000_000_000,
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in ["", "x-y", "12-abc", "abc-0af7651916cd43dd8448eb211c80319c"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! OTLP flattened into rows, the same for every store: one [`SpanRecord`] per span, one
+//! [`LogRow`] per log record, one [`MetricPointRow`] per data point.
+
+use llmscope_core::attr;
+use llmscope_core::otlp::common::v1::{InstrumentationScope, KeyValue};
+use llmscope_core::otlp::logs::v1::ResourceLogs;
+use llmscope_core::otlp::metrics::v1::{ResourceMetrics, metric::Data};
+use llmscope_core::otlp::resource::v1::Resource;
+use llmscope_core::otlp::trace::v1::{ResourceSpans, Span};
+use llmscope_core::semconv::{self as sc, GenAiFields};
+use serde_json::{Map, Value as J, json};
+
+/// Content attributes kept in their own columns rather than in the attributes JSON.
+const CONTENT_KEYS: [&str; 3] = [
+    sc::INPUT_MESSAGES,
+    sc::OUTPUT_MESSAGES,
+    sc::SYSTEM_INSTRUCTIONS,
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub project: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: i32,
+    pub service: Option<String>,
+    pub scope_name: Option<String>,
+    pub start_time_ns: i64,
+    pub end_time_ns: i64,
+    pub status_code: i32,
+    pub status_message: Option<String>,
+    pub gen_ai: GenAiFields,
+    /// JSON object of the span's attributes, without the content attributes.
+    pub attributes: String,
+    pub resource_attributes: String,
+    pub events: String,
+    pub links: String,
+}
+
+impl SpanRecord {
+    pub fn duration_ns(&self) -> i64 {
+        self.end_time_ns.saturating_sub(self.start_time_ns).max(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub project: String,
+    pub time_ns: i64,
+    pub observed_time_ns: i64,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub severity_number: i32,
+    pub severity_text: Option<String>,
+    pub event_name: Option<String>,
+    pub service: Option<String>,
+    pub scope_name: Option<String>,
+    pub body: Option<String>,
+    pub attributes: String,
+    pub resource_attributes: String,
+    pub input_messages: Option<String>,
+    pub output_messages: Option<String>,
+    pub system_instructions: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPointRow {
+    pub project: String,
+    pub time_ns: i64,
+    pub start_time_ns: Option<i64>,
+    pub service: Option<String>,
+    pub scope_name: Option<String>,
+    pub name: String,
+    pub unit: Option<String>,
+    pub kind: &'static str,
+    pub value: Option<f64>,
+    pub count: Option<i64>,
+    pub attributes: String,
+    pub resource_attributes: String,
+}
+
+fn hex_id(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty() && bytes.iter().any(|b| *b != 0)).then(|| hex::encode(bytes))
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn nanos(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn resource_parts(resource: Option<&Resource>) -> (Option<String>, String) {
+    let attrs = resource.map(|r| &r.attributes[..]).unwrap_or_default();
+    let service = attr::get_str(attrs, sc::SERVICE_NAME).map(str::to_owned);
+    (service, J::Object(attr::attrs_to_json(attrs)).to_string())
+}
+
+fn scope_name(scope: Option<&InstrumentationScope>) -> Option<String> {
+    scope.and_then(|s| non_empty(&s.name))
+}
+
+fn attrs_without_content(attrs: &[KeyValue]) -> String {
+    let mut map: Map<String, J> = attr::attrs_to_json(attrs);
+    for key in CONTENT_KEYS {
+        map.remove(key);
+    }
+    J::Object(map).to_string()
+}
+
+/// Every span of a traces payload as a row.
+pub fn span_records(project: &str, resource_spans: &[ResourceSpans]) -> Vec<SpanRecord> {
+    let mut out = Vec::new();
+    for rs in resource_spans {
+        let (service, resource_attributes) = resource_parts(rs.resource.as_ref());
+        for ss in &rs.scope_spans {
+            let scope = scope_name(ss.scope.as_ref());
+            for span in &ss.spans {
+                out.push(span_record(
+                    project,
+                    span,
+                    service.clone(),
+                    scope.clone(),
+                    resource_attributes.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn span_record(
+    project: &str,
+    span: &Span,
+    service: Option<String>,
+    scope_name: Option<String>,
+    resource_attributes: String,
+) -> SpanRecord {
+    let events: Vec<J> = span
+        .events
+        .iter()
+        .map(|e| {
+            json!({"name": e.name, "time_unix_nano": nanos(e.time_unix_nano),
+                "attributes": attr::attrs_to_json(&e.attributes)})
+        })
+        .collect();
+    let links: Vec<J> = span
+        .links
+        .iter()
+        .map(|l| {
+            json!({"trace_id": hex::encode(&l.trace_id), "span_id": hex::encode(&l.span_id),
+                "attributes": attr::attrs_to_json(&l.attributes)})
+        })
+        .collect();
+    let status = span.status.as_ref();
+    SpanRecord {
+        project: project.to_owned(),
+        trace_id: hex::encode(&span.trace_id),
+        span_id: hex::encode(&span.span_id),
+        parent_span_id: hex_id(&span.parent_span_id),
+        name: span.name.clone(),
+        kind: span.kind,
+        service,
+        scope_name,
+        start_time_ns: nanos(span.start_time_unix_nano),
+        end_time_ns: nanos(span.end_time_unix_nano),
+        status_code: status.map_or(0, |s| s.code),
+        status_message: status.and_then(|s| non_empty(&s.message)),
+        gen_ai: GenAiFields::read(&span.attributes),
+        attributes: attrs_without_content(&span.attributes),
+        resource_attributes,
+        events: J::Array(events).to_string(),
+        links: J::Array(links).to_string(),
+    }
+}
+
+/// Every record of a logs payload as a row.
+pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> Vec<LogRow> {
+    let mut out = Vec::new();
+    for rl in resource_logs {
+        let (service, resource_attributes) = resource_parts(rl.resource.as_ref());
+        for sl in &rl.scope_logs {
+            let scope = scope_name(sl.scope.as_ref());
+            for r in &sl.log_records {
+                let content = GenAiFields::read(&r.attributes);
+                let time = if r.time_unix_nano != 0 {
+                    r.time_unix_nano
+                } else {
+                    r.observed_time_unix_nano
+                };
+                out.push(LogRow {
+                    project: project.to_owned(),
+                    time_ns: nanos(time),
+                    observed_time_ns: nanos(r.observed_time_unix_nano),
+                    trace_id: hex_id(&r.trace_id),
+                    span_id: hex_id(&r.span_id),
+                    severity_number: r.severity_number,
+                    severity_text: non_empty(&r.severity_text),
+                    event_name: sc::event_name(r).map(str::to_owned),
+                    service: service.clone(),
+                    scope_name: scope.clone(),
+                    body: r.body.as_ref().map(|b| attr::any_to_json(b).to_string()),
+                    attributes: attrs_without_content(&r.attributes),
+                    resource_attributes: resource_attributes.clone(),
+                    input_messages: content.input_messages,
+                    output_messages: content.output_messages,
+                    system_instructions: content.system_instructions,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every data point of a metrics payload as a row: gauges and sums with their value,
+/// histograms and summaries with their sum and count.
+pub fn metric_rows(project: &str, resource_metrics: &[ResourceMetrics]) -> Vec<MetricPointRow> {
+    let mut out = Vec::new();
+    for rm in resource_metrics {
+        let (service, resource_attributes) = resource_parts(rm.resource.as_ref());
+        for sm in &rm.scope_metrics {
+            let scope = scope_name(sm.scope.as_ref());
+            for m in &sm.metrics {
+                let mut push = |kind, time: u64, start: u64, value, count, attrs: &[KeyValue]| {
+                    out.push(MetricPointRow {
+                        project: project.to_owned(),
+                        time_ns: nanos(time),
+                        start_time_ns: (start != 0).then(|| nanos(start)),
+                        service: service.clone(),
+                        scope_name: scope.clone(),
+                        name: m.name.clone(),
+                        unit: non_empty(&m.unit),
+                        kind,
+                        value,
+                        count,
+                        attributes: J::Object(attr::attrs_to_json(attrs)).to_string(),
+                        resource_attributes: resource_attributes.clone(),
+                    });
+                };
+                use llmscope_core::otlp::metrics::v1::number_data_point::Value as N;
+                let number = |v: &Option<N>| match v {
+                    Some(N::AsDouble(d)) => Some(*d),
+                    Some(N::AsInt(i)) => Some(*i as f64),
+                    None => None,
+                };
+                let count = |c: u64| Some(i64::try_from(c).unwrap_or(i64::MAX));
+                match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.iter().for_each(|p| {
+                        push(
+                            "gauge",
+                            p.time_unix_nano,
+                            p.start_time_unix_nano,
+                            number(&p.value),
+                            None,
+                            &p.attributes,
+                        )
+                    }),
+                    Some(Data::Sum(s)) => s.data_points.iter().for_each(|p| {
+                        push(
+                            "sum",
+                            p.time_unix_nano,
+                            p.start_time_unix_nano,
+                            number(&p.value),
+                            None,
+                            &p.attributes,
+                        )
+                    }),
+                    Some(Data::Histogram(h)) => h.data_points.iter().for_each(|p| {
+                        push(
+                            "histogram",
+                            p.time_unix_nano,
+                            p.start_time_unix_nano,
+                            p.sum,
+                            count(p.count),
+                            &p.attributes,
+                        )
+                    }),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.iter().for_each(|p| {
+                        push(
+                            "exponential_histogram",
+                            p.time_unix_nano,
+                            p.start_time_unix_nano,
+                            p.sum,
+                            count(p.count),
+                            &p.attributes,
+                        )
+                    }),
+                    Some(Data::Summary(s)) => s.data_points.iter().for_each(|p| {
+                        push(
+                            "summary",
+                            p.time_unix_nano,
+                            p.start_time_unix_nano,
+                            Some(p.sum),
+                            count(p.count),
+                            &p.attributes,
+                        )
+                    }),
+                    None => {}
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! `sqlite`: the embedded default store. Spans, logs/events and metric points are written in one
+//! transaction per batch to a WAL-mode database; the same store answers the query API.
+//!
+//! Guarantees: a batch is either fully written or not at all; a retried span replaces its earlier
+//! copy rather than duplicating it; readers never block the writer (WAL).
+
+mod config;
+mod migrate;
+mod read;
+mod write;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use llmscope_core::{Batch, ExportError, Exporter, Payload};
+use rusqlite::{Connection, OpenFlags};
+
+pub use config::SqliteConfig;
+pub use migrate::{MIGRATIONS, migrate};
+
+use crate::query::{
+    BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+};
+use crate::record::{self, SpanRecord};
+
+/// Opening or migrating the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the folder of {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open SQLite database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate SQLite database {path}: {source}")]
+    Migrate {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// One SQLite database: the exporter's writer and the query API's readers.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SqliteConfig,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a connection half-used in a way SQLite itself
+    // does not recover from (an open transaction is rolled back when dropped).
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SqliteStore {
+    /// Creates the folder and the database if needed, applies migrations, enables WAL.
+    pub fn open(config: SqliteConfig) -> Result<Self, OpenError> {
+        let path = config.path.display().to_string();
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Folder {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let open_err = |source| OpenError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = Self::connect(&config).map_err(open_err)?;
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(open_err)?;
+        migrate(&mut writer).map_err(|source| OpenError::Migrate {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn connect(config: &SqliteConfig) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&config.path, flags)?;
+        conn.busy_timeout(config.busy_timeout)?;
+        Ok(conn)
+    }
+
+    /// Writes one batch in one transaction.
+    pub fn write(&self, batch: &Batch) -> rusqlite::Result<()> {
+        let project = &batch.ctx.project;
+        let mut conn = lock(&self.inner.writer);
+        let tx = conn.transaction()?;
+        match &batch.payload {
+            Payload::Traces(rs) => write::insert_spans(&tx, &record::span_records(project, rs))?,
+            Payload::Logs(rl) => write::insert_logs(&tx, &record::log_rows(project, rl))?,
+            Payload::Metrics(rm) => {
+                write::insert_metric_points(&tx, &record::metric_rows(project, rm))?
+            }
+        }
+        tx.commit()
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = lock(&inner.readers).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => Self::connect(&inner.config).map_err(|e| QueryError(e.to_string()))?,
+            };
+            let result = f(&conn).map_err(|e| QueryError(e.to_string()));
+            let mut pool = lock(&inner.readers);
+            if pool.len() < inner.config.read_connections {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| QueryError(format!("query task failed: {e}")))?
+    }
+}
+
+/// SQLite errors worth retrying: the database is busy or locked by another connection, or the
+/// disk is full. Everything else (a constraint, a malformed value) will fail again.
+fn classify(e: rusqlite::Error) -> ExportError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure) => {
+            ExportError::transient(e.to_string())
+        }
+        _ => ExportError::permanent(e.to_string()),
+    }
+}
+
+impl Exporter for SqliteStore {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let store = self.clone();
+        let batch = batch.clone();
+        tokio::task::spawn_blocking(move || store.write(&batch).map_err(classify))
+            .await
+            .map_err(|e| ExportError::transient(format!("export task failed: {e}")))?
+    }
+}
+
+impl QueryStore for SqliteStore {
+    fn traces<'a>(&'a self, query: &'a TraceQuery) -> BoxFuture<'a, Result<TracePage, QueryError>> {
+        let query = query.clone();
+        Box::pin(self.read(move |c| read::traces(c, &query)))
+    }
+
+    fn trace<'a>(
+        &'a self,
+        project: &'a str,
+        trace_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SpanRecord>>, QueryError>> {
+        let (project, trace_id) = (project.to_owned(), trace_id.to_owned());
+        Box::pin(self.read(move |c| read::trace(c, &project, &trace_id)))
+    }
+
+    fn summary<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+    ) -> BoxFuture<'a, Result<Vec<SummaryGroup>, QueryError>> {
+        let query = query.clone();
+        Box::pin(self.read(move |c| read::summary(c, &query)))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {
+        Box::pin(self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))))
+    }
+}
+
+#[cfg(test)]
+mod tests;

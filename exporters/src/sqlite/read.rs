@@ -1,0 +1,326 @@
+//! The query API's reads over the SQLite tables.
+
+use std::collections::HashMap;
+
+use llmscope_core::semconv::GenAiFields;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, Row, params_from_iter};
+use serde_json::Value as J;
+
+use crate::query::{
+    CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+    TraceSummary, summarize,
+};
+use crate::record::SpanRecord;
+
+/// Named parameters for the shared filter: `:project`, `:from`, `:to`, `:service`, `:model`,
+/// `:provider`.
+const FILTER_SQL: &str = "s.project = :project
+    AND s.start_time_ns >= :from AND s.start_time_ns < :to
+    AND (:service IS NULL OR s.service = :service)
+    AND (:model IS NULL OR s.request_model = :model OR s.response_model = :model)
+    AND (:provider IS NULL OR s.provider = :provider)";
+
+fn filter_params(f: &Filter) -> Vec<(&'static str, Sql)> {
+    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
+    vec![
+        (":project", Sql::Text(f.project.clone())),
+        (":from", Sql::Integer(f.from_ns.unwrap_or(i64::MIN))),
+        (":to", Sql::Integer(f.to_ns.unwrap_or(i64::MAX))),
+        (":service", text(&f.service)),
+        (":model", text(&f.model)),
+        (":provider", text(&f.provider)),
+    ]
+}
+
+fn named<'a>(params: &'a [(&'static str, Sql)]) -> Vec<(&'static str, &'a dyn rusqlite::ToSql)> {
+    params
+        .iter()
+        .map(|(k, v)| (*k, v as &dyn rusqlite::ToSql))
+        .collect()
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+pub fn traces(conn: &Connection, q: &TraceQuery) -> rusqlite::Result<TracePage> {
+    let sql = format!(
+        "WITH candidates AS (SELECT DISTINCT s.trace_id FROM spans s WHERE {FILTER_SQL}),
+         t AS (
+            SELECT s.trace_id, MIN(s.start_time_ns) AS start_ns, MAX(s.end_time_ns) AS end_ns,
+                   COUNT(*) AS span_count, MAX(s.status_code = 2) AS error
+            FROM spans s JOIN candidates c ON c.trace_id = s.trace_id
+            WHERE s.project = :project
+            GROUP BY s.trace_id)
+         SELECT trace_id, start_ns, end_ns, span_count, error FROM t
+         WHERE :cursor_start IS NULL OR start_ns < :cursor_start
+               OR (start_ns = :cursor_start AND trace_id < :cursor_trace)
+         ORDER BY start_ns DESC, trace_id DESC
+         LIMIT :limit"
+    );
+    let mut params = filter_params(&q.filter);
+    let (cursor_start, cursor_trace) = match &q.cursor {
+        Some(c) => (Sql::Integer(c.start_ns), Sql::Text(c.trace_id.clone())),
+        None => (Sql::Null, Sql::Null),
+    };
+    params.push((":cursor_start", cursor_start));
+    params.push((":cursor_trace", cursor_trace));
+    params.push((":limit", Sql::Integer(q.limit as i64 + 1)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut traces: Vec<TraceSummary> = stmt
+        .query_map(named(&params).as_slice(), |r| {
+            let start_ns: i64 = r.get(1)?;
+            let end_ns: i64 = r.get(2)?;
+            Ok(TraceSummary {
+                trace_id: r.get(0)?,
+                service: None,
+                root_name: None,
+                start_ns,
+                duration_ns: (end_ns - start_ns).max(0),
+                span_count: r.get(3)?,
+                llm_calls: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: None,
+                error: r.get::<_, i64>(4)? != 0,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_cursor = if traces.len() > q.limit {
+        traces.truncate(q.limit);
+        traces.last().map(|t| Cursor {
+            start_ns: t.start_ns,
+            trace_id: t.trace_id.clone(),
+        })
+    } else {
+        None
+    };
+    if !traces.is_empty() {
+        fill_trace_details(conn, &q.filter.project, &mut traces)?;
+    }
+    Ok(TracePage {
+        traces,
+        next_cursor,
+    })
+}
+
+/// Root span name and service, and model-call totals counted once per call.
+fn fill_trace_details(
+    conn: &Connection,
+    project: &str,
+    traces: &mut [TraceSummary],
+) -> rusqlite::Result<()> {
+    let mut args: Vec<Sql> = vec![Sql::Text(project.to_owned())];
+    args.extend(traces.iter().map(|t| Sql::Text(t.trace_id.clone())));
+    let ids = placeholders(traces.len());
+    let index: HashMap<String, usize> = traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.trace_id.clone(), i))
+        .collect();
+
+    let mut roots = conn.prepare(&format!(
+        "SELECT trace_id, name, service FROM spans WHERE project = ? AND trace_id IN ({ids})
+         ORDER BY trace_id, parent_span_id IS NOT NULL, start_time_ns"
+    ))?;
+    let mut rows = roots.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let Some(&i) = index.get(&r.get::<_, String>(0)?) else {
+            continue;
+        };
+        if traces[i].root_name.is_none() {
+            traces[i].root_name = Some(r.get(1)?);
+            traces[i].service = r.get(2)?;
+        }
+    }
+
+    let mut calls = conn.prepare(&format!(
+        "SELECT trace_id, MAX(input_tokens), MAX(output_tokens), MAX(cost_usd) FROM spans
+         WHERE project = ? AND trace_id IN ({ids}) AND is_model_call = 1
+         GROUP BY trace_id, COALESCE(response_id, span_id)"
+    ))?;
+    let mut rows = calls.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let Some(&i) = index.get(&r.get::<_, String>(0)?) else {
+            continue;
+        };
+        let t = &mut traces[i];
+        t.llm_calls += 1;
+        t.input_tokens += r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+        t.output_tokens += r.get::<_, Option<i64>>(2)?.unwrap_or(0);
+        if let Some(c) = r.get::<_, Option<f64>>(3)? {
+            t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+        }
+    }
+    Ok(())
+}
+
+const SPAN_COLUMNS: &str = "project, trace_id, span_id, parent_span_id, name, kind, service,
+    scope_name, start_time_ns, end_time_ns, status_code, status_message, operation, provider,
+    request_model, response_model, response_id, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, reasoning_tokens, cost_usd, session_id, user_id, conversation_id,
+    is_model_call, input_messages, output_messages, system_instructions, attributes,
+    resource_attributes, events, links";
+
+fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
+    Ok(SpanRecord {
+        project: r.get(0)?,
+        trace_id: r.get(1)?,
+        span_id: r.get(2)?,
+        parent_span_id: r.get(3)?,
+        name: r.get(4)?,
+        kind: r.get(5)?,
+        service: r.get(6)?,
+        scope_name: r.get(7)?,
+        start_time_ns: r.get(8)?,
+        end_time_ns: r.get(9)?,
+        status_code: r.get(10)?,
+        status_message: r.get(11)?,
+        gen_ai: GenAiFields {
+            operation: r.get(12)?,
+            provider: r.get(13)?,
+            request_model: r.get(14)?,
+            response_model: r.get(15)?,
+            response_id: r.get(16)?,
+            input_tokens: r.get(17)?,
+            output_tokens: r.get(18)?,
+            cache_read_tokens: r.get(19)?,
+            cache_write_tokens: r.get(20)?,
+            reasoning_tokens: r.get(21)?,
+            cost_usd: r.get(22)?,
+            session_id: r.get(23)?,
+            user_id: r.get(24)?,
+            conversation_id: r.get(25)?,
+            is_model_call: r.get::<_, i64>(26)? != 0,
+            input_messages: r.get(27)?,
+            output_messages: r.get(28)?,
+            system_instructions: r.get(29)?,
+        },
+        attributes: r.get(30)?,
+        resource_attributes: r.get(31)?,
+        events: r.get(32)?,
+        links: r.get(33)?,
+    })
+}
+
+pub fn trace(
+    conn: &Connection,
+    project: &str,
+    trace_id: &str,
+) -> rusqlite::Result<Option<Vec<SpanRecord>>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE project = ?1 AND trace_id = ?2
+         ORDER BY start_time_ns, span_id"
+    ))?;
+    let mut spans: Vec<SpanRecord> = stmt
+        .query_map([project, trace_id], span_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    join_event_content(conn, project, trace_id, &mut spans)?;
+    Ok(Some(spans))
+}
+
+/// Content that arrived as GenAI log events fills the spans that have none of their own.
+fn join_event_content(
+    conn: &Connection,
+    project: &str,
+    trace_id: &str,
+    spans: &mut [SpanRecord],
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT span_id, input_messages, output_messages, system_instructions FROM logs
+         WHERE trace_id = ?2 AND project = ?1 AND span_id IS NOT NULL
+           AND (input_messages IS NOT NULL OR output_messages IS NOT NULL
+                OR system_instructions IS NOT NULL)
+         ORDER BY time_ns",
+    )?;
+    let mut found: HashMap<String, [Vec<J>; 3]> = HashMap::new();
+    let mut rows = stmt.query([project, trace_id])?;
+    while let Some(r) = rows.next()? {
+        let entry = found.entry(r.get(0)?).or_default();
+        for (slot, column) in entry.iter_mut().zip(1..=3) {
+            if let Some(text) = r.get::<_, Option<String>>(column)? {
+                match serde_json::from_str(&text) {
+                    Ok(J::Array(items)) => slot.extend(items),
+                    Ok(other) => slot.push(other),
+                    Err(_) => slot.push(J::String(text)),
+                }
+            }
+        }
+    }
+    for span in spans.iter_mut() {
+        let Some([input, output, system]) = found.remove(&span.span_id) else {
+            continue;
+        };
+        let g = &mut span.gen_ai;
+        for (field, items) in [
+            (&mut g.input_messages, input),
+            (&mut g.output_messages, output),
+            (&mut g.system_instructions, system),
+        ] {
+            if field.is_none() && !items.is_empty() {
+                *field = Some(J::Array(items).to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Group key of a model call. User and session fall back to any span of the same trace, since
+/// instrumentations usually set them on the root only.
+fn group_key_sql(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Model => "COALESCE(s.request_model, s.response_model)",
+        GroupBy::Provider => "s.provider",
+        GroupBy::Service => "s.service",
+        GroupBy::Operation => "s.operation",
+        GroupBy::User => {
+            "COALESCE(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
+                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL LIMIT 1))"
+        }
+        GroupBy::Session => {
+            "COALESCE(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
+                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL LIMIT 1))"
+        }
+    }
+}
+
+pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<SummaryGroup>> {
+    // Two spans describing one call (an SDK's span and an instrumentation's span) share a
+    // response id: keep the one with the most complete usage.
+    let sql = format!(
+        "SELECT key, start_time_ns, duration_ns, status_code, input_tokens, output_tokens,
+                cache_read_tokens, cost_usd
+         FROM (
+            SELECT {key} AS key, s.start_time_ns, s.duration_ns, s.status_code, s.input_tokens,
+                   s.output_tokens, s.cache_read_tokens, s.cost_usd,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY COALESCE(s.response_id, s.trace_id || s.span_id)
+                       ORDER BY s.input_tokens IS NULL, s.cost_usd IS NULL, s.start_time_ns,
+                                s.span_id) AS n
+            FROM spans s
+            WHERE s.is_model_call = 1 AND {FILTER_SQL})
+         WHERE n = 1",
+        key = group_key_sql(q.group_by)
+    );
+    let params = filter_params(&q.filter);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let calls = stmt
+        .query_map(named(&params).as_slice(), |r| {
+            Ok(CallRow {
+                key: r.get(0)?,
+                start_ns: r.get(1)?,
+                duration_ns: r.get(2)?,
+                error: r.get::<_, i64>(3)? == 2,
+                input_tokens: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                output_tokens: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                cache_read_tokens: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                cost_usd: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(summarize(calls, q.bucket_ns))
+}

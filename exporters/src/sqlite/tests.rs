@@ -1,0 +1,271 @@
+use llmscope_core::otlp::logs::v1::LogRecord;
+use llmscope_core::otlp::trace::v1::Status;
+use llmscope_core::semconv as sc;
+use llmscope_core::test_util::{fixtures, kv, logs, span, traces};
+use llmscope_core::{Batch, Exporter, Processor, attr};
+use llmscope_processors::normalize::Normalize;
+use serde_json::{Value as J, json};
+
+use super::*;
+use crate::query::{Filter, GroupBy, QueryStore, SummaryQuery, TraceQuery};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SqliteConfig {
+        path: dir.path().join("nested/llmscope.db"),
+        ..Default::default()
+    };
+    let store = SqliteStore::open(config).expect("open");
+    (dir, store)
+}
+
+fn normalized(mut batch: Batch) -> Batch {
+    Normalize::default().process(&mut batch).expect("normalize");
+    batch
+}
+
+fn filter() -> Filter {
+    Filter {
+        project: "default".into(),
+        ..Default::default()
+    }
+}
+
+fn summary_query(group_by: GroupBy) -> SummaryQuery {
+    SummaryQuery {
+        filter: filter(),
+        group_by,
+        bucket_ns: None,
+    }
+}
+
+fn list(limit: usize) -> TraceQuery {
+    TraceQuery {
+        filter: filter(),
+        limit,
+        cursor: None,
+    }
+}
+
+#[tokio::test]
+async fn fixture_reads_back_normalized_with_totals_per_trace_and_group() {
+    let (_dir, store) = store();
+    let batch = normalized(fixtures::traces_batch(fixtures::OPENLLMETRY_OPENAI_CHAT));
+    store.export(&batch).await.expect("export");
+
+    let page = store.traces(&list(10)).await.expect("traces");
+    assert_eq!(page.traces.len(), 1);
+    let t = &page.traces[0];
+    assert_eq!(t.root_name.as_deref(), Some("agent-run"));
+    assert_eq!((t.span_count, t.llm_calls), (3, 2));
+    assert_eq!((t.input_tokens, t.output_tokens), (84, 34));
+    assert!(page.next_cursor.is_none());
+
+    let spans = store
+        .trace("default", &t.trace_id)
+        .await
+        .expect("trace")
+        .expect("known trace");
+    assert_eq!(spans.len(), 3);
+    assert_eq!(spans[0].name, "agent-run");
+    assert!(spans[0].parent_span_id.is_none());
+    let call = &spans[1];
+    assert_eq!(
+        call.parent_span_id.as_deref(),
+        Some(spans[0].span_id.as_str())
+    );
+    assert_eq!(
+        call.gen_ai.response_model.as_deref(),
+        Some("gpt-4o-mini-2024-07-18")
+    );
+    assert_eq!(call.gen_ai.cache_read_tokens, Some(10));
+    let input: J =
+        serde_json::from_str(call.gen_ai.input_messages.as_deref().expect("input")).expect("json");
+    assert_eq!(
+        input[0]["parts"][0]["content"],
+        "Email me at john.smith@example.org, call 0"
+    );
+    let attrs: J = serde_json::from_str(&call.attributes).expect("attributes json");
+    assert!(
+        attrs.get(sc::INPUT_MESSAGES).is_none(),
+        "content is stored once, in its column"
+    );
+    assert_eq!(
+        attrs["gen_ai.openai.api_base"],
+        "http://127.0.0.1:18555/v1/"
+    );
+
+    let by_model = store
+        .summary(&summary_query(GroupBy::Model))
+        .await
+        .expect("summary");
+    assert_eq!(by_model.len(), 1);
+    let g = &by_model[0];
+    assert_eq!(g.key.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!((g.requests, g.errors), (2, 0));
+    assert_eq!(
+        (g.input_tokens, g.output_tokens, g.cache_read_tokens),
+        (84, 34, 20)
+    );
+    assert!(g.latency.p50_ms > 0.0);
+
+    let by_user = store
+        .summary(&summary_query(GroupBy::User))
+        .await
+        .expect("summary");
+    assert_eq!(by_user[0].key.as_deref(), Some("user-7"));
+    assert_eq!(by_user[0].requests, 2);
+}
+
+#[tokio::test]
+async fn two_spans_of_one_call_count_once() {
+    let (_dir, store) = store();
+    let call = |id: u8, tokens: Option<i64>| {
+        let mut attrs = vec![
+            kv(sc::OPERATION_NAME, "chat"),
+            kv(sc::REQUEST_MODEL, "gpt-4o"),
+            kv(sc::RESPONSE_ID, "resp-1"),
+        ];
+        if let Some(n) = tokens {
+            attrs.push(kv(sc::USAGE_INPUT_TOKENS, n));
+            attrs.push(kv(sc::USAGE_OUTPUT_TOKENS, n / 2));
+        }
+        span(7, id, "chat gpt-4o", attrs)
+    };
+    let mut sdk = call(1, Some(100));
+    let mut instrumentation = call(2, None);
+    instrumentation.parent_span_id = sdk.span_id.clone();
+    sdk.status = Some(Status {
+        code: 2,
+        message: "rate limited".into(),
+    });
+    store
+        .export(&traces("app", vec![sdk, instrumentation]))
+        .await
+        .expect("export");
+
+    let groups = store
+        .summary(&summary_query(GroupBy::Model))
+        .await
+        .expect("summary");
+    assert_eq!((groups[0].requests, groups[0].input_tokens), (1, 100));
+    assert_eq!(groups[0].errors, 1);
+    let page = store.traces(&list(10)).await.expect("traces");
+    assert_eq!(
+        (page.traces[0].llm_calls, page.traces[0].input_tokens),
+        (1, 100)
+    );
+    assert!(page.traces[0].error);
+}
+
+#[tokio::test]
+async fn content_from_log_events_joins_its_span_whichever_arrives_first() {
+    let (_dir, store) = store();
+    let event = |name: &str, body: J| LogRecord {
+        event_name: name.into(),
+        trace_id: vec![3; 16],
+        span_id: vec![4; 8],
+        time_unix_nano: 1,
+        body: Some(attr::from_json(&body)),
+        ..Default::default()
+    };
+    let events = logs(
+        "app",
+        vec![
+            event("gen_ai.user.message", json!({"content": "hello"})),
+            event(
+                "gen_ai.choice",
+                json!({"index": 0, "message": {"content": "hi!"}}),
+            ),
+        ],
+    );
+    store.export(&normalized(events)).await.expect("logs first");
+    let s = span(3, 4, "chat", vec![kv(sc::OPERATION_NAME, "chat")]);
+    store
+        .export(&normalized(traces("app", vec![s])))
+        .await
+        .expect("span second");
+
+    let trace_id = hex::encode([3u8; 16]);
+    let spans = store
+        .trace("default", &trace_id)
+        .await
+        .expect("trace")
+        .expect("known");
+    let g = &spans[0].gen_ai;
+    let input: J = serde_json::from_str(g.input_messages.as_deref().expect("input")).expect("json");
+    let output: J = serde_json::from_str(g.output_messages.as_deref().expect("out")).expect("json");
+    assert_eq!(
+        input,
+        json!([{"role": "user", "parts": [{"type": "text", "content": "hello"}]}])
+    );
+    assert_eq!(output[0]["parts"][0]["content"], "hi!");
+}
+
+#[tokio::test]
+async fn a_retried_batch_leaves_no_duplicates_and_unknown_traces_are_none() {
+    let (_dir, store) = store();
+    let batch = traces(
+        "app",
+        vec![span(1, 1, "a", vec![]), span(1, 2, "b", vec![])],
+    );
+    store.export(&batch).await.expect("first");
+    store.export(&batch).await.expect("retry");
+    let page = store.traces(&list(10)).await.expect("traces");
+    assert_eq!(page.traces[0].span_count, 2);
+    let unknown = store
+        .trace("default", &"ab".repeat(16))
+        .await
+        .expect("query");
+    assert!(unknown.is_none());
+    let other_project = store
+        .trace("other", &page.traces[0].trace_id)
+        .await
+        .expect("query");
+    assert!(other_project.is_none());
+}
+
+#[tokio::test]
+async fn trace_pages_are_newest_first_and_cursors_continue_without_overlap() {
+    let (_dir, store) = store();
+    let spans: Vec<_> = (1..=5u8)
+        .map(|i| {
+            let mut s = span(i, 1, "root", vec![]);
+            s.start_time_unix_nano += u64::from(i) * 1_000;
+            s
+        })
+        .collect();
+    store.export(&traces("app", spans)).await.expect("export");
+    let mut query = list(2);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.traces(&query).await.expect("page");
+        seen.extend(page.traces.iter().map(|t| t.trace_id.clone()));
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (1..=5u8).rev().map(|i| hex::encode([i; 16])).collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn metrics_are_stored_as_points() {
+    use llmscope_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    let (_dir, store) = store();
+    let request: ExportMetricsServiceRequest =
+        serde_json::from_str(fixtures::OTLP_METRICS).expect("fixture");
+    let batch = Batch::new(
+        llmscope_core::Payload::Metrics(request.resource_metrics),
+        Default::default(),
+    );
+    let points = batch.payload.item_count();
+    store.export(&batch).await.expect("export");
+    let stored: i64 = store
+        .read(|c| c.query_row("SELECT COUNT(*) FROM metric_points", [], |r| r.get(0)))
+        .await
+        .expect("count");
+    assert_eq!(stored as usize, points);
+    assert!(points > 0);
+}
