@@ -49,8 +49,9 @@ impl SummaryGroup {
 
 /// Groups calls by key (and bucket), ordered by bucket, then by requests descending, then key.
 pub fn summarize(calls: Vec<CallRow>, bucket_ns: Option<i64>) -> Vec<SummaryGroup> {
-    let mut groups: BTreeMap<(Option<i64>, Option<String>), (SummaryGroup, Vec<i64>)> =
-        BTreeMap::new();
+    // (bucket, key) -> the group and its call durations, for percentiles.
+    type Groups = BTreeMap<(Option<i64>, Option<String>), (SummaryGroup, Vec<i64>)>;
+    let mut groups = Groups::new();
     for call in calls {
         let bucket = bucket_ns
             .filter(|b| *b > 0)

@@ -35,10 +35,10 @@ pub fn from_aliases(attrs: &[KeyValue], vercel_call: bool) -> Content {
 }
 
 fn vercel(attrs: &[KeyValue], c: &mut Content) {
-    if c.input.is_none() {
-        if let Some(raw) = attr::get_str(attrs, "ai.prompt.messages") {
-            c.input = messages::messages(&parse_lenient(raw));
-        }
+    if c.input.is_none()
+        && let Some(raw) = attr::get_str(attrs, "ai.prompt.messages")
+    {
+        c.input = messages::messages(&parse_lenient(raw));
     }
     if let Some(raw) = attr::get_str(attrs, "ai.prompt") {
         let prompt = parse_lenient(raw);
@@ -57,14 +57,14 @@ fn vercel(attrs: &[KeyValue], c: &mut Content) {
         if let Some(text) = attr::get_str(attrs, "ai.response.text") {
             parts.push(text_part(text));
         }
-        if let Some(raw) = attr::get_str(attrs, "ai.response.toolCalls") {
-            if let J::Array(calls) = parse_lenient(raw) {
-                parts.extend(calls.iter().map(|call| {
-                    json!({"type": "tool_call", "id": call.get("toolCallId"),
+        if let Some(raw) = attr::get_str(attrs, "ai.response.toolCalls")
+            && let J::Array(calls) = parse_lenient(raw)
+        {
+            parts.extend(calls.iter().map(|call| {
+                json!({"type": "tool_call", "id": call.get("toolCallId"),
                         "name": call.get("toolName"),
                         "arguments": call.get("args").or_else(|| call.get("input"))})
-                }));
-            }
+            }));
         }
         if !parts.is_empty() {
             let mut m = messages::message("assistant", parts);
@@ -77,15 +77,15 @@ fn vercel(attrs: &[KeyValue], c: &mut Content) {
 }
 
 fn langfuse(attrs: &[KeyValue], c: &mut Content) {
-    if c.input.is_none() {
-        if let Some(raw) = attr::get_str(attrs, "langfuse.observation.input") {
-            c.input = Some(messages::input_messages(&parse_lenient(raw)));
-        }
+    if c.input.is_none()
+        && let Some(raw) = attr::get_str(attrs, "langfuse.observation.input")
+    {
+        c.input = Some(messages::input_messages(&parse_lenient(raw)));
     }
-    if c.output.is_none() {
-        if let Some(raw) = attr::get_str(attrs, "langfuse.observation.output") {
-            c.output = Some(messages::output_messages(&parse_lenient(raw)));
-        }
+    if c.output.is_none()
+        && let Some(raw) = attr::get_str(attrs, "langfuse.observation.output")
+    {
+        c.output = Some(messages::output_messages(&parse_lenient(raw)));
     }
 }
 
@@ -95,15 +95,15 @@ fn openinference_values(attrs: &[KeyValue], c: &mut Content) {
     if attr::get_str(attrs, "openinference.span.kind") != Some("LLM") {
         return;
     }
-    if c.input.is_none() {
-        if let Some(raw) = attr::get_str(attrs, "input.value") {
-            c.input = Some(messages::input_messages(&parse_lenient(raw)));
-        }
+    if c.input.is_none()
+        && let Some(raw) = attr::get_str(attrs, "input.value")
+    {
+        c.input = Some(messages::input_messages(&parse_lenient(raw)));
     }
-    if c.output.is_none() {
-        if let Some(raw) = attr::get_str(attrs, "output.value") {
-            c.output = Some(messages::output_messages(&parse_lenient(raw)));
-        }
+    if c.output.is_none()
+        && let Some(raw) = attr::get_str(attrs, "output.value")
+    {
+        c.output = Some(messages::output_messages(&parse_lenient(raw)));
     }
 }
 

@@ -54,10 +54,10 @@ pub fn normalize(record: &mut LogRecord) -> bool {
         }
         _ => return false,
     };
-    if !attr::has(&record.attributes, key) {
-        if let Some(v) = attr::from_json(&value).value {
-            attr::set(&mut record.attributes, key, v);
-        }
+    if !attr::has(&record.attributes, key)
+        && let Some(v) = attr::from_json(&value).value
+    {
+        attr::set(&mut record.attributes, key, v);
     }
     if !attr::has(&record.attributes, sc::EVENT_NAME) {
         attr::set(
@@ -90,10 +90,11 @@ fn message_from_body(role: &str, body: &J) -> J {
     if shaped.get("role").is_none() {
         shaped["role"] = J::String(role.to_owned());
     }
-    if role == "tool" && shaped.get("tool_call_id").is_none() {
-        if let Some(id) = shaped.get("id").cloned() {
-            shaped["tool_call_id"] = id;
-        }
+    if role == "tool"
+        && shaped.get("tool_call_id").is_none()
+        && let Some(id) = shaped.get("id").cloned()
+    {
+        shaped["tool_call_id"] = id;
     }
     messages::canonical_message(&shaped).unwrap_or_else(|| messages::message(role, vec![]))
 }

@@ -74,11 +74,11 @@ pub fn canonical_message(m: &J) -> Option<J> {
         return Some(m.clone());
     }
     let mut parts = Vec::new();
-    if role == "tool" {
-        if let Some(id) = o.get("tool_call_id").or_else(|| o.get("id")) {
-            let response = o.get("content").cloned().unwrap_or(J::Null);
-            parts.push(json!({"type": "tool_call_response", "id": id, "response": response}));
-        }
+    if role == "tool"
+        && let Some(id) = o.get("tool_call_id").or_else(|| o.get("id"))
+    {
+        let response = o.get("content").cloned().unwrap_or(J::Null);
+        parts.push(json!({"type": "tool_call_response", "id": id, "response": response}));
     }
     if parts.is_empty() {
         match o.get("content") {

@@ -77,21 +77,21 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
         }
         copy_first(attrs, canonical, aliases);
     }
-    if !attr::has(attrs, sc::PROVIDER_NAME) && !vercel_wrapper {
-        if let Some(raw) = PROVIDER_ALIASES
+    if !attr::has(attrs, sc::PROVIDER_NAME)
+        && !vercel_wrapper
+        && let Some(raw) = PROVIDER_ALIASES
             .iter()
             .find_map(|k| attr::get_str(attrs, k))
-        {
-            let name = provider_name(raw);
-            attr::set(attrs, sc::PROVIDER_NAME, attr::string(name));
-        }
+    {
+        let name = provider_name(raw);
+        attr::set(attrs, sc::PROVIDER_NAME, attr::string(name));
     }
     if !vercel_wrapper {
         for (canonical, aliases) in TOKEN_ALIASES {
-            if !attr::has(attrs, canonical) {
-                if let Some(n) = aliases.iter().find_map(|k| attr::get_i64(attrs, k)) {
-                    attr::set(attrs, canonical, attr::int(n));
-                }
+            if !attr::has(attrs, canonical)
+                && let Some(n) = aliases.iter().find_map(|k| attr::get_i64(attrs, k))
+            {
+                attr::set(attrs, canonical, attr::int(n));
             }
         }
         langfuse_usage(attrs);
@@ -243,10 +243,10 @@ fn openinference_bodies(attrs: &mut Vec<KeyValue>) {
     }
     // A span that only names one model: OpenInference's `llm.model_name` is the response model
     // when known, which is also the best request model we have.
-    if !attr::has(attrs, sc::REQUEST_MODEL) {
-        if let Some(model) = attr::get_str(attrs, sc::RESPONSE_MODEL).map(str::to_owned) {
-            attr::set(attrs, sc::REQUEST_MODEL, attr::string(model));
-        }
+    if !attr::has(attrs, sc::REQUEST_MODEL)
+        && let Some(model) = attr::get_str(attrs, sc::RESPONSE_MODEL).map(str::to_owned)
+    {
+        attr::set(attrs, sc::REQUEST_MODEL, attr::string(model));
     }
 }
 
@@ -257,19 +257,19 @@ fn make_inclusive(attrs: &mut Vec<KeyValue>) {
     let cache = get(attrs, sc::USAGE_CACHE_READ_INPUT_TOKENS)
         + get(attrs, sc::USAGE_CACHE_CREATION_INPUT_TOKENS);
     let reasoning = get(attrs, sc::USAGE_REASONING_OUTPUT_TOKENS);
-    if let Some(input) = attr::get_i64(attrs, sc::USAGE_INPUT_TOKENS) {
-        if cache > input {
-            attr::set(attrs, sc::USAGE_INPUT_TOKENS, attr::int(input + cache));
-        }
+    if let Some(input) = attr::get_i64(attrs, sc::USAGE_INPUT_TOKENS)
+        && cache > input
+    {
+        attr::set(attrs, sc::USAGE_INPUT_TOKENS, attr::int(input + cache));
     }
-    if let Some(output) = attr::get_i64(attrs, sc::USAGE_OUTPUT_TOKENS) {
-        if reasoning > output {
-            attr::set(
-                attrs,
-                sc::USAGE_OUTPUT_TOKENS,
-                attr::int(output + reasoning),
-            );
-        }
+    if let Some(output) = attr::get_i64(attrs, sc::USAGE_OUTPUT_TOKENS)
+        && reasoning > output
+    {
+        attr::set(
+            attrs,
+            sc::USAGE_OUTPUT_TOKENS,
+            attr::int(output + reasoning),
+        );
     }
 }
 

@@ -52,7 +52,8 @@ fn assistant_text(text: &str, finish: Option<&str>) -> J {
 
 #[test]
 fn every_family_ends_with_canonical_attributes() {
-    let cases: Vec<(&str, Vec<KeyValue>, Vec<(&str, Want)>)> = vec![
+    type Case = (&'static str, Vec<KeyValue>, Vec<(&'static str, Want)>);
+    let cases: Vec<Case> = vec![
         (
             "otel current names are kept as sent",
             vec![
