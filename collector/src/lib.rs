@@ -1,1 +1,13 @@
+//! LLMScope, the collector: receivers, config, registry, pipelines, the exporter driver, the
+//! queue and the query API. `main.rs` only calls [`cli::main`].
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod pipeline;
+pub mod queue;
+pub mod receiver;
+pub mod registry;
+pub mod service;
+pub mod telemetry;

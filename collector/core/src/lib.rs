@@ -13,6 +13,6 @@ pub mod semconv;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
-pub use batch::{Batch, BatchContext, Payload};
+pub use batch::{Batch, BatchContext, DEFAULT_PROJECT, Payload};
 pub use component::{ExportError, Exporter, ProcessError, Processor};
 pub use opentelemetry_proto::tonic as otlp;

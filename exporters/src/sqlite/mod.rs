@@ -52,6 +52,7 @@ struct Inner {
     config: SqliteConfig,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    applied: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -86,7 +87,7 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(open_err)?;
-        migrate(&mut writer).map_err(|source| OpenError::Migrate {
+        let applied = migrate(&mut writer).map_err(|source| OpenError::Migrate {
             path: path.clone(),
             source,
         })?;
@@ -95,8 +96,14 @@ impl SqliteStore {
                 config,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                applied,
             }),
         })
+    }
+
+    /// The migrations this `open` applied (empty when the schema was already current).
+    pub fn applied_migrations(&self) -> Vec<&'static str> {
+        self.inner.applied.clone()
     }
 
     fn connect(config: &SqliteConfig) -> rusqlite::Result<Connection> {

@@ -1,0 +1,38 @@
+use serde::Deserialize;
+
+use crate::receiver::check_endpoint;
+
+/// Configuration of the `api` extension: the query API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `host:port` to listen on. Default: `127.0.0.1:4320`.
+    pub endpoint: String,
+    /// Id of the exporter whose store answers queries. Default: `sqlite`.
+    pub store: String,
+    /// Traces per page when the request names no `limit`. Default: 50.
+    pub default_limit: usize,
+    /// Largest `limit` a request may ask for. Default: 1000.
+    pub max_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "127.0.0.1:4320".into(),
+            store: "sqlite".into(),
+            default_limit: 50,
+            max_limit: 1000,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        check_endpoint(&self.endpoint).map_err(|e| format!("endpoint: {e}"))?;
+        if self.default_limit == 0 || self.default_limit > self.max_limit {
+            return Err("default_limit: must be between 1 and max_limit".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,468 @@
+//! The config file: the OpenTelemetry Collector's YAML shape (`receivers`, `processors`,
+//! `exporters`, `extensions`, `service.pipelines`, ids written `type[/name]`) with
+//! `${env:VAR}` expansion. Loading checks everything and reports every problem at once, each
+//! with the path of the offending key.
+
+mod env;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use llmscope_exporters::sqlite::SqliteConfig;
+use llmscope_processors::normalize::NormalizeConfig;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use crate::api::ApiConfig;
+use crate::receiver::OtlpReceiverConfig;
+
+/// The built-in default: `otel-config/default.yaml`, compiled in.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../otel-config/default.yaml");
+
+/// One thing wrong with a config, at a path such as `receivers.otlp.protocols.grpc.endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path.to_owned()
+            },
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a config.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{} has {n} problem{}:",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The signals a pipeline carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signal {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "traces" => Some(Self::Traces),
+            "logs" => Some(Self::Logs),
+            "metrics" => Some(Self::Metrics),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverConfig {
+    Otlp(OtlpReceiverConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessorConfig {
+    Normalize(NormalizeConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExporterConfig {
+    Sqlite(SqliteConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExtensionConfig {
+    Api(ApiConfig),
+}
+
+/// A pipeline: receivers feed processors in order, which feed every exporter.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    pub exporters: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    pub logs: LogsTelemetry,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsTelemetry {
+    /// Log filter (`error`, `warn`, `info`, `debug`, or a `tracing` filter directive);
+    /// `RUST_LOG` overrides it. Default: `info`.
+    pub level: String,
+}
+
+impl Default for LogsTelemetry {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawService {
+    pipelines: BTreeMap<String, PipelineConfig>,
+    extensions: Vec<String>,
+    telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    receivers: Option<Mapping>,
+    processors: Option<Mapping>,
+    exporters: Option<Mapping>,
+    extensions: Option<Mapping>,
+    service: Option<Value>,
+}
+
+/// A checked config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub receivers: BTreeMap<String, ReceiverConfig>,
+    pub processors: BTreeMap<String, ProcessorConfig>,
+    pub exporters: BTreeMap<String, ExporterConfig>,
+    pub extensions: BTreeMap<String, ExtensionConfig>,
+    /// Pipelines by id (`traces`, `logs/content`, ...) with their signal.
+    pub pipelines: BTreeMap<String, (Signal, PipelineConfig)>,
+    /// Extensions that run, in order.
+    pub service_extensions: Vec<String>,
+    pub telemetry: TelemetryConfig,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            problems: vec![Problem::new("", format!("cannot read the file: {e}"))],
+        })?;
+        Self::parse(&name, &text, &|var| std::env::var(var).ok())
+    }
+
+    /// The built-in default.
+    pub fn default_config() -> Result<Self, ConfigError> {
+        Self::parse("built-in default config", DEFAULT_CONFIG, &|var| {
+            std::env::var(var).ok()
+        })
+    }
+
+    /// Parses and checks config text; `lookup` resolves `${env:VAR}`.
+    pub fn parse(
+        source_name: &str,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let fail = |problems| ConfigError {
+            source_name: source_name.to_owned(),
+            problems,
+        };
+        let mut value: Value = serde_yaml::from_str(text)
+            .map_err(|e| fail(vec![Problem::new(&yaml_location(&e), e.to_string())]))?;
+        if value.is_null() {
+            value = Value::Mapping(Mapping::new());
+        }
+        let mut problems = Vec::new();
+        env::expand(&mut value, "", lookup, &mut problems);
+        let raw: RawConfig = match from_value(value, "", &mut problems) {
+            Some(raw) => raw,
+            None => return Err(fail(problems)),
+        };
+        let receivers = components(
+            raw.receivers,
+            "receivers",
+            &mut problems,
+            |kind, v, p, pr| match kind {
+                "otlp" => checked(v, p, pr, OtlpReceiverConfig::validate).map(ReceiverConfig::Otlp),
+                _ => unknown_type(p, pr, "receiver", kind, &["otlp"]),
+            },
+        );
+        let processors = components(
+            raw.processors,
+            "processors",
+            &mut problems,
+            |kind, v, p, pr| match kind {
+                "normalize" => {
+                    checked(v, p, pr, NormalizeConfig::validate).map(ProcessorConfig::Normalize)
+                }
+                _ => unknown_type(p, pr, "processor", kind, &["normalize"]),
+            },
+        );
+        let exporters = components(
+            raw.exporters,
+            "exporters",
+            &mut problems,
+            |kind, v, p, pr| match kind {
+                "sqlite" => checked(v, p, pr, SqliteConfig::validate).map(ExporterConfig::Sqlite),
+                _ => unknown_type(p, pr, "exporter", kind, &["sqlite"]),
+            },
+        );
+        let extensions = components(
+            raw.extensions,
+            "extensions",
+            &mut problems,
+            |kind, v, p, pr| match kind {
+                "api" => checked(v, p, pr, ApiConfig::validate).map(ExtensionConfig::Api),
+                _ => unknown_type(p, pr, "extension", kind, &["api"]),
+            },
+        );
+        let service: RawService = raw
+            .service
+            .and_then(|v| from_value(v, "service", &mut problems))
+            .unwrap_or_default();
+
+        let mut config = Config {
+            receivers,
+            processors,
+            exporters,
+            extensions,
+            pipelines: BTreeMap::new(),
+            service_extensions: service.extensions,
+            telemetry: service.telemetry,
+        };
+        config.check_service(service.pipelines, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    fn check_service(
+        &mut self,
+        pipelines: BTreeMap<String, PipelineConfig>,
+        problems: &mut Vec<Problem>,
+    ) {
+        if pipelines.is_empty() {
+            problems.push(Problem::new(
+                "service.pipelines",
+                "at least one pipeline is required",
+            ));
+        }
+        for (id, pipeline) in pipelines {
+            let path = format!("service.pipelines.{id}");
+            let signal_name = id.split_once('/').map_or(id.as_str(), |(s, _)| s);
+            let Some(signal) = Signal::parse(signal_name) else {
+                problems.push(Problem::new(
+                    &path,
+                    format!("unknown signal {signal_name:?}; pipelines are traces, logs or metrics (optionally traces/NAME)"),
+                ));
+                continue;
+            };
+            for (kind, names, known) in [
+                (
+                    "receivers",
+                    &pipeline.receivers,
+                    self.receivers.keys().collect::<Vec<_>>(),
+                ),
+                (
+                    "processors",
+                    &pipeline.processors,
+                    self.processors.keys().collect(),
+                ),
+                (
+                    "exporters",
+                    &pipeline.exporters,
+                    self.exporters.keys().collect(),
+                ),
+            ] {
+                if kind != "processors" && names.is_empty() {
+                    problems.push(Problem::new(
+                        &format!("{path}.{kind}"),
+                        format!("a pipeline needs at least one of its {kind}"),
+                    ));
+                }
+                for (i, name) in names.iter().enumerate() {
+                    if !known.contains(&name) {
+                        problems.push(Problem::new(
+                            &format!("{path}.{kind}[{i}]"),
+                            format!("{name:?} is not defined under {kind}"),
+                        ));
+                    } else if names[..i].contains(name) {
+                        problems.push(Problem::new(
+                            &format!("{path}.{kind}[{i}]"),
+                            format!("{name:?} is listed twice"),
+                        ));
+                    }
+                }
+            }
+            self.pipelines.insert(id, (signal, pipeline));
+        }
+        for (i, name) in self.service_extensions.iter().enumerate() {
+            if !self.extensions.contains_key(name) {
+                problems.push(Problem::new(
+                    &format!("service.extensions[{i}]"),
+                    format!("{name:?} is not defined under extensions"),
+                ));
+            }
+        }
+        for (id, ext) in &self.extensions {
+            let ExtensionConfig::Api(api) = ext;
+            if !self.exporters.contains_key(&api.store) {
+                problems.push(Problem::new(
+                    &format!("extensions.{id}.store"),
+                    format!("{:?} is not defined under exporters; the API reads from the store of an exporter", api.store),
+                ));
+            }
+        }
+    }
+}
+
+fn yaml_location(e: &serde_yaml::Error) -> String {
+    e.location().map_or_else(String::new, |l| {
+        format!("line {} column {}", l.line(), l.column())
+    })
+}
+
+/// Deserializes with the path of the first error; a `null` value means all defaults.
+fn from_value<T: DeserializeOwned>(
+    value: Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let value = if value.is_null() {
+        Value::Mapping(Mapping::new())
+    } else {
+        value
+    };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." {
+                path.to_owned()
+            } else {
+                join(path, &inner)
+            };
+            problems.push(Problem::new(&full, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+/// A component config deserialized and validated.
+fn checked<T: DeserializeOwned>(
+    value: Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+    validate: fn(&T) -> Result<(), String>,
+) -> Option<T> {
+    let config: T = from_value(value, path, problems)?;
+    match validate(&config) {
+        Ok(()) => Some(config),
+        Err(message) => {
+            // `validate` messages start with the field they are about: `field: what is wrong`.
+            match message.split_once(": ") {
+                Some((field, rest)) if !field.contains(' ') => {
+                    problems.push(Problem::new(&join(path, field), rest))
+                }
+                _ => problems.push(Problem::new(path, message)),
+            }
+            None
+        }
+    }
+}
+
+fn unknown_type<T>(
+    path: &str,
+    problems: &mut Vec<Problem>,
+    what: &str,
+    kind: &str,
+    known: &[&str],
+) -> Option<T> {
+    problems.push(Problem::new(
+        path,
+        format!(
+            "unknown {what} type {kind:?}; known types: {}",
+            known.join(", ")
+        ),
+    ));
+    None
+}
+
+/// Each `type[/name]: config` entry of a section, built by `build` from its type.
+fn components<T>(
+    section: Option<Mapping>,
+    section_name: &str,
+    problems: &mut Vec<Problem>,
+    mut build: impl FnMut(&str, Value, &str, &mut Vec<Problem>) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    for (key, value) in section.unwrap_or_default() {
+        let Some(id) = key.as_str().map(str::to_owned) else {
+            problems.push(Problem::new(
+                section_name,
+                format!("component ids are strings, not {key:?}"),
+            ));
+            continue;
+        };
+        let path = join(section_name, &id);
+        let kind = match id.split_once('/') {
+            Some((kind, name)) if name.is_empty() => {
+                problems.push(Problem::new(&path, "the name after '/' must not be empty"));
+                kind
+            }
+            Some((kind, _)) => kind,
+            None => id.as_str(),
+        };
+        if let Some(config) = build(kind, value, &path, problems) {
+            out.insert(id, config);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! The `otlp` receiver: OTLP over gRPC (TraceService, LogsService, MetricsService) and over HTTP
+//! (`POST /v1/traces`, `/v1/logs`, `/v1/metrics`, protobuf or JSON, optionally gzip), per the
+//! OTLP specification.
+//!
+//! Guarantees: a request is answered success only after its batch is in the pipeline's queue;
+//! items with invalid ids are refused through `partial_success` and counted; malformed requests
+//! get `400`/`INVALID_ARGUMENT` with what is wrong; a full pipeline gets the OTLP-retryable
+//! `503`/`UNAVAILABLE`. Nothing a client sends can crash the process.
+
+mod config;
+mod grpc;
+mod http;
+mod validate;
+
+use std::sync::Arc;
+
+use llmscope_core::{Batch, BatchContext, Payload};
+
+pub use config::{
+    DEFAULT_MAX_REQUEST_BYTES, GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols,
+    check_endpoint,
+};
+pub use grpc::serve as serve_grpc;
+pub use http::{router as http_router, serve as serve_http};
+
+use crate::pipeline::{ConsumeError, Consumer};
+use crate::telemetry::Telemetry;
+
+/// Where one receiver sends each signal; `None` when no pipeline of that signal uses it.
+#[derive(Clone, Default)]
+pub struct Consumers {
+    pub traces: Option<Arc<dyn Consumer>>,
+    pub logs: Option<Arc<dyn Consumer>>,
+    pub metrics: Option<Arc<dyn Consumer>>,
+}
+
+/// What happened to an accepted request: how many items were refused, and why.
+#[derive(Debug, Default, PartialEq)]
+pub struct Accepted {
+    pub rejected: i64,
+    pub message: String,
+}
+
+/// The transport-independent part of a receiver: validation, hand-off, counting.
+#[derive(Clone)]
+pub struct Ingest {
+    pub receiver: String,
+    pub transport: &'static str,
+    pub consumers: Consumers,
+    pub telemetry: Telemetry,
+}
+
+impl Ingest {
+    /// Validates and hands a decoded request to its pipelines.
+    pub async fn ingest(&self, mut payload: Payload) -> Result<Accepted, ConsumeError> {
+        let signal = payload.signal();
+        let consumer = match &payload {
+            Payload::Traces(_) => &self.consumers.traces,
+            Payload::Logs(_) => &self.consumers.logs,
+            Payload::Metrics(_) => &self.consumers.metrics,
+        };
+        let Some(consumer) = consumer.clone() else {
+            return Err(ConsumeError::Refused(format!(
+                "this receiver is not in a {signal} pipeline"
+            )));
+        };
+        let accepted = validate::drop_invalid(&mut payload);
+        if accepted.rejected > 0 {
+            self.refused(signal, "invalid_id", accepted.rejected as u64);
+        }
+        let items = payload.item_count() as u64;
+        if items == 0 {
+            return Ok(accepted);
+        }
+        let ctx = BatchContext {
+            receiver: self.receiver.clone(),
+            ..Default::default()
+        };
+        match consumer.consume(Batch::new(payload, ctx)).await {
+            Ok(()) => {
+                let labels = [
+                    ("receiver", self.receiver.as_str()),
+                    ("transport", self.transport),
+                    ("signal", signal),
+                ];
+                self.telemetry
+                    .counter("llmscope_receiver_accepted_items_total", &labels)
+                    .add(items);
+                Ok(accepted)
+            }
+            Err(e) => {
+                let reason = match e {
+                    ConsumeError::Refused(_) => "processor_refused",
+                    ConsumeError::Unavailable(_) => "unavailable",
+                };
+                self.refused(signal, reason, items);
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts a request refused before decoding (malformed, too large, wrong media type).
+    pub fn refused_request(&self, reason: &str) {
+        let labels = [
+            ("receiver", self.receiver.as_str()),
+            ("transport", self.transport),
+            ("reason", reason),
+        ];
+        self.telemetry
+            .counter("llmscope_receiver_refused_requests_total", &labels)
+            .add(1);
+    }
+
+    fn refused(&self, signal: &str, reason: &str, items: u64) {
+        let labels = [
+            ("receiver", self.receiver.as_str()),
+            ("transport", self.transport),
+            ("signal", signal),
+            ("reason", reason),
+        ];
+        self.telemetry
+            .counter("llmscope_receiver_refused_items_total", &labels)
+            .add(items);
+    }
+}

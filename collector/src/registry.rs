@@ -1,0 +1,68 @@
+//! Component construction: the one `match` from a component's config to the component.
+
+use std::sync::Arc;
+
+use llmscope_core::Processor;
+use llmscope_exporters::query::QueryStore;
+use llmscope_exporters::sqlite::{OpenError, SqliteStore};
+use llmscope_processors::normalize::Normalize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{ExporterConfig, ProcessorConfig};
+use crate::driver::{self, RetryPolicy};
+use crate::telemetry::Telemetry;
+
+/// Batches each exporter's queue holds before pipelines wait (and then refuse, retryably).
+pub const EXPORTER_QUEUE_BATCHES: usize = 64;
+
+pub fn processor(config: &ProcessorConfig) -> Box<dyn Processor> {
+    match config {
+        ProcessorConfig::Normalize(c) => Box::new(Normalize::new(c.clone())),
+    }
+}
+
+/// A running exporter: the sender side of its queue, its driver task, and the store it can
+/// answer queries from, if any.
+pub struct RunningExporter {
+    pub sender: mpsc::Sender<Arc<llmscope_core::Batch>>,
+    pub driver: JoinHandle<()>,
+    pub store: Option<Arc<dyn QueryStore>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("exporter {id}: {source}")]
+    Sqlite { id: String, source: OpenError },
+}
+
+/// Opens an exporter's backend (creating and migrating its schema) and starts its driver.
+pub fn exporter(
+    id: &str,
+    config: &ExporterConfig,
+    telemetry: &Telemetry,
+) -> Result<RunningExporter, BuildError> {
+    let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
+    let policy = RetryPolicy::default();
+    match config {
+        ExporterConfig::Sqlite(c) => {
+            let store = SqliteStore::open(c.clone()).map_err(|source| BuildError::Sqlite {
+                id: id.to_owned(),
+                source,
+            })?;
+            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+            Ok(RunningExporter {
+                sender,
+                driver,
+                store: Some(Arc::new(store)),
+            })
+        }
+    }
+}
+
+/// Applies the schema migrations of an exporter's backend; returns what was applied.
+pub fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, OpenError> {
+    match config {
+        ExporterConfig::Sqlite(c) => SqliteStore::open(c.clone()).map(|s| s.applied_migrations()),
+    }
+}
