@@ -220,6 +220,20 @@ impl Config {
             Some(raw) => raw,
             None => return Err(fail(problems)),
         };
+        // Ids defined in each section, valid or not: a pipeline naming an invalid component is
+        // not a second problem.
+        let ids = |m: &Option<Mapping>| -> Vec<String> {
+            m.iter()
+                .flatten()
+                .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+                .collect()
+        };
+        let defined = [
+            ids(&raw.receivers),
+            ids(&raw.processors),
+            ids(&raw.exporters),
+            ids(&raw.extensions),
+        ];
         let receivers = components(
             raw.receivers,
             "receivers",
@@ -272,7 +286,7 @@ impl Config {
             service_extensions: service.extensions,
             telemetry: service.telemetry,
         };
-        config.check_service(service.pipelines, &mut problems);
+        config.check_service(service.pipelines, &defined, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -283,6 +297,7 @@ impl Config {
     fn check_service(
         &mut self,
         pipelines: BTreeMap<String, PipelineConfig>,
+        [receivers, processors, exporters, extensions]: &[Vec<String>; 4],
         problems: &mut Vec<Problem>,
     ) {
         if pipelines.is_empty() {
@@ -302,21 +317,9 @@ impl Config {
                 continue;
             };
             for (kind, names, known) in [
-                (
-                    "receivers",
-                    &pipeline.receivers,
-                    self.receivers.keys().collect::<Vec<_>>(),
-                ),
-                (
-                    "processors",
-                    &pipeline.processors,
-                    self.processors.keys().collect(),
-                ),
-                (
-                    "exporters",
-                    &pipeline.exporters,
-                    self.exporters.keys().collect(),
-                ),
+                ("receivers", &pipeline.receivers, receivers),
+                ("processors", &pipeline.processors, processors),
+                ("exporters", &pipeline.exporters, exporters),
             ] {
                 if kind != "processors" && names.is_empty() {
                     problems.push(Problem::new(
@@ -341,7 +344,7 @@ impl Config {
             self.pipelines.insert(id, (signal, pipeline));
         }
         for (i, name) in self.service_extensions.iter().enumerate() {
-            if !self.extensions.contains_key(name) {
+            if !extensions.contains(name) {
                 problems.push(Problem::new(
                     &format!("service.extensions[{i}]"),
                     format!("{name:?} is not defined under extensions"),
@@ -350,7 +353,7 @@ impl Config {
         }
         for (id, ext) in &self.extensions {
             let ExtensionConfig::Api(api) = ext;
-            if !self.exporters.contains_key(&api.store) {
+            if !exporters.contains(&api.store) {
                 problems.push(Problem::new(
                     &format!("extensions.{id}.store"),
                     format!("{:?} is not defined under exporters; the API reads from the store of an exporter", api.store),

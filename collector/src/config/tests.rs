@@ -1,1 +1,177 @@
+use super::*;
 
+fn parse(yaml: &str) -> Result<Config, ConfigError> {
+    Config::parse("test.yaml", yaml, &|name| match name {
+        "DB" => Some("/tmp/x.db".into()),
+        "GRPC_PORT" => Some("5317".into()),
+        _ => None,
+    })
+}
+
+fn problems(yaml: &str) -> Vec<String> {
+    parse(yaml)
+        .expect_err("config should be refused")
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const MINIMAL: &str = "
+receivers:
+  otlp:
+exporters:
+  sqlite:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [sqlite]
+";
+
+#[test]
+fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
+    let c = Config::parse("default", DEFAULT_CONFIG, &|_| None).expect("default config");
+    let ReceiverConfig::Otlp(otlp) = &c.receivers["otlp"];
+    assert_eq!(
+        otlp.protocols.grpc.as_ref().map(|g| g.endpoint.as_str()),
+        Some("127.0.0.1:4317")
+    );
+    assert_eq!(
+        otlp.protocols.http.as_ref().map(|h| h.endpoint.as_str()),
+        Some("127.0.0.1:4318")
+    );
+    let ExporterConfig::Sqlite(sqlite) = &c.exporters["sqlite"];
+    assert_eq!(sqlite.path, std::path::PathBuf::from("./data/llmscope.db"));
+    let ExtensionConfig::Api(api) = &c.extensions["api"];
+    assert_eq!(api.endpoint, "127.0.0.1:4320");
+    let signals: Vec<Signal> = c.pipelines.values().map(|(s, _)| *s).collect();
+    assert_eq!(signals, vec![Signal::Logs, Signal::Metrics, Signal::Traces]);
+    assert_eq!(c.pipelines["traces"].1.processors, vec!["normalize"]);
+}
+
+#[test]
+fn components_with_no_value_take_their_defaults() {
+    let c = parse(MINIMAL).expect("minimal config");
+    let ReceiverConfig::Otlp(otlp) = &c.receivers["otlp"];
+    assert_eq!(otlp, &crate::receiver::OtlpReceiverConfig::default());
+}
+
+#[test]
+fn env_references_expand_with_types() {
+    let yaml = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${env:GRPC_PORT}
+        max_recv_msg_size_mib: ${env:MISSING:-4}
+exporters:
+  sqlite:
+    path: ${env:DB}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [sqlite]}
+";
+    let c = parse(yaml).expect("config");
+    let ReceiverConfig::Otlp(otlp) = &c.receivers["otlp"];
+    let grpc = otlp.protocols.grpc.as_ref().expect("grpc");
+    assert_eq!(grpc.endpoint, "127.0.0.1:5317");
+    assert_eq!(grpc.max_recv_msg_size_mib, 4);
+    assert!(
+        otlp.protocols.http.is_none(),
+        "only the listed protocols run"
+    );
+    let ExporterConfig::Sqlite(s) = &c.exporters["sqlite"];
+    assert_eq!(s.path, std::path::PathBuf::from("/tmp/x.db"));
+}
+
+#[test]
+fn every_problem_is_listed_with_the_path_of_its_key() {
+    let yaml = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpont: 127.0.0.1:4317
+  kafka:
+processors:
+  normalize/strict:
+    unknown_flag: true
+exporters:
+  sqlite:
+    path: ./x.db
+    read_connections: 0
+extensions:
+  api:
+    store: clickhouse
+service:
+  extensions: [api, health]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [normalize]
+      exporters: [sqlite, sqlite]
+    profiles:
+      receivers: [otlp]
+      exporters: [sqlite]
+    logs:
+      receivers: []
+      exporters: [debug]
+colour: blue
+";
+    // The unknown top-level key stops parsing before the components are looked at.
+    let top = problems(yaml);
+    assert_eq!(top.len(), 1, "{top:?}");
+    assert!(
+        top[0].starts_with("colour: unknown field `colour`"),
+        "{top:?}"
+    );
+
+    let got = problems(yaml.trim_end().trim_end_matches("colour: blue"));
+    let expect = [
+        "receivers.otlp.protocols.grpc.endpont: unknown field `endpont`",
+        "receivers.kafka: unknown receiver type \"kafka\"; known types: otlp",
+        "processors.normalize/strict.unknown_flag: unknown field `unknown_flag`",
+        "exporters.sqlite.read_connections: must be at least 1",
+        "service.pipelines.logs.receivers: a pipeline needs at least one of its receivers",
+        "service.pipelines.logs.exporters[0]: \"debug\" is not defined under exporters",
+        "service.pipelines.profiles: unknown signal \"profiles\"",
+        "service.pipelines.traces.processors[0]: \"normalize\" is not defined under processors",
+        "service.pipelines.traces.exporters[1]: \"sqlite\" is listed twice",
+        "service.extensions[1]: \"health\" is not defined under extensions",
+        "extensions.api.store: \"clickhouse\" is not defined under exporters",
+    ];
+    for want in expect {
+        assert!(
+            got.iter().any(|p| p.starts_with(want)),
+            "missing {want:?} in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+}
+
+#[test]
+fn bad_values_and_bad_yaml_are_explained() {
+    let bad_endpoint = MINIMAL.replace(
+        "  otlp:\n",
+        "  otlp:\n    protocols:\n      http:\n        endpoint: localhost\n",
+    );
+    assert_eq!(
+        problems(&bad_endpoint),
+        vec!["receivers.otlp.protocols.http.endpoint: \"localhost\" is not host:port"]
+    );
+    let wrong_type = MINIMAL.replace("  sqlite:\n", "  sqlite:\n    busy_timeout: 5\n");
+    let p = problems(&wrong_type);
+    assert!(p[0].starts_with("exporters.sqlite.busy_timeout: "), "{p:?}");
+    let broken = problems("receivers: [unclosed");
+    assert!(
+        broken[0].starts_with("line 2 column 1: did not find expected"),
+        "{broken:?}"
+    );
+    let empty = problems("");
+    assert_eq!(
+        empty,
+        vec!["service.pipelines: at least one pipeline is required"]
+    );
+}

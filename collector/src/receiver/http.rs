@@ -327,6 +327,3 @@ async fn decode_and_ingest<R: OtlpRequest>(
         }),
     }
 }
-
-#[cfg(test)]
-mod tests;
