@@ -7,10 +7,13 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Counter cells by name and rendered labels.
+type Cells = BTreeMap<(String, String), Arc<AtomicU64>>;
+
 /// A set of counters; cheap to clone, shared by every component of one running service.
 #[derive(Clone, Default)]
 pub struct Telemetry {
-    counters: Arc<Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>>,
+    counters: Arc<Mutex<Cells>>,
 }
 
 impl std::fmt::Debug for Telemetry {

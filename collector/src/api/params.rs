@@ -63,10 +63,10 @@ fn filter(q: &HashMap<String, String>, project: &str) -> Result<Filter, ApiError
         .map(|v| time_ns("from", &v))
         .transpose()?;
     let to_ns = non_empty(q, "to").map(|v| time_ns("to", &v)).transpose()?;
-    if let (Some(f), Some(t)) = (from_ns, to_ns) {
-        if f >= t {
-            return Err(ApiError::BadRequest("from must be earlier than to".into()));
-        }
+    if let (Some(f), Some(t)) = (from_ns, to_ns)
+        && f >= t
+    {
+        return Err(ApiError::BadRequest("from must be earlier than to".into()));
     }
     Ok(Filter {
         project: project.to_owned(),

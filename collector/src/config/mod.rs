@@ -328,7 +328,7 @@ impl Config {
                     ));
                 }
                 for (i, name) in names.iter().enumerate() {
-                    if !known.contains(&name) {
+                    if !known.contains(name) {
                         problems.push(Problem::new(
                             &format!("{path}.{kind}[{i}]"),
                             format!("{name:?} is not defined under {kind}"),
@@ -453,7 +453,7 @@ fn components<T>(
         };
         let path = join(section_name, &id);
         let kind = match id.split_once('/') {
-            Some((kind, name)) if name.is_empty() => {
+            Some((kind, "")) => {
                 problems.push(Problem::new(&path, "the name after '/' must not be empty"));
                 kind
             }

@@ -2,43 +2,44 @@
 
 use std::future::Future;
 
-use llmscope_core::Payload;
 use llmscope_core::otlp::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use llmscope_core::otlp::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use llmscope_core::otlp::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use llmscope_core::otlp::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use llmscope_core::otlp::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use llmscope_core::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use tower::util::MapResponseLayer;
 
-use super::{Accepted, Ingest};
+use super::{Ingest, OtlpRequest};
 use crate::pipeline::ConsumeError;
 
 #[derive(Clone)]
 struct Handler(Ingest);
 
 impl Handler {
-    async fn handle(&self, payload: Payload) -> Result<Accepted, Status> {
-        self.0.ingest(payload).await.map_err(|e| match e {
-            ConsumeError::Refused(m) => Status::invalid_argument(m),
+    async fn handle<R: OtlpRequest>(&self, request: R) -> Result<Response<R::Response>, Status> {
+        match self.0.ingest(request.payload()).await {
+            Ok(accepted) => Ok(Response::new(R::response(accepted))),
+            Err(ConsumeError::Refused(m)) => Err(Status::invalid_argument(m)),
             // UNAVAILABLE is retryable under OTLP: the client backs off and sends again.
-            ConsumeError::Unavailable(m) => Status::unavailable(m),
-        })
+            Err(ConsumeError::Unavailable(m)) => Err(Status::unavailable(m)),
+        }
     }
 }
 
@@ -48,16 +49,7 @@ impl TraceService for Handler {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let a = self
-            .handle(Payload::Traces(request.into_inner().resource_spans))
-            .await?;
-        let partial_success = (a.rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: a.rejected,
-            error_message: a.message,
-        });
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+        self.handle(request.into_inner()).await
     }
 }
 
@@ -67,14 +59,7 @@ impl LogsService for Handler {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let a = self
-            .handle(Payload::Logs(request.into_inner().resource_logs))
-            .await?;
-        let partial_success = (a.rejected > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: a.rejected,
-            error_message: a.message,
-        });
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+        self.handle(request.into_inner()).await
     }
 }
 
@@ -84,17 +69,21 @@ impl MetricsService for Handler {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let a = self
-            .handle(Payload::Metrics(request.into_inner().resource_metrics))
-            .await?;
-        let partial_success = (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
-            rejected_data_points: a.rejected,
-            error_message: a.message,
-        });
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success,
-        }))
+        self.handle(request.into_inner()).await
     }
+}
+
+/// tonic answers a request it cannot decode (malformed protobuf) with `INTERNAL`; for OTLP that
+/// is the client's mistake, `INVALID_ARGUMENT`, which clients must not retry. Our handlers never
+/// return `INTERNAL` themselves, so every `INTERNAL` here comes from decoding.
+fn decode_errors_are_invalid_argument(
+    mut response: axum::http::Response<tonic::body::Body>,
+) -> axum::http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").is_some_and(|v| v == "13") {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// Serves the services of the signals `ingest` has consumers for, until `shutdown` resolves;
@@ -126,6 +115,7 @@ pub async fn serve(
             .send_compressed(gzip)
     });
     tonic::transport::Server::builder()
+        .layer(MapResponseLayer::new(decode_errors_are_invalid_argument))
         .add_optional_service(traces)
         .add_optional_service(logs)
         .add_optional_service(metrics)

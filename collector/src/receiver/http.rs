@@ -13,22 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use llmscope_core::Payload;
-use llmscope_core::otlp::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use llmscope_core::otlp::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use llmscope_core::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use llmscope_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use llmscope_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
-use super::{Accepted, Ingest};
+use super::{Ingest, OtlpRequest};
 use crate::pipeline::ConsumeError;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -102,58 +94,6 @@ fn failure_response(encoding: Encoding, f: Failure) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
-}
-
-/// A request type of one signal and how to answer it.
-trait OtlpRequest: Message + Default + DeserializeOwned + Send + 'static {
-    type Response: Message + Serialize;
-    fn payload(self) -> Payload;
-    fn response(accepted: Accepted) -> Self::Response;
-}
-
-impl OtlpRequest for ExportTraceServiceRequest {
-    type Response = ExportTraceServiceResponse;
-    fn payload(self) -> Payload {
-        Payload::Traces(self.resource_spans)
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: a.rejected,
-                error_message: a.message,
-            }),
-        }
-    }
-}
-
-impl OtlpRequest for ExportLogsServiceRequest {
-    type Response = ExportLogsServiceResponse;
-    fn payload(self) -> Payload {
-        Payload::Logs(self.resource_logs)
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: a.rejected,
-                error_message: a.message,
-            }),
-        }
-    }
-}
-
-impl OtlpRequest for ExportMetricsServiceRequest {
-    type Response = ExportMetricsServiceResponse;
-    fn payload(self) -> Payload {
-        Payload::Metrics(self.resource_metrics)
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: a.rejected,
-                error_message: a.message,
-            }),
-        }
-    }
 }
 
 #[derive(Clone)]

@@ -10,6 +10,7 @@
 mod config;
 mod grpc;
 mod http;
+mod signal;
 mod validate;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use config::{
 };
 pub use grpc::serve as serve_grpc;
 pub use http::{router as http_router, serve as serve_http};
+pub use signal::OtlpRequest;
 
 use crate::pipeline::{ConsumeError, Consumer};
 use crate::telemetry::Telemetry;

@@ -1,0 +1,79 @@
+//! The query API's contract for clients: health, bad parameters, unknown traces.
+
+use hyper::StatusCode;
+
+use crate::harness::Collector;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_bad_requests_are_answered_clearly() {
+    let c = Collector::start().await;
+    assert_eq!(c.get("/healthz").await.json()["status"], "ok");
+    assert_eq!(c.get("/readyz").await.json()["status"], "ready");
+
+    for (path, fragment) in [
+        ("/api/v1/traces?from=yesterday", "RFC 3339"),
+        ("/api/v1/traces?limit=0", "limit"),
+        ("/api/v1/traces?limit=abc", "limit"),
+        ("/api/v1/traces?cursor=xyz", "cursor"),
+        ("/api/v1/traces?servcie=a", "unknown parameter servcie"),
+        (
+            "/api/v1/traces?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "earlier",
+        ),
+        ("/api/v1/traces/not-a-trace", "not a trace id"),
+        ("/api/v1/analytics/summary?group_by=colour", "group_by"),
+        ("/api/v1/analytics/summary?bucket=soon", "bucket"),
+        ("/api/v1/analytics/summary?bucket=10ms", "at least 1s"),
+    ] {
+        let reply = c.get(path).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        let message = reply.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(fragment), "{path}: {message}");
+    }
+    let unknown = c.get(&format!("/api/v1/traces/{}", "ab".repeat(16))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.get("/api/v1/nothing").await.status, StatusCode::NOT_FOUND);
+    let empty = c.get("/api/v1/traces").await.json();
+    assert_eq!(
+        empty,
+        serde_json::json!({"traces": [], "next_cursor": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_bucket_by_time_and_filter_by_range() {
+    let c = Collector::start().await;
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            llmscope_core::test_util::fixtures::OPENLLMETRY_OPENAI_CHAT
+                .as_bytes()
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let all = c
+        .eventually("/api/v1/analytics/summary?bucket=1h", |s| {
+            s["groups"][0]["requests"] == 2
+        })
+        .await;
+    let bucket = all["groups"][0]["bucket_start"]
+        .as_str()
+        .expect("bucket_start")
+        .to_owned();
+    assert!(bucket.ends_with(":00:00Z"), "{bucket}");
+    // The fixture was recorded on 2026-11-27; a range before it is empty.
+    let before = c
+        .get("/api/v1/analytics/summary?to=2026-01-01T00:00:00Z")
+        .await
+        .json();
+    assert_eq!(before["groups"], serde_json::json!([]));
+    let around = c.get("/api/v1/traces?from=2026-11-01T00:00:00%2B01:00&to=2026-12-31T00:00:00Z&model=gpt-4o-mini").await.json();
+    assert_eq!(around["traces"].as_array().map(Vec::len), Some(1));
+    let metrics = String::from_utf8(c.get("/metrics").await.body).expect("utf-8");
+    assert!(metrics.contains("llmscope_receiver_accepted_items_total{receiver=\"otlp\",transport=\"http\",signal=\"traces\"} 3"), "{metrics}");
+}

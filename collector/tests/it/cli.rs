@@ -1,0 +1,154 @@
+//! The `llmscope` binary: runs the built-in default, stops gracefully on SIGTERM having
+//! flushed what it accepted, and its `validate` and `migrate` subcommands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use llmscope_core::test_util::fixtures;
+
+fn llmscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_llmscope"))
+}
+
+/// The address logged after `marker` (`... addr=127.0.0.1:PORT`).
+fn addr_in(line: &str, marker: &str) -> Option<String> {
+    if !line.contains(marker) {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_what_was_accepted_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("data/llmscope.db");
+    let mut child = llmscope()
+        .current_dir(dir.path())
+        .env("LLMSCOPE_OTLP_GRPC_ENDPOINT", "127.0.0.1:0")
+        .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
+        .env("LLMSCOPE_API_ENDPOINT", "127.0.0.1:0")
+        .env("LLMSCOPE_SQLITE_PATH", &db)
+        .env_remove("LLMSCOPE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn llmscope");
+    // Read the log on a thread; the address arrives through a channel, with a deadline.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log_drain = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = addr_in(&line, "OTLP/HTTP listening") {
+                let _ = tx.send(addr);
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    let Ok(http) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        panic!("no address logged: {:?}", log_drain.join());
+    };
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = hyper::Request::post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            fixtures::OPENINFERENCE_OPENAI_CHAT,
+        )))
+        .expect("request");
+    let response = client.request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    let logs = log_drain.join().expect("logs").join("\n");
+    assert!(exit.success(), "exit {exit:?}; logs:\n{logs}");
+    assert!(logs.contains("stopped cleanly"), "{logs}");
+
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let spans: i64 = conn
+        .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(spans, 3, "every accepted span was flushed before exit");
+}
+
+#[test]
+fn validate_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "receivers:\n  otlp:\n    protocol: {}\nexporters:\n  kafka:\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [sqlite]}\n",
+    )
+    .expect("write");
+    let out = llmscope()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(
+        stderr.contains("receivers.otlp.protocol: unknown field `protocol`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exporters.kafka: unknown exporter type \"kafka\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("service.pipelines.traces.exporters[0]: \"sqlite\" is not defined"),
+        "{stderr}"
+    );
+
+    let good = llmscope()
+        .arg("validate")
+        .env_remove("LLMSCOPE_CONFIG")
+        .output()
+        .expect("run");
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("built-in default config is valid"));
+}
+
+#[test]
+fn migrate_creates_the_schema_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db/llmscope.db");
+    let run = || {
+        llmscope()
+            .arg("migrate")
+            .env_remove("LLMSCOPE_CONFIG")
+            .env("LLMSCOPE_SQLITE_PATH", &db)
+            .output()
+            .expect("run")
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "sqlite: applied 0001_init\n"
+    );
+    let second = run();
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "sqlite: schema is up to date\n"
+    );
+}

@@ -1,0 +1,153 @@
+//! A running collector on ephemeral ports with its own SQLite file, and a small HTTP client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use llmscope::config::{Config, DEFAULT_CONFIG};
+use llmscope::service::Service;
+use serde_json::Value as J;
+
+pub struct Collector {
+    service: Option<Service>,
+    _dir: tempfile::TempDir,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub api: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> J {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Collector {
+    /// The built-in default config, on ephemeral loopback ports, storing under a temp folder.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("data/llmscope.db").display().to_string();
+        let config = Config::parse("default", DEFAULT_CONFIG, &|var| match var {
+            "LLMSCOPE_OTLP_GRPC_ENDPOINT"
+            | "LLMSCOPE_OTLP_HTTP_ENDPOINT"
+            | "LLMSCOPE_API_ENDPOINT" => Some("127.0.0.1:0".into()),
+            "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+            _ => None,
+        })
+        .expect("default config");
+        Self::start_with(config, dir).await
+    }
+
+    pub async fn start_with(config: Config, dir: tempfile::TempDir) -> Self {
+        let service = Service::start(&config).await.expect("service starts");
+        let a = &service.addresses;
+        let (grpc, http, api) = (a.grpc["otlp"], a.http["otlp"], a.api["api"]);
+        Self {
+            service: Some(service),
+            _dir: dir,
+            grpc,
+            http,
+            api,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn telemetry(&self) -> &llmscope::telemetry::Telemetry {
+        &self.service.as_ref().expect("running").telemetry
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        url: String,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(Bytes::from(body))).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("no timeout")
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST` to the OTLP/HTTP receiver.
+    pub async fn post_otlp(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        self.request(
+            Method::POST,
+            format!("http://{}{path}", self.http),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// `GET` from the query API.
+    pub async fn get(&self, path_and_query: &str) -> Reply {
+        self.request(
+            Method::GET,
+            format!("http://{}{path_and_query}", self.api),
+            &[],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Polls the API until `ready` accepts the JSON (exports are asynchronous).
+    pub async fn eventually(&self, path: &str, ready: impl Fn(&J) -> bool) -> J {
+        let mut last = J::Null;
+        for _ in 0..100 {
+            let reply = self.get(path).await;
+            if reply.status == StatusCode::OK {
+                last = reply.json();
+                if ready(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{path} never became ready; last answer: {last:#}");
+    }
+
+    pub async fn stop(mut self) -> bool {
+        let service = self.service.take().expect("running");
+        service.shutdown(Duration::from_secs(10)).await
+    }
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("gzip");
+    e.finish().expect("gzip")
+}

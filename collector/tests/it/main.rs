@@ -1,0 +1,9 @@
+//! Integration tests of the collector: a real service on ephemeral ports, real OTLP clients,
+//! real HTTP.
+
+mod api;
+mod cli;
+mod config_files;
+mod end_to_end;
+mod harness;
+mod receiver_errors;
