@@ -277,3 +277,45 @@ struct RpcStatus {
     #[prost(string, tag = "2")]
     message: String,
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_accepts_64_bit_integers_as_numbers_or_strings_and_uppercase_hex_ids() {
+    let c = Collector::start().await;
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "numbers"}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
+             "name": "as numbers", "kind": 3,
+             "startTimeUnixNano": 1544712660000000000u64, "endTimeUnixNano": 1544712661000000000u64,
+             "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": 12}},
+                            {"key": "gen_ai.request.model", "value": {"stringValue": "m"}}],
+             "status": {"code": 2, "message": "boom"}},
+            {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B175",
+             "name": "as strings", "startTimeUnixNano": "1544712660500000000",
+             "endTimeUnixNano": "1544712660600000000",
+             "attributes": [{"key": "n", "value": {"intValue": "9007199254740993"}}]}
+        ]}]
+    }]});
+    let reply = c
+        .post_otlp("/v1/traces", &[JSON], body.to_string().into_bytes())
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let trace = c
+        .eventually("/api/v1/traces/5b8efff798038103d269b633813fc60c", |t| {
+            t["spans"].as_array().is_some_and(|s| s.len() == 2)
+        })
+        .await;
+    let first = &trace["spans"][0];
+    assert_eq!(first["start_time"], "2018-12-13T14:51:00Z");
+    assert_eq!(first["duration_ms"], 1000.0);
+    assert_eq!(first["kind"], "client");
+    assert_eq!(first["status"], "error");
+    assert_eq!(first["gen_ai"]["input_tokens"], 12);
+    assert_eq!(trace["spans"][1]["attributes"]["n"], 9007199254740993i64);
+    assert_eq!(trace["spans"][1]["start_time"], "2018-12-13T14:51:00.5Z");
+}

@@ -269,3 +269,34 @@ async fn metrics_are_stored_as_points() {
     assert_eq!(stored as usize, points);
     assert!(points > 0);
 }
+
+#[tokio::test]
+async fn structured_content_of_operation_details_events_joins_its_span() {
+    let (_dir, store) = store();
+    let messages = json!([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]);
+    let mut record = LogRecord {
+        event_name: "gen_ai.client.inference.operation.details".into(),
+        trace_id: vec![5; 16],
+        span_id: vec![6; 8],
+        ..Default::default()
+    };
+    let value = attr::from_json(&messages).value.expect("value");
+    attr::set(&mut record.attributes, sc::INPUT_MESSAGES, value);
+    store
+        .export(&normalized(logs("app", vec![record])))
+        .await
+        .expect("log");
+    let s = span(5, 6, "chat", vec![kv(sc::OPERATION_NAME, "chat")]);
+    store
+        .export(&normalized(traces("app", vec![s])))
+        .await
+        .expect("span");
+    let spans = store
+        .trace("default", &hex::encode([5u8; 16]))
+        .await
+        .expect("trace")
+        .expect("known");
+    let input: J = serde_json::from_str(spans[0].gen_ai.input_messages.as_deref().expect("input"))
+        .expect("json");
+    assert_eq!(input, messages);
+}
