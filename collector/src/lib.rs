@@ -10,4 +10,6 @@ pub mod queue;
 pub mod receiver;
 pub mod registry;
 pub mod service;
-pub mod telemetry;
+
+/// The collector's counters (defined in core so every component can count).
+pub use llmscope_core::telemetry;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use llmscope_core::Processor;
 use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
+use llmscope_processors::cost::Cost;
 use llmscope_processors::normalize::Normalize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -16,10 +17,20 @@ use crate::telemetry::Telemetry;
 /// Batches each exporter's queue holds before pipelines wait (and then refuse, retryably).
 pub const EXPORTER_QUEUE_BATCHES: usize = 64;
 
-pub fn processor(config: &ProcessorConfig) -> Box<dyn Processor> {
-    match config {
+/// A new instance of a processor (each pipeline gets its own).
+pub fn processor(
+    id: &str,
+    config: &ProcessorConfig,
+    telemetry: &Telemetry,
+) -> Result<Box<dyn Processor>, BuildError> {
+    let failed = |reason| BuildError::Processor {
+        id: id.to_owned(),
+        reason,
+    };
+    Ok(match config {
         ProcessorConfig::Normalize(c) => Box::new(Normalize::new(c.clone())),
-    }
+        ProcessorConfig::Cost(c) => Box::new(Cost::new(c, telemetry).map_err(failed)?),
+    })
 }
 
 /// A running exporter: the sender side of its queue, its driver task, and the store it can
@@ -32,6 +43,8 @@ pub struct RunningExporter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("processor {id}: {reason}")]
+    Processor { id: String, reason: String },
     #[error("exporter {id}: {source}")]
     Sqlite { id: String, source: OpenError },
 }

@@ -96,16 +96,12 @@ impl Service {
         // Pipelines, and for each receiver the pipelines it feeds per signal.
         let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
         for (id, (signal, p)) in &config.pipelines {
-            let processors = p
-                .processors
-                .iter()
-                .filter_map(|name| {
-                    Some((
-                        name.clone(),
-                        registry::processor(config.processors.get(name)?),
-                    ))
-                })
-                .collect();
+            let mut processors = Vec::with_capacity(p.processors.len());
+            for name in &p.processors {
+                if let Some(c) = config.processors.get(name) {
+                    processors.push((name.clone(), registry::processor(name, c, &telemetry)?));
+                }
+            }
             let senders = p
                 .exporters
                 .iter()

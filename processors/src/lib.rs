@@ -1,3 +1,4 @@
 //! LLMScope processors. Each runs in memory, in config order, before anything is written to disk.
 
+pub mod cost;
 pub mod normalize;

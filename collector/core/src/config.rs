@@ -1,4 +1,5 @@
-//! Helpers for component configs: durations written `"200ms"`, `"5s"`, `"1h"`.
+//! Helpers for component configs: durations written `"200ms"`, `"5s"`, `"1h"`, and secrets that
+//! never print.
 
 use std::time::Duration;
 
@@ -21,9 +22,46 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A secret from config (a key, a password): usable, never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; keep it out of logs and errors.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret([redacted])"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s: Secret = serde_json::from_str("\"hunter2\"").expect("secret");
+        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+    }
 
     #[test]
     fn durations_parse_with_units_and_explain_mistakes() {

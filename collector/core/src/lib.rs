@@ -10,6 +10,7 @@ mod batch;
 mod component;
 pub mod config;
 pub mod semconv;
+pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 

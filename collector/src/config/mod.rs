@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 
 use llmscope_exporters::sqlite::SqliteConfig;
+use llmscope_processors::cost::CostConfig;
 use llmscope_processors::normalize::NormalizeConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -78,6 +79,8 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+const PROCESSOR_TYPES: &[&str] = &["normalize", "cost"];
+
 /// The signals a pipeline carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Signal {
@@ -105,6 +108,7 @@ pub enum ReceiverConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorConfig {
     Normalize(NormalizeConfig),
+    Cost(CostConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -251,7 +255,8 @@ impl Config {
                 "normalize" => {
                     checked(v, p, pr, NormalizeConfig::validate).map(ProcessorConfig::Normalize)
                 }
-                _ => unknown_type(p, pr, "processor", kind, &["normalize"]),
+                "cost" => checked(v, p, pr, CostConfig::validate).map(ProcessorConfig::Cost),
+                _ => unknown_type(p, pr, "processor", kind, PROCESSOR_TYPES),
             },
         );
         let exporters = components(

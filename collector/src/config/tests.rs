@@ -47,7 +47,10 @@ fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
     assert_eq!(api.endpoint, "127.0.0.1:4320");
     let signals: Vec<Signal> = c.pipelines.values().map(|(s, _)| *s).collect();
     assert_eq!(signals, vec![Signal::Logs, Signal::Metrics, Signal::Traces]);
-    assert_eq!(c.pipelines["traces"].1.processors, vec!["normalize"]);
+    assert_eq!(
+        c.pipelines["traces"].1.processors,
+        vec!["normalize", "cost"]
+    );
 }
 
 #[test]

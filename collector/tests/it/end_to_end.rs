@@ -215,6 +215,9 @@ async fn check_trace(collector: &Collector, sent: &Sent, service: &str) {
         (Some(42), Some(17))
     );
     assert_eq!(g["cache_read_tokens"], 10);
+    // gpt-4o-mini: 32 uncached * $0.15 + 10 cached * $0.075 + 17 out * $0.60, per million.
+    let cost = g["cost_usd"].as_f64().expect("priced");
+    assert!((cost - 15.75e-6).abs() < 1e-12, "{cost}");
     assert_eq!(g["session_id"], "sess-1", "propagated from the root");
     assert_eq!(
         g["input_messages"],
@@ -287,6 +290,8 @@ async fn spans_and_log_events_from_real_otlp_clients_read_back_normalized() {
         (Some(126), Some(51))
     );
     assert_eq!(g["cache_read_tokens"], 30);
+    let cost = g["cost_usd"].as_f64().expect("summed cost");
+    assert!((cost - 3.0 * 15.75e-6).abs() < 1e-12, "{cost}");
     assert!(g["latency_ms"]["p99"].as_f64().is_some_and(|p| p >= 0.0));
     let by_user = collector
         .get("/api/v1/analytics/summary?group_by=user")
