@@ -1,1 +1,73 @@
 //! LLMScope benchmarks (`cargo bench -p llmscope-benches`); results in `benches/README.md`.
+//! This library holds the synthetic inputs the benches share.
+
+/// Realistic prompt text of about `bytes` bytes: English prose with accented words, CJK, emoji
+/// and typographic punctuation, and about 1% of its bytes PII (emails, phone numbers, card
+/// numbers, IP addresses). Deterministic.
+pub fn prompt_text(bytes: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the",
+        "customer",
+        "asked",
+        "about",
+        "their",
+        "order",
+        "and",
+        "whether",
+        "delivery",
+        "could",
+        "be",
+        "moved",
+        "to",
+        "next",
+        "week",
+        "please",
+        "summarize",
+        "conversation",
+        "below",
+        "with",
+        "attention",
+        "details",
+        "café",
+        "naïve",
+        "résumé",
+        "東京",
+        "について",
+        "–",
+        "“quoted”",
+        "😀",
+        "Привет",
+        "analysis",
+        "shipping",
+        "refund",
+        "policy",
+        "account",
+        "support",
+        "ticket",
+    ];
+    const PII: &[&str] = &[
+        "jane.doe@example.com",
+        "+1 415 555 0100",
+        "4111 1111 1111 1111",
+        "192.168.1.20",
+        "john.smith@example.org",
+    ];
+    let mut out = String::with_capacity(bytes + 64);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut pii_bytes = 0usize;
+    while out.len() < bytes {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Keep PII near 1% of the bytes written so far.
+        if pii_bytes * 100 < out.len() {
+            let p = PII[(state % PII.len() as u64) as usize];
+            out.push_str(p);
+            pii_bytes += p.len();
+        } else {
+            out.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        }
+        out.push(if state.is_multiple_of(11) { '\n' } else { ' ' });
+    }
+    out
+}

@@ -7,6 +7,7 @@ use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
 use llmscope_processors::cost::Cost;
 use llmscope_processors::normalize::Normalize;
+use llmscope_processors::redact::Redact;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -30,6 +31,7 @@ pub fn processor(
     Ok(match config {
         ProcessorConfig::Normalize(c) => Box::new(Normalize::new(c.clone())),
         ProcessorConfig::Cost(c) => Box::new(Cost::new(c, telemetry).map_err(failed)?),
+        ProcessorConfig::Redact(c) => Box::new(Redact::new(c, telemetry).map_err(failed)?),
     })
 }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use llmscope_exporters::sqlite::SqliteConfig;
 use llmscope_processors::cost::CostConfig;
 use llmscope_processors::normalize::NormalizeConfig;
+use llmscope_processors::redact::RedactConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
@@ -79,7 +80,7 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
-const PROCESSOR_TYPES: &[&str] = &["normalize", "cost"];
+const PROCESSOR_TYPES: &[&str] = &["normalize", "cost", "redact"];
 
 /// The signals a pipeline carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +110,7 @@ pub enum ReceiverConfig {
 pub enum ProcessorConfig {
     Normalize(NormalizeConfig),
     Cost(CostConfig),
+    Redact(RedactConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +258,7 @@ impl Config {
                     checked(v, p, pr, NormalizeConfig::validate).map(ProcessorConfig::Normalize)
                 }
                 "cost" => checked(v, p, pr, CostConfig::validate).map(ProcessorConfig::Cost),
+                "redact" => checked(v, p, pr, RedactConfig::validate).map(ProcessorConfig::Redact),
                 _ => unknown_type(p, pr, "processor", kind, PROCESSOR_TYPES),
             },
         );

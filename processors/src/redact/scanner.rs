@@ -1,0 +1,280 @@
+//! One pass over a text finds every detector's matches (a multi-pattern regex), validators and
+//! the allow-list weed out lookalikes, and each match is masked, hashed, or marks the value for
+//! dropping.
+
+use hmac::{Hmac, Mac};
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, PatternID};
+use sha2::Sha256;
+
+use super::config::Action;
+use super::detectors::BUILTINS;
+
+/// One enabled detector.
+pub struct Detector {
+    pub name: String,
+    pub action: Action,
+    mask: String,
+    validate: Option<fn(&str) -> bool>,
+    /// The pattern anchored at both ends, for validated detectors: checks a shorter piece of a
+    /// match that failed validation.
+    whole: Option<Regex>,
+    /// For `secret` (`password=...`): redact the value, keep the key.
+    value_only: bool,
+}
+
+/// Detector types found in a value, as a bit set over detector indices.
+pub type Found = u64;
+
+/// The most detectors one scanner holds (a bit each in [`Found`]).
+pub const MAX_DETECTORS: usize = 64;
+
+pub struct Scanner {
+    regex: Regex,
+    pub detectors: Vec<Detector>,
+    allow: Option<regex::RegexSet>,
+    hash_key: Vec<u8>,
+}
+
+/// What redacting one text did.
+pub struct Outcome {
+    /// The rewritten text, when anything was masked or hashed.
+    pub text: Option<String>,
+    pub found: Found,
+    /// A detector with action `drop` matched: the whole value must go.
+    pub drop: bool,
+}
+
+impl Scanner {
+    /// `enabled` are `(builtin name, action)`; `custom` are `(name, pattern, action)`.
+    pub fn new(
+        enabled: &[(&'static str, Action)],
+        custom: &[(String, String, Action)],
+        allow: &[String],
+        hash_key: &[u8],
+    ) -> Result<Self, String> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut detectors = Vec::new();
+        for (name, action) in enabled {
+            let b = BUILTINS
+                .iter()
+                .find(|b| b.name == *name)
+                .ok_or_else(|| format!("unknown detector {name:?}"))?;
+            patterns.push(b.pattern.to_owned());
+            let whole = match b.validate {
+                Some(_) => Some(build(&[format!("^(?:{})$", b.pattern)])?),
+                None => None,
+            };
+            detectors.push(Detector {
+                name: b.name.to_owned(),
+                action: *action,
+                mask: format!("[REDACTED:{}]", b.name.to_ascii_uppercase()),
+                validate: b.validate,
+                whole,
+                value_only: b.name == "secret",
+            });
+        }
+        for (name, pattern, action) in custom {
+            patterns.push(pattern.clone());
+            detectors.push(Detector {
+                name: name.clone(),
+                action: *action,
+                mask: format!("[REDACTED:{}]", name.to_ascii_uppercase()),
+                validate: None,
+                whole: None,
+                value_only: false,
+            });
+        }
+        if detectors.len() > MAX_DETECTORS {
+            return Err(format!("at most {MAX_DETECTORS} detectors can be enabled"));
+        }
+        let regex = build(&patterns)?;
+        let allow = if allow.is_empty() {
+            None
+        } else {
+            let anchored: Vec<String> = allow.iter().map(|p| format!("^(?:{p})$")).collect();
+            Some(
+                regex::RegexSet::new(anchored)
+                    .map_err(|e| format!("invalid allow pattern: {e}"))?,
+            )
+        };
+        Ok(Self {
+            regex,
+            detectors,
+            allow,
+            hash_key: hash_key.to_vec(),
+        })
+    }
+
+    /// The names of the detectors in `found`.
+    pub fn names(&self, found: Found) -> impl Iterator<Item = &str> {
+        self.detectors
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| found & (1 << i) != 0)
+            .map(|(_, d)| d.name.as_str())
+    }
+
+    fn allowed(&self, text: &str) -> bool {
+        self.allow.as_ref().is_some_and(|a| a.is_match(text))
+    }
+
+    /// The length of the longest accepted piece of `matched` from its start: the whole match,
+    /// or, when a validator refuses it (a greedy match that ran into the next number), the
+    /// longest piece ending at a word end that still matches the pattern and validates.
+    fn accepted_len(&self, detector: &Detector, matched: &str) -> Option<usize> {
+        let Some(validate) = detector.validate else {
+            return (!self.allowed(matched)).then_some(matched.len());
+        };
+        if validate(matched) {
+            return (!self.allowed(matched)).then_some(matched.len());
+        }
+        let whole = detector.whole.as_ref()?;
+        let bytes = matched.as_bytes();
+        (1..bytes.len())
+            .rev()
+            .filter(|&i| bytes[i - 1].is_ascii_alphanumeric() && !bytes[i].is_ascii_alphanumeric())
+            .map(|i| &matched[..i])
+            .find(|piece| whole.is_match(piece.as_bytes()) && validate(piece))
+            .filter(|piece| !self.allowed(piece))
+            .map(str::len)
+    }
+
+    /// The detector and length accepted at `start`: the search's own match first; when its
+    /// validator refuses it, every other detector anchored at the same place, in priority order
+    /// (a failed card number may still start with a phone number or an SSN).
+    fn accept_at(
+        &self,
+        text: &str,
+        start: usize,
+        first: usize,
+        end: usize,
+    ) -> Option<(usize, usize)> {
+        if let Some(len) = self.accepted_len(&self.detectors[first], &text[start..end]) {
+            return Some((first, len));
+        }
+        (0..self.detectors.len())
+            .filter(|&i| i != first)
+            .find_map(|i| {
+                let input = Input::new(text.as_bytes())
+                    .range(start..)
+                    .anchored(Anchored::Pattern(PatternID::new(i).ok()?));
+                let m = self.regex.search(&input)?;
+                if m.is_empty() || !text.is_char_boundary(m.end()) {
+                    return None;
+                }
+                self.accepted_len(&self.detectors[i], &text[start..m.end()])
+                    .map(|len| (i, len))
+            })
+    }
+
+    /// Finds, checks and redacts every match in `text`.
+    pub fn redact(&self, text: &str) -> Outcome {
+        let bytes = text.as_bytes();
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut found: Found = 0;
+        let mut drop = false;
+        let mut at = 0;
+        while at < bytes.len() {
+            let Some(m) = self.regex.find(Input::new(bytes).range(at..)) else {
+                break;
+            };
+            if m.is_empty() {
+                at = m.end() + 1;
+                continue;
+            }
+            // Custom patterns may match inside a multi-byte character; widen to whole ones.
+            let (mut start, mut end) = (m.start(), m.end());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            let Some((index, len)) = self.accept_at(text, start, m.pattern().as_usize(), end)
+            else {
+                // A lookalike, for every detector: move on by one character.
+                at = start + text[start..].chars().next().map_or(1, char::len_utf8);
+                continue;
+            };
+            let detector = &self.detectors[index];
+            end = start + len;
+            let matched = &text[start..end];
+            found |= 1 << index;
+            let value_start = if detector.value_only {
+                start + secret_value_offset(matched)
+            } else {
+                start
+            };
+            match detector.action {
+                Action::Drop => drop = true,
+                Action::Off => {}
+                Action::Mask | Action::Hash => {
+                    let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    buf.push_str(&text[copied..value_start]);
+                    if detector.action == Action::Mask {
+                        buf.push_str(&detector.mask);
+                    } else {
+                        self.push_hash(buf, &detector.name, &text[value_start..end]);
+                    }
+                    copied = end;
+                }
+            }
+            at = end;
+        }
+        if let Some(buf) = &mut out {
+            buf.push_str(&text[copied..]);
+        }
+        Outcome {
+            text: out,
+            found,
+            drop,
+        }
+    }
+
+    /// Whether any detector matches anywhere (validators and allow-list applied).
+    pub fn detects(&self, text: &str) -> bool {
+        self.redact(text).found != 0
+    }
+
+    /// `[TYPE:hash]`: keyed HMAC-SHA256 of the value, its first 48 bits as 12 letters `a`-`p`
+    /// (hex with letters for digits, so a hash never reads as a number another detector sees).
+    fn push_hash(&self, buf: &mut String, name: &str, value: &str) {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.hash_key) else {
+            buf.push_str("[REDACTED]");
+            return;
+        };
+        mac.update(value.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        buf.push('[');
+        buf.push_str(&name.to_ascii_uppercase());
+        buf.push(':');
+        for byte in &digest[..6] {
+            buf.push(char::from(b'a' + (byte >> 4)));
+            buf.push(char::from(b'a' + (byte & 0x0f)));
+        }
+        buf.push(']');
+    }
+}
+
+fn build(patterns: &[String]) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .build_many(patterns)
+        .map_err(|e| format!("invalid pattern: {e}"))
+}
+
+/// Where the value of `key = value` starts: after the separator, spaces and an opening quote.
+fn secret_value_offset(matched: &str) -> usize {
+    let bytes = matched.as_bytes();
+    let Some(sep) = bytes.iter().position(|b| *b == b':' || *b == b'=') else {
+        return 0;
+    };
+    let mut i = sep + 1;
+    while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'"' | b'\'') {
+        i += 1;
+    }
+    i
+}

@@ -1,0 +1,409 @@
+use llmscope_core::otlp::common::v1::any_value::Value;
+use llmscope_core::otlp::logs::v1::LogRecord;
+use llmscope_core::semconv as sc;
+use llmscope_core::telemetry::Telemetry;
+use llmscope_core::test_util::{fixtures, kv, logs, records_of, span, spans_of, traces};
+use llmscope_core::{Processor, attr};
+use proptest::prelude::*;
+use serde_json::{Value as J, json};
+
+use super::*;
+use crate::normalize::Normalize;
+
+fn scanner(config: &RedactConfig) -> Scanner {
+    Scanner::new(
+        &config.enabled_builtins(),
+        &config.enabled_patterns(),
+        &config.allow,
+        config.hash_key.expose().as_bytes(),
+    )
+    .expect("scanner")
+}
+
+fn masked(text: &str) -> String {
+    scanner(&RedactConfig::default())
+        .redact(text)
+        .text
+        .unwrap_or_else(|| text.to_owned())
+}
+
+#[test]
+fn every_detector_masks_real_values() {
+    let cases = [
+        (
+            "write to john.smith@example.org today",
+            "write to [REDACTED:EMAIL] today",
+        ),
+        ("call +1 415 555 0100 now", "call [REDACTED:PHONE] now"),
+        ("call (415) 555-0100 now", "call [REDACTED:PHONE] now"),
+        ("ring +44 20 7946 0958.", "ring [REDACTED:PHONE]."),
+        (
+            "card 4111 1111 1111 1111 exp",
+            "card [REDACTED:CREDIT_CARD] exp",
+        ),
+        ("ssn 123-45-6789.", "ssn [REDACTED:SSN]."),
+        (
+            "iban DE89 3704 0044 0532 0130 00 ok",
+            "iban [REDACTED:IBAN] ok",
+        ),
+        ("from 192.168.10.42:", "from [REDACTED:IPV4]:"),
+        ("from 2001:db8::8a2e:370:7334 x", "from [REDACTED:IPV6] x"),
+        (
+            "key sk-proj-abcdefghijklmnopqrstuvwxyz012345 x",
+            "key [REDACTED:OPENAI_API_KEY] x",
+        ),
+        (
+            "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz-_0123 x",
+            "key [REDACTED:ANTHROPIC_API_KEY] x",
+        ),
+        (
+            "aws AKIAIOSFODNN7EXAMPLE x",
+            "aws [REDACTED:AWS_ACCESS_KEY] x",
+        ),
+        (
+            "gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 x",
+            "gh [REDACTED:GITHUB_TOKEN] x",
+        ),
+        (
+            "bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U x",
+            "bearer [REDACTED:JWT] x",
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY----- done",
+            "[REDACTED:PRIVATE_KEY] done",
+        ),
+        (
+            "db password=hunter2!x and",
+            "db password=[REDACTED:SECRET] and",
+        ),
+        (
+            "{\"api_key\": \"abc123def\"}",
+            "{\"api_key\": \"[REDACTED:SECRET]\"}",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(masked(input), want, "{input}");
+    }
+}
+
+#[test]
+fn lookalikes_are_left_alone() {
+    for text in [
+        "order 4111 1111 1111 1112 shipped",
+        "it is 12:30:45 in Paris",
+        "version 2024-07-18 and id 1234567890",
+        "sk-short",
+        "666-12-3456 is not an SSN",
+        "naïve café – 東京 e-mail at example dot com",
+        "GB82 WEST 1234 5698 7654 33",
+    ] {
+        assert_eq!(masked(text), text);
+    }
+}
+
+#[test]
+fn actions_hash_drop_and_off_and_the_allow_list() {
+    let mut config = RedactConfig {
+        hash_key: llmscope_core::config::Secret::new("a-key-of-sixteen-chars"),
+        allow: vec![r"[^@]+@mycompany\.com".into()],
+        ..Default::default()
+    };
+    config.detectors.insert("email".into(), Action::Hash);
+    config.detectors.insert("ipv4".into(), Action::Off);
+    config.detectors.insert("credit_card".into(), Action::Drop);
+    assert!(config.validate().is_ok());
+    let s = scanner(&config);
+    let a = s
+        .redact("mail jane@example.com and jane@example.com, cc ops@mycompany.com from 10.0.0.1")
+        .text
+        .expect("changed");
+    let hash = a.split_whitespace().nth(1).expect("hash").to_owned();
+    assert!(
+        hash.starts_with("[EMAIL:") && hash.len() == "[EMAIL:]".len() + 12,
+        "{hash}"
+    );
+    assert!(!hash.bytes().any(|b| b.is_ascii_digit()));
+    assert_eq!(
+        a,
+        format!("mail {hash} and {hash}, cc ops@mycompany.com from 10.0.0.1")
+    );
+    let other_key = RedactConfig {
+        hash_key: llmscope_core::config::Secret::new("another-key-of-16ch"),
+        ..config.clone()
+    };
+    assert!(
+        !scanner(&other_key)
+            .redact("jane@example.com")
+            .text
+            .expect("changed")
+            .contains(&hash)
+    );
+    assert!(s.redact("pay with 4111111111111111").drop);
+
+    let no_key = RedactConfig {
+        hash_key: Default::default(),
+        ..config
+    };
+    assert!(no_key.validate().unwrap_err().starts_with("hash_key"));
+}
+
+#[test]
+fn user_patterns_are_detected_and_named() {
+    let config = RedactConfig {
+        patterns: vec![Pattern {
+            name: "employee_id".into(),
+            regex: r"\bEMP-[0-9]{6}\b".into(),
+            action: None,
+        }],
+        ..Default::default()
+    };
+    assert!(config.validate().is_ok());
+    assert_eq!(
+        scanner(&config).redact("by EMP-123456.").text.as_deref(),
+        Some("by [REDACTED:EMPLOYEE_ID].")
+    );
+    let bad = RedactConfig {
+        patterns: vec![Pattern {
+            name: "x".into(),
+            regex: "(".into(),
+            action: None,
+        }],
+        ..Default::default()
+    };
+    assert!(bad.validate().unwrap_err().starts_with("patterns:"));
+}
+
+fn redact_batch(mut batch: llmscope_core::Batch) -> (llmscope_core::Batch, Telemetry) {
+    let telemetry = Telemetry::default();
+    Redact::new(&RedactConfig::default(), &telemetry)
+        .expect("redact")
+        .process(&mut batch)
+        .expect("process");
+    (batch, telemetry)
+}
+
+fn pii_types(attrs: &[llmscope_core::otlp::common::v1::KeyValue]) -> Vec<String> {
+    match attr::get(attrs, sc::PII_TYPES) {
+        Some(v) => attr::to_json(v)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+#[test]
+fn spans_keep_shape_and_record_what_was_found() {
+    let messages = json!([{"role": "user", "parts": [{"type": "text", "content": "I am jane@example.com, card 4111 1111 1111 1111"}]}]);
+    let attrs = vec![
+        kv(sc::INPUT_MESSAGES, messages.to_string().as_str()),
+        kv("user.email", "jane@example.com"),
+        kv(sc::REQUEST_MODEL, "gpt-4o"),
+        kv(
+            "llm.input_messages.0.message.content",
+            "call +1 415 555 0100",
+        ),
+    ];
+    let mut s = span(1, 1, "chat", attrs);
+    s.events.push(llmscope_core::otlp::trace::v1::span::Event {
+        name: "gen_ai.content.prompt".into(),
+        attributes: vec![kv("gen_ai.prompt", "ssn 123-45-6789")],
+        ..Default::default()
+    });
+    let (batch, telemetry) = redact_batch(traces("svc", vec![s]));
+    let out = spans_of(&batch)[0];
+    let content: J =
+        serde_json::from_str(attr::get_str(&out.attributes, sc::INPUT_MESSAGES).expect("kept"))
+            .expect("still JSON");
+    assert_eq!(
+        content,
+        json!([{"role": "user", "parts": [{"type": "text", "content": "I am [REDACTED:EMAIL], card [REDACTED:CREDIT_CARD]"}]}])
+    );
+    assert_eq!(
+        attr::get_str(&out.attributes, "user.email"),
+        Some("jane@example.com"),
+        "out of scope"
+    );
+    assert_eq!(
+        attr::get_str(&out.attributes, "llm.input_messages.0.message.content"),
+        Some("call [REDACTED:PHONE]")
+    );
+    assert_eq!(
+        attr::get_str(&out.events[0].attributes, "gen_ai.prompt"),
+        Some("ssn [REDACTED:SSN]")
+    );
+    assert_eq!(
+        pii_types(&out.attributes),
+        vec!["credit_card", "email", "phone", "ssn"]
+    );
+    assert_eq!(
+        telemetry.value("llmscope_redact_detections_total", &[("type", "email")]),
+        1
+    );
+}
+
+#[test]
+fn log_events_structured_content_and_bodies_are_redacted() {
+    let structured = attr::from_json(
+        &json!([{"role": "user", "parts": [{"type": "text", "content": "mail bob@corp.io"}]}]),
+    );
+    let mut record = LogRecord {
+        event_name: "gen_ai.client.inference.operation.details".into(),
+        body: Some(attr::from_json(&json!({"content": "my IP is 8.8.8.8"}))),
+        ..Default::default()
+    };
+    record
+        .attributes
+        .push(llmscope_core::otlp::common::v1::KeyValue {
+            key: sc::INPUT_MESSAGES.into(),
+            value: Some(structured),
+            ..Default::default()
+        });
+    record.attributes.push(kv("blob.input.value", "x"));
+    let mut bytes_record = LogRecord::default();
+    bytes_record
+        .attributes
+        .push(kv("input.value", Value::BytesValue(vec![1, 2, 3])));
+    let (batch, telemetry) = redact_batch(logs("svc", vec![record, bytes_record]));
+    let records = records_of(&batch);
+    let content =
+        attr::to_json(attr::get(&records[0].attributes, sc::INPUT_MESSAGES).expect("kept"));
+    assert_eq!(content[0]["parts"][0]["content"], "mail [REDACTED:EMAIL]");
+    let body = records[0]
+        .body
+        .as_ref()
+        .map(attr::any_to_json)
+        .expect("body");
+    assert_eq!(body, json!({"content": "my IP is [REDACTED:IPV4]"}));
+    assert_eq!(pii_types(&records[0].attributes), vec!["email", "ipv4"]);
+    assert_eq!(
+        attr::get_str(&records[1].attributes, "input.value"),
+        Some(UNPROCESSABLE),
+        "fails closed"
+    );
+    assert_eq!(pii_types(&records[1].attributes), vec!["unprocessable"]);
+    assert_eq!(
+        telemetry.value("llmscope_redact_unprocessable_total", &[]),
+        1
+    );
+}
+
+#[test]
+fn the_drop_action_removes_the_attribute() {
+    let mut config = RedactConfig::default();
+    config.detectors.insert("secret".into(), Action::Drop);
+    let mut batch = traces(
+        "svc",
+        vec![span(
+            1,
+            1,
+            "x",
+            vec![
+                kv("input.value", "token: abcdef123"),
+                kv("output.value", "fine"),
+            ],
+        )],
+    );
+    Redact::new(&config, &Telemetry::default())
+        .expect("redact")
+        .process(&mut batch)
+        .expect("process");
+    let attrs = &spans_of(&batch)[0].attributes;
+    assert!(!attr::has(attrs, "input.value"));
+    assert_eq!(attr::get_str(attrs, "output.value"), Some("fine"));
+    assert_eq!(pii_types(attrs), vec!["secret"]);
+}
+
+#[test]
+fn recorded_fixtures_leave_no_pii_in_any_content_attribute() {
+    let s = scanner(&RedactConfig::default());
+    let scope = Scope::new(true, &[]);
+    for fixture in [
+        fixtures::OPENLLMETRY_OPENAI_CHAT,
+        fixtures::OPENINFERENCE_OPENAI_CHAT,
+    ] {
+        let mut batch = fixtures::traces_batch(fixture);
+        Normalize::default().process(&mut batch).expect("normalize");
+        let (batch, _) = redact_batch(batch);
+        for span in spans_of(&batch)
+            .into_iter()
+            .filter(|s| s.name != "agent-run")
+        {
+            for kv in span.attributes.iter().filter(|kv| scope.contains(&kv.key)) {
+                let text = attr::to_json(
+                    kv.value
+                        .as_ref()
+                        .and_then(|v| v.value.as_ref())
+                        .expect("value"),
+                )
+                .to_string();
+                assert!(
+                    !text.contains("example.org") && !text.contains("555 0100"),
+                    "{}: {text}",
+                    kv.key
+                );
+                assert!(!s.detects(&text), "{}: {text}", kv.key);
+            }
+            assert_eq!(pii_types(&span.attributes), vec!["email", "phone"]);
+        }
+    }
+}
+
+/// Text fragments: words, non-ASCII, and values every detector should find.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z]{1,10}",
+        2 => "[ \n,.;:()\"'-]{1,2}",
+        1 => "(café|東京|naïve|Привет|–|😀)",
+        1 => "[a-z]{2,8}(\\.[a-z]{2,5})?@[a-z]{2,8}\\.(com|org|io)",
+        1 => "\\+[1-9][0-9] [0-9]{3} [0-9]{3} [0-9]{4}",
+        1 => "(4111 1111 1111 1111|5500-0000-0000-0004|378282246310005)",
+        1 => "[1-8][0-9]{2}-[1-9][0-9]-[1-9][0-9]{3}",
+        1 => "(10|172|192)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}",
+        1 => "sk-proj-[A-Za-z0-9]{24}",
+        1 => "AKIA[A-Z0-9]{16}",
+        1 => "(password|api_key|token)=[a-z0-9!]{4,12}",
+        1 => "[0-9]{1,6}",
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(fragment(), 0..40).prop_map(|parts| parts.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn redaction_leaves_nothing_detectable_and_is_idempotent(input in text()) {
+        let s = scanner(&RedactConfig::default());
+        let once = s.redact(&input).text.unwrap_or(input.clone());
+        prop_assert!(!s.detects(&once), "still detectable: {once}");
+        prop_assert!(s.redact(&once).text.is_none(), "second pass changed {once}");
+    }
+
+    #[test]
+    fn json_stays_valid_with_the_same_shape(leaves in prop::collection::vec(text(), 1..6)) {
+        let s = scanner(&RedactConfig::default());
+        let doc = json!({"messages": leaves.iter().map(|t| json!({"role": "user", "content": t})).collect::<Vec<_>>(), "n": 3});
+        let mut value = Value::StringValue(doc.to_string());
+        let mut found = 0;
+        let _ = value::redact_value(&s, &mut value, &mut found, 0).expect("processable");
+        let Value::StringValue(out) = value else { panic!("still a string") };
+        let parsed: J = serde_json::from_str(&out).expect("valid JSON");
+        prop_assert_eq!(parsed["messages"].as_array().map(Vec::len), Some(leaves.len()));
+        prop_assert_eq!(&parsed["n"], &json!(3));
+        prop_assert!(!s.detects(&out), "still detectable: {}", out);
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics(input in any::<String>()) {
+        let s = scanner(&RedactConfig::default());
+        let _ = s.redact(&input);
+        let mut v = Value::StringValue(input);
+        let mut found = 0;
+        let _ = value::redact_value(&s, &mut v, &mut found, 0);
+    }
+}
