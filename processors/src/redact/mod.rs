@@ -77,10 +77,7 @@ impl Redact {
             let Some(value) = kv.value.as_mut().and_then(|v| v.value.as_mut()) else {
                 return true;
             };
-            match self.value(value, &mut found, &mut failed) {
-                Verdict::Drop => false,
-                _ => true,
-            }
+            self.value(value, &mut found, &mut failed) != Verdict::Drop
         });
         (found, failed)
     }
@@ -165,9 +162,10 @@ impl Processor for Redact {
                     let (mut found, mut failed) = self.attributes(&mut record.attributes);
                     if self.log_bodies
                         && let Some(body) = record.body.as_mut().and_then(|b| b.value.as_mut())
-                            && self.value(body, &mut found, &mut failed) == Verdict::Drop {
-                                record.body = None;
-                            }
+                        && self.value(body, &mut found, &mut failed) == Verdict::Drop
+                    {
+                        record.body = None;
+                    }
                     self.record(&mut record.attributes, found, failed);
                 }
             }

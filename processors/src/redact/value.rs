@@ -78,29 +78,31 @@ pub fn redact_string(
     let json_like = trimmed.starts_with('{') || trimmed.starts_with('[');
     // Escapes (`\u0040`) can hide a match from the text scan; only then is a clean-looking JSON
     // document parsed anyway.
-    if json_like && (outcome.found != 0 || s.contains("\\u"))
-        && let Ok(mut doc) = serde_json::from_str::<J>(s) {
-            let mut inner = 0;
-            let verdict = redact_json(scanner, &mut doc, &mut inner, 0)?;
-            *found |= inner;
-            match verdict {
-                Verdict::Drop => return Ok(Verdict::Drop),
-                Verdict::Unchanged if outcome.found == 0 => return Ok(Verdict::Unchanged),
-                _ => {}
-            }
-            let mut text = serde_json::to_string(&doc).map_err(|_| Unprocessable)?;
-            // A match across the document's structure (keys, separators) is caught here.
-            let rest = scanner.redact(&text);
-            *found |= rest.found;
-            if rest.drop {
-                return Ok(Verdict::Drop);
-            }
-            if let Some(t) = rest.text {
-                text = t;
-            }
-            *s = text;
-            return Ok(Verdict::Changed);
+    if json_like
+        && (outcome.found != 0 || s.contains("\\u"))
+        && let Ok(mut doc) = serde_json::from_str::<J>(s)
+    {
+        let mut inner = 0;
+        let verdict = redact_json(scanner, &mut doc, &mut inner, 0)?;
+        *found |= inner;
+        match verdict {
+            Verdict::Drop => return Ok(Verdict::Drop),
+            Verdict::Unchanged if outcome.found == 0 => return Ok(Verdict::Unchanged),
+            _ => {}
         }
+        let mut text = serde_json::to_string(&doc).map_err(|_| Unprocessable)?;
+        // A match across the document's structure (keys, separators) is caught here.
+        let rest = scanner.redact(&text);
+        *found |= rest.found;
+        if rest.drop {
+            return Ok(Verdict::Drop);
+        }
+        if let Some(t) = rest.text {
+            text = t;
+        }
+        *s = text;
+        return Ok(Verdict::Changed);
+    }
     *found |= outcome.found;
     if outcome.drop {
         return Ok(Verdict::Drop);
