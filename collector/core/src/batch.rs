@@ -88,10 +88,17 @@ pub const DEFAULT_PROJECT: &str = "default";
 pub struct Batch {
     pub payload: Payload,
     pub ctx: BatchContext,
+    /// Events processors derived from the payload (anomalies), as OTLP log records with an
+    /// `event.name`. Exporters store them with the batch, in the same write.
+    pub events: Vec<ResourceLogs>,
 }
 
 impl Batch {
     pub fn new(payload: Payload, ctx: BatchContext) -> Self {
-        Self { payload, ctx }
+        Self {
+            payload,
+            ctx,
+            events: Vec::new(),
+        }
     }
 }

@@ -39,6 +39,12 @@ pub const COST_INPUT_USD: &str = "llmscope.cost.input_usd";
 pub const COST_OUTPUT_USD: &str = "llmscope.cost.output_usd";
 pub const COST_TOTAL_USD: &str = "llmscope.cost.total_usd";
 pub const PII_TYPES: &str = "llmscope.pii.types";
+pub const ANOMALY_KIND: &str = "llmscope.anomaly.kind";
+pub const ANOMALY_SCORE: &str = "llmscope.anomaly.score";
+pub const ANOMALY_VALUE: &str = "llmscope.anomaly.value";
+pub const ANOMALY_BASELINE: &str = "llmscope.anomaly.baseline";
+/// `event.name` of anomaly events.
+pub const ANOMALY_EVENT: &str = "llmscope.anomaly";
 /// Which attribute family the normalizer recognised on a span (`otel`, `openinference`, ...).
 pub const SOURCE_FAMILY: &str = "llmscope.source";
 
