@@ -38,6 +38,17 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // The same text as GenAI content: a JSON message list, redacted leaf by leaf.
+    let mut group = c.benchmark_group("redact_json_content");
+    for size in [1_024usize, 64 * 1024] {
+        let doc = serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": prompt_text(size)}]}]).to_string();
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(format!("{size}_bytes_scan"), |b| {
+            b.iter(|| scanner.find(std::hint::black_box(&doc)))
+        });
+    }
+    group.finish();
+
     let span = Span {
         trace_id: vec![1; 16],
         span_id: vec![2; 8],

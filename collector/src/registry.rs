@@ -5,6 +5,7 @@ use std::sync::Arc;
 use llmscope_core::Processor;
 use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
+use llmscope_processors::anomaly::Anomaly;
 use llmscope_processors::cost::Cost;
 use llmscope_processors::normalize::Normalize;
 use llmscope_processors::redact::Redact;
@@ -32,6 +33,7 @@ pub fn processor(
         ProcessorConfig::Normalize(c) => Box::new(Normalize::new(c.clone())),
         ProcessorConfig::Cost(c) => Box::new(Cost::new(c, telemetry).map_err(failed)?),
         ProcessorConfig::Redact(c) => Box::new(Redact::new(c, telemetry).map_err(failed)?),
+        ProcessorConfig::Anomaly(c) => Box::new(Anomaly::new(c.clone(), telemetry)),
     })
 }
 

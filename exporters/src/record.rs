@@ -65,6 +65,25 @@ pub struct LogRow {
     pub system_instructions: Option<String>,
 }
 
+/// An anomaly event (`event.name = llmscope.anomaly`), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRow {
+    pub project: String,
+    pub time_ns: i64,
+    pub kind: String,
+    pub service: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub operation: Option<String>,
+    pub score: Option<f64>,
+    pub value: Option<f64>,
+    pub baseline: Option<f64>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub message: Option<String>,
+    pub attributes: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPointRow {
     pub project: String,
@@ -177,14 +196,20 @@ fn span_record(
     }
 }
 
-/// Every record of a logs payload as a row.
-pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> Vec<LogRow> {
+/// Every record of a logs payload as a row: anomaly events as [`AnomalyRow`]s, the rest as
+/// [`LogRow`]s.
+pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> (Vec<LogRow>, Vec<AnomalyRow>) {
     let mut out = Vec::new();
+    let mut anomalies = Vec::new();
     for rl in resource_logs {
         let (service, resource_attributes) = resource_parts(rl.resource.as_ref());
         for sl in &rl.scope_logs {
             let scope = scope_name(sl.scope.as_ref());
             for r in &sl.log_records {
+                if sc::event_name(r) == Some(sc::ANOMALY_EVENT) {
+                    anomalies.push(anomaly_row(project, r, service.clone()));
+                    continue;
+                }
                 let content = GenAiFields::read(&r.attributes);
                 let time = if r.time_unix_nano != 0 {
                     r.time_unix_nano
@@ -212,7 +237,42 @@ pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> Vec<LogRow> {
             }
         }
     }
-    out
+    (out, anomalies)
+}
+
+fn anomaly_row(
+    project: &str,
+    r: &llmscope_core::otlp::logs::v1::LogRecord,
+    service: Option<String>,
+) -> AnomalyRow {
+    let a = &r.attributes;
+    let text = |k| attr::get_str(a, k).map(str::to_owned);
+    let time = if r.time_unix_nano != 0 {
+        r.time_unix_nano
+    } else {
+        r.observed_time_unix_nano
+    };
+    AnomalyRow {
+        project: project.to_owned(),
+        time_ns: nanos(time),
+        kind: text(sc::ANOMALY_KIND).unwrap_or_else(|| "unknown".into()),
+        service,
+        provider: text(sc::PROVIDER_NAME),
+        model: text(sc::REQUEST_MODEL),
+        operation: text(sc::OPERATION_NAME),
+        score: attr::get_f64(a, sc::ANOMALY_SCORE),
+        value: attr::get_f64(a, sc::ANOMALY_VALUE),
+        baseline: attr::get_f64(a, sc::ANOMALY_BASELINE),
+        trace_id: hex_id(&r.trace_id),
+        span_id: hex_id(&r.span_id),
+        message: r.body.as_ref().and_then(|b| match &b.value {
+            Some(llmscope_core::otlp::common::v1::any_value::Value::StringValue(s)) => {
+                Some(s.clone())
+            }
+            _ => None,
+        }),
+        attributes: J::Object(attr::attrs_to_json(a)).to_string(),
+    }
 }
 
 /// Every data point of a metrics payload as a row: gauges and sums with their value,

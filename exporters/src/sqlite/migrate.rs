@@ -3,11 +3,18 @@
 use rusqlite::{Connection, params};
 
 /// `(version, name, sql)` in order. Append only.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../sql/sqlite/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../sql/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_anomalies",
+        include_str!("../../../sql/sqlite/0002_anomalies.sql"),
+    ),
+];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
 /// transaction. Returns the names applied.
@@ -47,15 +54,18 @@ mod tests {
     #[test]
     fn migrations_apply_once() {
         let mut conn = Connection::open_in_memory().expect("open");
-        assert_eq!(migrate(&mut conn).expect("first"), vec!["0001_init"]);
+        assert_eq!(
+            migrate(&mut conn).expect("first"),
+            vec!["0001_init", "0002_anomalies"]
+        );
         assert!(migrate(&mut conn).expect("second").is_empty());
         let tables: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('spans', 'logs', 'metric_points')",
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('spans', 'logs', 'metric_points', 'anomalies')",
                 [],
                 |r| r.get(0),
             )
             .expect("count");
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
     }
 }

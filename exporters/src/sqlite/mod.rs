@@ -18,9 +18,10 @@ pub use config::SqliteConfig;
 pub use migrate::{MIGRATIONS, migrate};
 
 use crate::query::{
-    BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
+    TraceQuery,
 };
-use crate::record::{self, SpanRecord};
+use crate::record::{self, AnomalyRow, SpanRecord};
 
 /// Opening or migrating the database failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +123,12 @@ impl SqliteStore {
         let tx = conn.transaction()?;
         match &batch.payload {
             Payload::Traces(rs) => write::insert_spans(&tx, &record::span_records(project, rs))?,
-            Payload::Logs(rl) => write::insert_logs(&tx, &record::log_rows(project, rl))?,
+            Payload::Logs(rl) => write_logs(&tx, project, rl)?,
             Payload::Metrics(rm) => {
                 write::insert_metric_points(&tx, &record::metric_rows(project, rm))?
             }
         }
+        write_logs(&tx, project, &batch.events)?;
         tx.commit()
     }
 
@@ -153,6 +155,16 @@ impl SqliteStore {
         .await
         .map_err(|e| QueryError(format!("query task failed: {e}")))?
     }
+}
+
+fn write_logs(
+    tx: &rusqlite::Transaction<'_>,
+    project: &str,
+    resource_logs: &[llmscope_core::otlp::logs::v1::ResourceLogs],
+) -> rusqlite::Result<()> {
+    let (logs, anomalies) = record::log_rows(project, resource_logs);
+    write::insert_logs(tx, &logs)?;
+    write::insert_anomalies(tx, &anomalies)
 }
 
 /// SQLite errors worth retrying: the database is busy or locked by another connection, or the
@@ -198,6 +210,14 @@ impl QueryStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<SummaryGroup>, QueryError>> {
         let query = query.clone();
         Box::pin(self.read(move |c| read::summary(c, &query)))
+    }
+
+    fn anomalies<'a>(
+        &'a self,
+        query: &'a AnomalyQuery,
+    ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
+        let query = query.clone();
+        Box::pin(self.read(move |c| read::anomalies(c, &query)))
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {

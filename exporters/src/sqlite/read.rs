@@ -8,10 +8,10 @@ use rusqlite::{Connection, Row, params_from_iter};
 use serde_json::Value as J;
 
 use crate::query::{
-    CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
-    TraceSummary, summarize,
+    AnomalyQuery, CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage,
+    TraceQuery, TraceSummary, summarize,
 };
-use crate::record::SpanRecord;
+use crate::record::{AnomalyRow, SpanRecord};
 
 /// Named parameters for the shared filter: `:project`, `:from`, `:to`, `:service`, `:model`,
 /// `:provider`.
@@ -323,4 +323,52 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(summarize(calls, q.bucket_ns))
+}
+
+/// Anomalies newest first. The filter's `model` matches the series model, `provider` and
+/// `service` theirs; times bound the anomaly's time.
+pub fn anomalies(conn: &Connection, q: &AnomalyQuery) -> rusqlite::Result<Vec<AnomalyRow>> {
+    let f = &q.filter;
+    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
+    let params = [
+        (":project", Sql::Text(f.project.clone())),
+        (":from", Sql::Integer(f.from_ns.unwrap_or(i64::MIN))),
+        (":to", Sql::Integer(f.to_ns.unwrap_or(i64::MAX))),
+        (":service", text(&f.service)),
+        (":model", text(&f.model)),
+        (":provider", text(&f.provider)),
+        (":kind", text(&q.kind)),
+        (":limit", Sql::Integer(q.limit as i64)),
+    ];
+    let mut stmt = conn.prepare_cached(
+        "SELECT project, time_ns, kind, service, provider, model, operation, score, value,
+                baseline, trace_id, span_id, message, attributes
+         FROM anomalies
+         WHERE project = :project AND time_ns >= :from AND time_ns < :to
+           AND (:service IS NULL OR service = :service)
+           AND (:model IS NULL OR model = :model)
+           AND (:provider IS NULL OR provider = :provider)
+           AND (:kind IS NULL OR kind = :kind)
+         ORDER BY time_ns DESC
+         LIMIT :limit",
+    )?;
+    stmt.query_map(named(&params).as_slice(), |r| {
+        Ok(AnomalyRow {
+            project: r.get(0)?,
+            time_ns: r.get(1)?,
+            kind: r.get(2)?,
+            service: r.get(3)?,
+            provider: r.get(4)?,
+            model: r.get(5)?,
+            operation: r.get(6)?,
+            score: r.get(7)?,
+            value: r.get(8)?,
+            baseline: r.get(9)?,
+            trace_id: r.get(10)?,
+            span_id: r.get(11)?,
+            message: r.get(12)?,
+            attributes: r.get(13)?,
+        })
+    })?
+    .collect()
 }

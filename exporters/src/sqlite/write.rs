@@ -2,7 +2,7 @@
 
 use rusqlite::{Transaction, params};
 
-use crate::record::{LogRow, MetricPointRow, SpanRecord};
+use crate::record::{AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
 /// A retried span replaces its earlier copy (same project, trace id and span id).
 pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Result<()> {
@@ -109,6 +109,36 @@ pub fn insert_metric_points(tx: &Transaction<'_>, rows: &[MetricPointRow]) -> ru
             r.count,
             r.attributes,
             r.resource_attributes,
+        ])?;
+    }
+    Ok(())
+}
+
+pub fn insert_anomalies(tx: &Transaction<'_>, rows: &[AnomalyRow]) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO anomalies (project, time_ns, kind, service, provider, model, operation, score,
+            value, baseline, trace_id, span_id, message, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for r in rows {
+        stmt.execute(params![
+            r.project,
+            r.time_ns,
+            r.kind,
+            r.service,
+            r.provider,
+            r.model,
+            r.operation,
+            r.score,
+            r.value,
+            r.baseline,
+            r.trace_id,
+            r.span_id,
+            r.message,
+            r.attributes,
         ])?;
     }
     Ok(())

@@ -170,7 +170,8 @@ impl Detector {
                 } else {
                     cfg.min_usage_ratio
                 };
-                if score >= cfg.sensitivity && ratio >= min_ratio
+                if score >= cfg.sensitivity
+                    && ratio >= min_ratio
                     && let Some(d) = report(
                         &mut s.quiet_until,
                         cfg,
@@ -179,9 +180,10 @@ impl Detector {
                         value,
                         baseline.mean.exp(),
                         obs.time_ns,
-                    ) {
-                        found.push(d);
-                    }
+                    )
+                {
+                    found.push(d);
+                }
             }
             baseline.update(x, alpha, ready, CLAMP);
         }
@@ -194,7 +196,8 @@ impl Detector {
             let k = f64::from(s.errors.errors());
             let p = s.error_rate.mean.clamp(0.001, 0.999);
             let score = (k - n * p) / (n * p * (1.0 - p)).sqrt();
-            if k / n >= cfg.min_error_rate && score >= cfg.sensitivity
+            if k / n >= cfg.min_error_rate
+                && score >= cfg.sensitivity
                 && let Some(d) = report(
                     &mut s.quiet_until,
                     cfg,
@@ -203,9 +206,10 @@ impl Detector {
                     k / n,
                     p,
                     obs.time_ns,
-                ) {
-                    found.push(d);
-                }
+                )
+            {
+                found.push(d);
+            }
         }
         s.error_rate
             .update(f64::from(u8::from(obs.error)), error_alpha, false, CLAMP);

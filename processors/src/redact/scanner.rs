@@ -37,6 +37,15 @@ pub struct Scanner {
     hash_key: Vec<u8>,
 }
 
+/// One accepted match: the detector, and the bytes to replace (for `key=value` secrets, the
+/// value only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub detector: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
 /// What redacting one text did.
 pub struct Outcome {
     /// The rewritten text, when anything was masked or hashed.
@@ -169,13 +178,10 @@ impl Scanner {
             })
     }
 
-    /// Finds, checks and redacts every match in `text`.
-    pub fn redact(&self, text: &str) -> Outcome {
+    /// Every accepted match in `text`, in order, without overlaps.
+    pub fn find(&self, text: &str) -> Vec<Hit> {
         let bytes = text.as_bytes();
-        let mut out: Option<String> = None;
-        let mut copied = 0;
-        let mut found: Found = 0;
-        let mut drop = false;
+        let mut hits = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
             let Some(m) = self.regex.find(Input::new(bytes).range(at..)) else {
@@ -193,36 +199,52 @@ impl Scanner {
             while !text.is_char_boundary(end) {
                 end += 1;
             }
-            let Some((index, len)) = self.accept_at(text, start, m.pattern().as_usize(), end)
+            let Some((detector, len)) = self.accept_at(text, start, m.pattern().as_usize(), end)
             else {
                 // A lookalike, for every detector: move on by one character.
                 at = start + text[start..].chars().next().map_or(1, char::len_utf8);
                 continue;
             };
-            let detector = &self.detectors[index];
             end = start + len;
-            let matched = &text[start..end];
-            found |= 1 << index;
-            let value_start = if detector.value_only {
-                start + secret_value_offset(matched)
+            let value_start = if self.detectors[detector].value_only {
+                start + secret_value_offset(&text[start..end])
             } else {
                 start
             };
+            hits.push(Hit {
+                detector,
+                start: value_start,
+                end,
+            });
+            at = end;
+        }
+        hits
+    }
+
+    /// What `hits` (from [`Scanner::find`] on `text`) amount to: the rewritten text, the types
+    /// found, whether a `drop` detector matched.
+    pub fn apply(&self, text: &str, hits: &[Hit]) -> Outcome {
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut found: Found = 0;
+        let mut drop = false;
+        for hit in hits {
+            let detector = &self.detectors[hit.detector];
+            found |= 1 << hit.detector;
             match detector.action {
                 Action::Drop => drop = true,
                 Action::Off => {}
                 Action::Mask | Action::Hash => {
                     let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                    buf.push_str(&text[copied..value_start]);
+                    buf.push_str(&text[copied..hit.start]);
                     if detector.action == Action::Mask {
                         buf.push_str(&detector.mask);
                     } else {
-                        self.push_hash(buf, &detector.name, &text[value_start..end]);
+                        self.push_hash(buf, &detector.name, &text[hit.start..hit.end]);
                     }
-                    copied = end;
+                    copied = hit.end;
                 }
             }
-            at = end;
         }
         if let Some(buf) = &mut out {
             buf.push_str(&text[copied..]);
@@ -232,6 +254,11 @@ impl Scanner {
             found,
             drop,
         }
+    }
+
+    /// Finds, checks and redacts every match in `text`.
+    pub fn redact(&self, text: &str) -> Outcome {
+        self.apply(text, &self.find(text))
     }
 
     /// Whether any detector matches anywhere (validators and allow-list applied).
@@ -259,9 +286,14 @@ impl Scanner {
     }
 }
 
+/// Room for the lazy DFA's states. The detectors together need more than the default (2 MiB)
+/// on number-heavy text; when the cache keeps filling, the search falls back to slower engines.
+const HYBRID_CACHE_BYTES: usize = 16 << 20;
+
 fn build(patterns: &[String]) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(Regex::config().hybrid_cache_capacity(HYBRID_CACHE_BYTES))
         .build_many(patterns)
         .map_err(|e| format!("invalid pattern: {e}"))
 }

@@ -396,6 +396,11 @@ proptest! {
         prop_assert_eq!(parsed["messages"].as_array().map(Vec::len), Some(leaves.len()));
         prop_assert_eq!(&parsed["n"], &json!(3));
         prop_assert!(!s.detects(&out), "still detectable: {}", out);
+        // In place or parsed, each leaf ends as if redacted on its own.
+        for (i, leaf) in leaves.iter().enumerate() {
+            let alone = s.redact(leaf).text.unwrap_or_else(|| leaf.clone());
+            prop_assert_eq!(parsed["messages"][i]["content"].as_str(), Some(alone.as_str()));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use llmscope_core::otlp::common::v1::any_value::Value;
 use serde_json::Value as J;
 
-use super::scanner::{Found, Scanner};
+use super::scanner::{Found, Hit, Scanner};
 
 /// Deeper structures are not walked; they are replaced.
 const MAX_DEPTH: usize = 64;
@@ -73,36 +73,23 @@ pub fn redact_string(
     s: &mut String,
     found: &mut Found,
 ) -> Result<Verdict, Unprocessable> {
-    let outcome = scanner.redact(s);
     let trimmed = s.trim_start();
     let json_like = trimmed.starts_with('{') || trimmed.starts_with('[');
-    // Escapes (`\u0040`) can hide a match from the text scan; only then is a clean-looking JSON
-    // document parsed anyway.
-    if json_like
-        && (outcome.found != 0 || s.contains("\\u"))
-        && let Ok(mut doc) = serde_json::from_str::<J>(s)
-    {
-        let mut inner = 0;
-        let verdict = redact_json(scanner, &mut doc, &mut inner, 0)?;
-        *found |= inner;
-        match verdict {
-            Verdict::Drop => return Ok(Verdict::Drop),
-            Verdict::Unchanged if outcome.found == 0 => return Ok(Verdict::Unchanged),
-            _ => {}
+    let hits = if json_like && s.contains('\\') {
+        scanner.find(&escapes_as_spaces(s))
+    } else {
+        scanner.find(s)
+    };
+    // Escapes (`\u0040`) can hide a match from the text scan, so such documents are parsed
+    // even when the scan found nothing. Otherwise a document whose every match lies inside one
+    // string literal, clear of quotes and escapes, is redacted in place: the result is the
+    // same, and stays valid JSON, without parsing.
+    let hidden = json_like && s.contains("\\u");
+    if json_like && (hidden || !hits.is_empty()) && (hidden || !inside_literals(s, &hits))
+        && let Ok(mut doc) = serde_json::from_str::<J>(s) {
+            return redact_document(scanner, s, &mut doc, found, !hits.is_empty());
         }
-        let mut text = serde_json::to_string(&doc).map_err(|_| Unprocessable)?;
-        // A match across the document's structure (keys, separators) is caught here.
-        let rest = scanner.redact(&text);
-        *found |= rest.found;
-        if rest.drop {
-            return Ok(Verdict::Drop);
-        }
-        if let Some(t) = rest.text {
-            text = t;
-        }
-        *s = text;
-        return Ok(Verdict::Changed);
-    }
+    let outcome = scanner.apply(s, &hits);
     *found |= outcome.found;
     if outcome.drop {
         return Ok(Verdict::Drop);
@@ -114,6 +101,92 @@ pub fn redact_string(
         }
         None => Ok(Verdict::Unchanged),
     }
+}
+
+/// A parsed JSON document redacted leaf by leaf, then written back over `s`.
+fn redact_document(
+    scanner: &Scanner,
+    s: &mut String,
+    doc: &mut J,
+    found: &mut Found,
+    raw_hits: bool,
+) -> Result<Verdict, Unprocessable> {
+    let mut inner = 0;
+    let verdict = redact_json(scanner, doc, &mut inner, 0)?;
+    *found |= inner;
+    match verdict {
+        Verdict::Drop => return Ok(Verdict::Drop),
+        Verdict::Unchanged if !raw_hits => return Ok(Verdict::Unchanged),
+        _ => {}
+    }
+    let mut text = serde_json::to_string(doc).map_err(|_| Unprocessable)?;
+    // A match across the document's structure (`"password": "..."`) is caught here.
+    let rest = scanner.redact(&text);
+    *found |= rest.found;
+    if rest.drop {
+        return Ok(Verdict::Drop);
+    }
+    if let Some(t) = rest.text {
+        text = t;
+    }
+    *s = text;
+    Ok(Verdict::Changed)
+}
+
+/// `s` with every two-byte escape (`\\n`, `\\"`, ...) written as two spaces: the same length, so
+/// offsets carry over, and a decoded newline or quote, like a space, is neither part of a word
+/// nor of any detector's value, so matches start and end where they would in the decoded text.
+fn escapes_as_spaces(s: &str) -> String {
+    let mut bytes = s.as_bytes().to_vec();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'\\' && bytes[i + 1].is_ascii() {
+            bytes[i] = b' ';
+            bytes[i + 1] = b' ';
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|_| s.to_owned())
+}
+
+/// Whether every hit replaces bytes inside a single JSON string literal of `s`, with no quote
+/// or backslash in them and no backslash just before: then replacing them keeps the document
+/// valid and matches what redacting the decoded string would do.
+fn inside_literals(s: &str, hits: &[Hit]) -> bool {
+    let bytes = s.as_bytes();
+    // Literal spans, from a lexer that only tracks quotes and escapes.
+    let mut literals = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], open) {
+            (b'\\', Some(_)) => i += 1,
+            (b'"', Some(start)) => {
+                literals.push((start, i));
+                open = None;
+            }
+            (b'"', None) => open = Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut spans = literals.iter().peekable();
+    hits.iter().all(|h| {
+        while spans.peek().is_some_and(|(_, close)| *close < h.end) {
+            spans.next();
+        }
+        let inside = spans
+            .peek()
+            .is_some_and(|(start, close)| *start <= h.start && h.end <= *close);
+        let clean = !bytes[h.start..h.end]
+            .iter()
+            .any(|b| *b == b'"' || *b == b'\\');
+        let after_escape = h.start > 0 && bytes[h.start - 1] == b'\\';
+        inside && clean && !after_escape
+    })
 }
 
 fn redact_json(

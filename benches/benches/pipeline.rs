@@ -1,0 +1,133 @@
+//! The whole processor chain as the collector runs it per request: protobuf decode, then
+//! normalize, cost, redact and anomaly, on GenAI spans carrying about 1 KB of message content.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llmscope_benches::prompt_text;
+use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use llmscope_core::otlp::resource::v1::Resource;
+use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use llmscope_core::telemetry::Telemetry;
+use llmscope_core::{Batch, BatchContext, Payload, Processor};
+use llmscope_processors::anomaly::{Anomaly, AnomalyConfig};
+use llmscope_processors::cost::{Cost, CostConfig};
+use llmscope_processors::normalize::{Normalize, NormalizeConfig};
+use llmscope_processors::redact::{Redact, RedactConfig};
+use prost::Message;
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// A request of `n` chat spans (OpenLLMetry-style attributes, deprecated token names so the
+/// normalizer has work), each with ~1 KB of content holding ~1% PII.
+fn request(n: usize) -> Vec<u8> {
+    let spans = (0..n)
+        .map(|i| {
+            let prompt = serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": prompt_text(700)}]}]);
+            let answer = serde_json::json!([{"role": "assistant", "parts": [{"type": "text", "content": prompt_text(250)}]}]);
+            let start = 1_795_766_744_000_000_000 + i as u64 * 10_000_000;
+            Span {
+                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                name: "openai.chat".into(),
+                kind: 3,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 800_000_000 + (i as u64 % 7) * 10_000_000,
+                attributes: vec![
+                    kv("gen_ai.system", Value::StringValue("openai".into())),
+                    kv("llm.request.type", Value::StringValue("chat".into())),
+                    kv("gen_ai.request.model", Value::StringValue("gpt-4o-mini".into())),
+                    kv("gen_ai.response.model", Value::StringValue("gpt-4o-mini-2024-07-18".into())),
+                    kv("gen_ai.response.id", Value::StringValue(format!("chatcmpl-{i}"))),
+                    kv("gen_ai.usage.prompt_tokens", Value::IntValue(180)),
+                    kv("gen_ai.usage.completion_tokens", Value::IntValue(60)),
+                    kv("gen_ai.input.messages", Value::StringValue(prompt.to_string())),
+                    kv("gen_ai.output.messages", Value::StringValue(answer.to_string())),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", Value::StringValue("agent".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn bench(c: &mut Criterion) {
+    let telemetry = Telemetry::default();
+    let mut chain: Vec<Box<dyn Processor>> = vec![
+        Box::new(Normalize::new(NormalizeConfig::default())),
+        Box::new(Cost::new(&CostConfig::default(), &telemetry).expect("cost")),
+        Box::new(Redact::new(&RedactConfig::default(), &telemetry).expect("redact")),
+        Box::new(Anomaly::new(AnomalyConfig::default(), &telemetry)),
+    ];
+    let mut group = c.benchmark_group("pipeline");
+    for n in [1usize, 100, 1000] {
+        let bytes = request(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("{n}_spans_{}KiB", bytes.len() / 1024), |b| {
+            b.iter(|| {
+                let request = ExportTraceServiceRequest::decode(&bytes[..]).expect("decode");
+                let mut batch = Batch::new(
+                    Payload::Traces(request.resource_spans),
+                    BatchContext::default(),
+                );
+                for p in chain.iter_mut() {
+                    p.process(&mut batch).expect("process");
+                }
+                batch
+            })
+        });
+    }
+    group.finish();
+
+    // Each stage alone on decoded batches, to show where the time goes.
+    let bytes = request(100);
+    let decoded = || {
+        let request = ExportTraceServiceRequest::decode(&bytes[..]).expect("decode");
+        Batch::new(
+            Payload::Traces(request.resource_spans),
+            BatchContext::default(),
+        )
+    };
+    let mut stages = c.benchmark_group("pipeline_stage");
+    stages.throughput(Throughput::Elements(100));
+    stages.bench_function("decode", |b| b.iter(decoded));
+    let names = ["normalize", "cost", "redact", "anomaly"];
+    for i in 0..chain.len() {
+        let mut input = decoded();
+        for p in chain[..i].iter_mut() {
+            p.process(&mut input).expect("process");
+        }
+        stages.bench_function(names[i], |b| {
+            b.iter_batched(
+                || input.clone(),
+                |mut batch| {
+                    chain[i].process(&mut batch).expect("process");
+                    batch
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    stages.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
