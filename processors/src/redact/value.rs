@@ -85,10 +85,13 @@ pub fn redact_string(
     // string literal, clear of quotes and escapes, is redacted in place: the result is the
     // same, and stays valid JSON, without parsing.
     let hidden = json_like && s.contains("\\u");
-    if json_like && (hidden || !hits.is_empty()) && (hidden || !inside_literals(s, &hits))
-        && let Ok(mut doc) = serde_json::from_str::<J>(s) {
-            return redact_document(scanner, s, &mut doc, found, !hits.is_empty());
-        }
+    if json_like
+        && (hidden || !hits.is_empty())
+        && (hidden || !inside_literals(s, &hits))
+        && let Ok(mut doc) = serde_json::from_str::<J>(s)
+    {
+        return redact_document(scanner, s, &mut doc, found, !hits.is_empty());
+    }
     let outcome = scanner.apply(s, &hits);
     *found |= outcome.found;
     if outcome.drop {
