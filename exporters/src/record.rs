@@ -8,7 +8,12 @@ use llmscope_core::otlp::metrics::v1::{ResourceMetrics, metric::Data};
 use llmscope_core::otlp::resource::v1::Resource;
 use llmscope_core::otlp::trace::v1::{ResourceSpans, Span};
 use llmscope_core::semconv::{self as sc, GenAiFields};
+use std::sync::Arc;
+
 use serde_json::{Map, Value as J, json};
+
+/// Attributes as a JSON object: key to the attribute's value in plain JSON.
+pub type JsonMap = Map<String, J>;
 
 /// Content attributes kept in their own columns rather than in the attributes JSON.
 const CONTENT_KEYS: [&str; 3] = [
@@ -32,9 +37,10 @@ pub struct SpanRecord {
     pub status_code: i32,
     pub status_message: Option<String>,
     pub gen_ai: GenAiFields,
-    /// JSON object of the span's attributes, without the content attributes.
-    pub attributes: String,
-    pub resource_attributes: String,
+    /// The span's attributes as JSON values, without the content attributes.
+    pub attributes: JsonMap,
+    /// Shared by every span of one resource.
+    pub resource_attributes: Arc<JsonMap>,
     pub events: String,
     pub links: String,
 }
@@ -122,19 +128,25 @@ fn scope_name(scope: Option<&InstrumentationScope>) -> Option<String> {
     scope.and_then(|s| non_empty(&s.name))
 }
 
-fn attrs_without_content(attrs: &[KeyValue]) -> String {
-    let mut map: Map<String, J> = attr::attrs_to_json(attrs);
+fn attrs_without_content(attrs: &[KeyValue]) -> JsonMap {
+    let mut map: JsonMap = attr::attrs_to_json(attrs);
     for key in CONTENT_KEYS {
         map.remove(key);
     }
-    J::Object(map).to_string()
+    map
 }
 
 /// Every span of a traces payload as a row.
 pub fn span_records(project: &str, resource_spans: &[ResourceSpans]) -> Vec<SpanRecord> {
     let mut out = Vec::new();
     for rs in resource_spans {
-        let (service, resource_attributes) = resource_parts(rs.resource.as_ref());
+        let attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| &r.attributes[..])
+            .unwrap_or_default();
+        let service = attr::get_str(attrs, sc::SERVICE_NAME).map(str::to_owned);
+        let resource_attributes = Arc::new(attr::attrs_to_json(attrs));
         for ss in &rs.scope_spans {
             let scope = scope_name(ss.scope.as_ref());
             for span in &ss.spans {
@@ -143,7 +155,7 @@ pub fn span_records(project: &str, resource_spans: &[ResourceSpans]) -> Vec<Span
                     span,
                     service.clone(),
                     scope.clone(),
-                    resource_attributes.clone(),
+                    Arc::clone(&resource_attributes),
                 ));
             }
         }
@@ -156,7 +168,7 @@ fn span_record(
     span: &Span,
     service: Option<String>,
     scope_name: Option<String>,
-    resource_attributes: String,
+    resource_attributes: Arc<JsonMap>,
 ) -> SpanRecord {
     let events: Vec<J> = span
         .events
@@ -228,7 +240,7 @@ pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> (Vec<LogRow>, 
                     service: service.clone(),
                     scope_name: scope.clone(),
                     body: r.body.as_ref().map(|b| attr::any_to_json(b).to_string()),
-                    attributes: attrs_without_content(&r.attributes),
+                    attributes: J::Object(attrs_without_content(&r.attributes)).to_string(),
                     resource_attributes: resource_attributes.clone(),
                     input_messages: content.input_messages,
                     output_messages: content.output_messages,

@@ -58,10 +58,6 @@ fn parsed(text: &Option<String>) -> J {
     })
 }
 
-fn object(text: &str) -> J {
-    serde_json::from_str(text).unwrap_or_else(|_| json!({}))
-}
-
 fn span(s: &SpanRecord) -> J {
     let g = &s.gen_ai;
     let genai = (g.operation.is_some()
@@ -102,8 +98,8 @@ fn span(s: &SpanRecord) -> J {
         "duration_ms": ms(s.duration_ns()),
         "status": status(s.status_code),
         "status_message": s.status_message,
-        "attributes": object(&s.attributes),
-        "resource": object(&s.resource_attributes),
+        "attributes": s.attributes,
+        "resource": *s.resource_attributes,
         "events": serde_json::from_str::<J>(&s.events).unwrap_or_else(|_| json!([])),
         "links": serde_json::from_str::<J>(&s.links).unwrap_or_else(|_| json!([])),
         "gen_ai": genai,

@@ -197,11 +197,15 @@ fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
             output_messages: r.get(28)?,
             system_instructions: r.get(29)?,
         },
-        attributes: r.get(30)?,
-        resource_attributes: r.get(31)?,
+        attributes: json_map(&r.get::<_, String>(30)?),
+        resource_attributes: std::sync::Arc::new(json_map(&r.get::<_, String>(31)?)),
         events: r.get(32)?,
         links: r.get(33)?,
     })
+}
+
+fn json_map(text: &str) -> crate::record::JsonMap {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 pub fn trace(

@@ -85,7 +85,7 @@ async fn fixture_reads_back_normalized_with_totals_per_trace_and_group() {
         input[0]["parts"][0]["content"],
         "Email me at john.smith@example.org, call 0"
     );
-    let attrs: J = serde_json::from_str(&call.attributes).expect("attributes json");
+    let attrs = &call.attributes;
     assert!(
         attrs.get(sc::INPUT_MESSAGES).is_none(),
         "content is stored once, in its column"

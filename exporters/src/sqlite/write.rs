@@ -50,8 +50,8 @@ pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Resu
             g.input_messages,
             g.output_messages,
             g.system_instructions,
-            r.attributes,
-            r.resource_attributes,
+            serde_json::to_string(&r.attributes).unwrap_or_default(),
+            serde_json::to_string(&*r.resource_attributes).unwrap_or_default(),
             r.events,
             r.links,
         ])?;
