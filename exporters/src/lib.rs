@@ -2,6 +2,7 @@
 //! PostgreSQL follow); `record` flattens OTLP into store-independent rows and `query` is the one
 //! read interface the API uses over every store.
 
+pub mod clickhouse;
 pub mod query;
 pub mod record;
 pub mod sqlite;

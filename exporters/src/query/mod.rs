@@ -6,7 +6,7 @@ mod summary;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use summary::{CallRow, Latency, SummaryGroup, summarize};
+pub use summary::{CallRow, Latency, SummaryGroup, sort_groups, summarize};
 
 use crate::record::{AnomalyRow, SpanRecord};
 
@@ -18,6 +18,45 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct QueryError(pub String);
 
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Content that arrived as GenAI log events, `(span id, [input, output, system])` in time order,
+/// fills the spans that have none of their own: arrays are concatenated per span.
+pub fn join_event_content(
+    spans: &mut [SpanRecord],
+    events: impl IntoIterator<Item = (String, [Option<String>; 3])>,
+) {
+    use std::collections::HashMap;
+
+    use serde_json::Value as J;
+
+    let mut found: HashMap<String, [Vec<J>; 3]> = HashMap::new();
+    for (span_id, content) in events {
+        let entry = found.entry(span_id).or_default();
+        for (slot, text) in entry.iter_mut().zip(content) {
+            let Some(text) = text else { continue };
+            match serde_json::from_str(&text) {
+                Ok(J::Array(items)) => slot.extend(items),
+                Ok(other) => slot.push(other),
+                Err(_) => slot.push(J::String(text)),
+            }
+        }
+    }
+    for span in spans.iter_mut() {
+        let Some([input, output, system]) = found.remove(&span.span_id) else {
+            continue;
+        };
+        let g = &mut span.gen_ai;
+        for (field, items) in [
+            (&mut g.input_messages, input),
+            (&mut g.output_messages, output),
+            (&mut g.system_instructions, system),
+        ] {
+            if field.is_none() && !items.is_empty() {
+                *field = Some(J::Array(items).to_string());
+            }
+        }
+    }
+}
 
 /// Filters shared by the trace list and the summary. Times are Unix nanoseconds, `from`
 /// inclusive and `to` exclusive; `model` matches the request or the response model.

@@ -92,13 +92,18 @@ pub fn summarize(calls: Vec<CallRow>, bucket_ns: Option<i64>) -> Vec<SummaryGrou
             g
         })
         .collect();
-    out.sort_by(|a, b| {
+    sort_groups(&mut out);
+    out
+}
+
+/// The order every store answers in: by bucket, then requests descending, then key.
+pub fn sort_groups(groups: &mut [SummaryGroup]) {
+    groups.sort_by(|a, b| {
         a.bucket_start_ns
             .cmp(&b.bucket_start_ns)
             .then(b.requests.cmp(&a.requests))
             .then(a.key.cmp(&b.key))
     });
-    out
 }
 
 /// Nearest-rank percentile of sorted nanosecond durations, in milliseconds.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params_from_iter};
-use serde_json::Value as J;
 
 use crate::query::{
     AnomalyQuery, CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage,
@@ -241,35 +240,12 @@ fn join_event_content(
                 OR system_instructions IS NOT NULL)
          ORDER BY time_ns",
     )?;
-    let mut found: HashMap<String, [Vec<J>; 3]> = HashMap::new();
-    let mut rows = stmt.query([project, trace_id])?;
-    while let Some(r) = rows.next()? {
-        let entry = found.entry(r.get(0)?).or_default();
-        for (slot, column) in entry.iter_mut().zip(1..=3) {
-            if let Some(text) = r.get::<_, Option<String>>(column)? {
-                match serde_json::from_str(&text) {
-                    Ok(J::Array(items)) => slot.extend(items),
-                    Ok(other) => slot.push(other),
-                    Err(_) => slot.push(J::String(text)),
-                }
-            }
-        }
-    }
-    for span in spans.iter_mut() {
-        let Some([input, output, system]) = found.remove(&span.span_id) else {
-            continue;
-        };
-        let g = &mut span.gen_ai;
-        for (field, items) in [
-            (&mut g.input_messages, input),
-            (&mut g.output_messages, output),
-            (&mut g.system_instructions, system),
-        ] {
-            if field.is_none() && !items.is_empty() {
-                *field = Some(J::Array(items).to_string());
-            }
-        }
-    }
+    let events = stmt
+        .query_map([project, trace_id], |r| {
+            Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    crate::query::join_event_content(spans, events);
     Ok(())
 }
 

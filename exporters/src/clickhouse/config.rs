@@ -1,0 +1,68 @@
+use std::time::Duration;
+
+use llmscope_core::config::Secret;
+use serde::Deserialize;
+
+/// Configuration of the `clickhouse` exporter and query store.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP(S) endpoint. Default: `http://127.0.0.1:8123`.
+    pub url: String,
+    /// Database; created with the schema. Default: `llmscope`.
+    pub database: String,
+    /// User. Default: `default`.
+    pub user: String,
+    /// Password; use `${env:CLICKHOUSE_PASSWORD}`. Default: empty.
+    pub password: Secret,
+    /// Create the database and apply `sql/clickhouse/` migrations on start. Default: true.
+    pub create_schema: bool,
+    /// Cluster name: DDL runs `ON CLUSTER` with `Replicated` engines. Default: none.
+    pub cluster: Option<String>,
+    /// Days raw rows are kept (table TTL). Default: 30.
+    pub ttl_days: u32,
+    /// Let the server buffer inserts (`async_insert=1`, waiting for the flush). Default: false.
+    pub async_insert: bool,
+    /// Timeout of one insert or query. Default: `30s`.
+    #[serde(with = "llmscope_core::config::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "llmscope".into(),
+            user: "default".into(),
+            password: Secret::default(),
+            create_schema: true,
+            cluster: None,
+            ttl_days: 30,
+            async_insert: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ClickHouseConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.url.starts_with("http://") {
+            return Err(format!(
+                "url: {:?} must start with http:// (this build has no TLS client; put TLS in a proxy)",
+                self.url
+            ));
+        }
+        let ident =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident(&self.database) {
+            return Err("database: use letters, digits and _".into());
+        }
+        if self.cluster.as_deref().is_some_and(|c| !ident(c)) {
+            return Err("cluster: use letters, digits and _".into());
+        }
+        if self.ttl_days == 0 {
+            return Err("ttl_days: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

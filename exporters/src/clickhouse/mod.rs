@@ -1,0 +1,283 @@
+//! `clickhouse`: the scale-out event store. Spans, logs/events, anomalies and metric points are
+//! inserted as `RowBinaryWithNamesAndTypes` with LZ4; hourly and daily rollups are kept by
+//! materialized views; the same store answers the query API (rollups for bucket-aligned
+//! summaries, raw rows for drill-downs).
+//!
+//! Guarantees: a retried batch is not stored twice: each insert carries an
+//! `insert_deduplication_token` derived from its content, which also deduplicates the rollups
+//! fed by it. Errors keep the server's message and are classified retryable or not.
+
+mod config;
+mod read;
+mod rowbinary;
+mod rows;
+mod schema;
+
+use std::hash::{Hash, Hasher};
+
+use clickhouse::Client;
+use llmscope_core::{Batch, ExportError, Exporter, Payload};
+
+pub use config::ClickHouseConfig;
+pub use rows::encode_spans;
+pub use schema::MIGRATIONS;
+
+use crate::query::{
+    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
+    TraceQuery,
+};
+use crate::record::{self, AnomalyRow, SpanRecord};
+
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    client: Client,
+    config: ClickHouseConfig,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("url", &self.config.url)
+            .field("database", &self.config.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed ClickHouse request: the server's own message, and whether to retry.
+#[derive(Debug, thiserror::Error)]
+#[error("clickhouse: {message}")]
+pub struct ClickHouseError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// Server error codes that mean the data or the schema is wrong (bad syntax, unknown table or
+/// column, type mismatch, unparsable input): the same batch would fail again. Every other
+/// failure (overload, timeouts, replication or network trouble) is retried; the driver bounds
+/// how often.
+const PERMANENT_CODES: &[u32] = &[
+    6, 16, 26, 27, 32, 33, 38, 41, 53, 60, 62, 69, 70, 72, 117, 128, 130,
+];
+
+fn classify(e: clickhouse::error::Error) -> ClickHouseError {
+    let message = e.to_string();
+    let code = message
+        .split("Code: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
+    let retryable = !code.is_some_and(|c| PERMANENT_CODES.contains(&c));
+    ClickHouseError { message, retryable }
+}
+
+impl From<ClickHouseError> for ExportError {
+    fn from(e: ClickHouseError) -> Self {
+        if e.retryable {
+            ExportError::transient(e.message)
+        } else {
+            ExportError::permanent(e.message)
+        }
+    }
+}
+
+impl ClickHouseStore {
+    /// Connects and, with `create_schema`, creates the database and applies migrations.
+    pub async fn open(config: ClickHouseConfig) -> Result<Self, ClickHouseError> {
+        let client = Client::default()
+            .with_url(&config.url)
+            .with_user(&config.user)
+            .with_password(config.password.expose())
+            .with_compression(clickhouse::Compression::Lz4)
+            .with_validation(false);
+        let store = Self { client, config };
+        if store.config.create_schema {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies every migration not yet recorded; returns the names applied.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, ClickHouseError> {
+        for statement in schema::bootstrap(&self.config) {
+            self.client
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(classify)?;
+        }
+        let applied: Vec<u32> = self
+            .client
+            .query(&format!(
+                "SELECT version FROM {}.schema_migrations FINAL",
+                self.config.database
+            ))
+            .fetch_all::<u32>()
+            .await
+            .map_err(classify)?;
+        let mut done = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            for statement in schema::statements(sql, &self.config) {
+                self.client.query(&statement).execute().await.map_err(|e| {
+                    let mut e = classify(e);
+                    e.message = format!("migration {name}: {}", e.message);
+                    e
+                })?;
+            }
+            self.client
+                .query(&format!(
+                    "INSERT INTO {}.schema_migrations (version, name) VALUES ({version}, '{name}')",
+                    self.config.database
+                ))
+                .execute()
+                .await
+                .map_err(classify)?;
+            done.push(*name);
+        }
+        Ok(done)
+    }
+
+    pub fn database(&self) -> &str {
+        &self.config.database
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// One insert of pre-encoded rows, deduplicated by a token derived from the table and the
+    /// bytes: the same batch retried is the same insert.
+    async fn insert(
+        &self,
+        table: &str,
+        columns: &[rowbinary::Column],
+        data: Vec<u8>,
+    ) -> Result<(), ClickHouseError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        table.hash(&mut hasher);
+        data.hash(&mut hasher);
+        let token = format!("{table}-{:016x}-{}", hasher.finish(), data.len());
+        let mut settings = format!(
+            "insert_deduplication_token = '{token}', deduplicate_blocks_in_dependent_materialized_views = 1"
+        );
+        if self.config.async_insert {
+            settings.push_str(
+                ", async_insert = 1, wait_for_async_insert = 1, async_insert_deduplicate = 1",
+            );
+        }
+        let sql = format!(
+            "INSERT INTO {}.{table} ({}) SETTINGS {settings} FORMAT RowBinaryWithNamesAndTypes",
+            self.config.database,
+            rows::column_list(columns)
+        );
+        let mut insert = self
+            .client
+            .insert_formatted_with(sql)
+            .with_timeouts(Some(self.config.timeout), Some(self.config.timeout));
+        insert.send(data.into()).await.map_err(classify)?;
+        insert.end().await.map_err(classify)
+    }
+
+    /// Writes one batch: its rows and the events processors derived from it.
+    pub async fn write(&self, batch: &Batch) -> Result<(), ClickHouseError> {
+        let project = &batch.ctx.project;
+        match &batch.payload {
+            Payload::Traces(rs) => {
+                let spans = record::span_records(project, rs);
+                if !spans.is_empty() {
+                    self.insert("spans", rows::SPAN_COLUMNS, rows::encode_spans(&spans))
+                        .await?;
+                }
+            }
+            Payload::Logs(rl) => self.write_logs(project, rl).await?,
+            Payload::Metrics(rm) => {
+                let points = record::metric_rows(project, rm);
+                if !points.is_empty() {
+                    self.insert(
+                        "metric_points",
+                        rows::METRIC_COLUMNS,
+                        rows::encode_metrics(&points),
+                    )
+                    .await?;
+                }
+            }
+        }
+        self.write_logs(project, &batch.events).await
+    }
+
+    async fn write_logs(
+        &self,
+        project: &str,
+        resource_logs: &[llmscope_core::otlp::logs::v1::ResourceLogs],
+    ) -> Result<(), ClickHouseError> {
+        let (logs, anomalies) = record::log_rows(project, resource_logs);
+        if !logs.is_empty() {
+            self.insert("logs", rows::LOG_COLUMNS, rows::encode_logs(&logs))
+                .await?;
+        }
+        if !anomalies.is_empty() {
+            self.insert(
+                "anomalies",
+                rows::ANOMALY_COLUMNS,
+                rows::encode_anomalies(&anomalies),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Exporter for ClickHouseStore {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.write(batch).await.map_err(ExportError::from)
+    }
+}
+
+fn query_error(e: ClickHouseError) -> QueryError {
+    QueryError(e.message)
+}
+
+impl QueryStore for ClickHouseStore {
+    fn traces<'a>(&'a self, query: &'a TraceQuery) -> BoxFuture<'a, Result<TracePage, QueryError>> {
+        Box::pin(async move { read::traces(self, query).await.map_err(query_error) })
+    }
+
+    fn trace<'a>(
+        &'a self,
+        project: &'a str,
+        trace_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SpanRecord>>, QueryError>> {
+        Box::pin(async move {
+            read::trace(self, project, trace_id)
+                .await
+                .map_err(query_error)
+        })
+    }
+
+    fn summary<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+    ) -> BoxFuture<'a, Result<Vec<SummaryGroup>, QueryError>> {
+        Box::pin(async move { read::summary(self, query).await.map_err(query_error) })
+    }
+
+    fn anomalies<'a>(
+        &'a self,
+        query: &'a AnomalyQuery,
+    ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
+        Box::pin(async move { read::anomalies(self, query).await.map_err(query_error) })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {
+        Box::pin(async move {
+            self.client
+                .query("SELECT 1")
+                .fetch_one::<u8>()
+                .await
+                .map(|_| ())
+                .map_err(|e| query_error(classify(e)))
+        })
+    }
+}

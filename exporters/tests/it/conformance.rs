@@ -1,0 +1,223 @@
+//! The same data, exported to every store, gives the same answers to every query the API asks.
+
+use llmscope_core::Exporter;
+use llmscope_exporters::query::{
+    AnomalyQuery, Filter, GroupBy, QueryStore, SummaryGroup, SummaryQuery, TraceQuery, TraceSummary,
+};
+use llmscope_exporters::sqlite::{SqliteConfig, SqliteStore};
+
+use crate::{clickhouse, data};
+
+fn filter() -> Filter {
+    Filter {
+        project: "default".into(),
+        ..Default::default()
+    }
+}
+
+async fn all_traces(store: &dyn QueryStore, filter: Filter) -> Vec<TraceSummary> {
+    let mut query = TraceQuery {
+        filter,
+        limit: 7,
+        cursor: None,
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store.traces(&query).await.expect("traces");
+        out.extend(page.traces);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Equal, with costs compared to summation rounding; latency exactly when `exact_latency`, or
+/// (rollups keep t-digest quantile states) within the range the group's calls span.
+fn same_groups(a: &[SummaryGroup], b: &[SummaryGroup], exact_latency: bool, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: {a:#?}\n{b:#?}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(
+            (
+                &x.key,
+                x.bucket_start_ns,
+                x.requests,
+                x.errors,
+                x.input_tokens,
+                x.output_tokens,
+                x.cache_read_tokens
+            ),
+            (
+                &y.key,
+                y.bucket_start_ns,
+                y.requests,
+                y.errors,
+                y.input_tokens,
+                y.output_tokens,
+                y.cache_read_tokens
+            ),
+            "{what}"
+        );
+        assert!(
+            close(x.cost_usd, y.cost_usd),
+            "{what}: cost {:?} {:?}",
+            x.cost_usd,
+            y.cost_usd
+        );
+        if exact_latency {
+            assert_eq!(x.latency, y.latency, "{what}");
+        } else {
+            for (p, q) in [
+                (x.latency.p50_ms, y.latency.p50_ms),
+                (x.latency.p99_ms, y.latency.p99_ms),
+            ] {
+                assert!(
+                    (p - q).abs() <= 0.5 * p.max(q),
+                    "{what}: latency {p} vs {q}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_and_clickhouse_answer_the_same() {
+    let Some(ch) = clickhouse::store("conformance").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("c.db"),
+        ..Default::default()
+    })
+    .expect("sqlite");
+    for batch in data::batches() {
+        sqlite.export(&batch).await.expect("sqlite export");
+        ch.export(&batch).await.expect("clickhouse export");
+    }
+    let stores: [&dyn QueryStore; 2] = [&sqlite, &ch];
+
+    // Trace lists, all pages, with and without filters.
+    for f in [
+        filter(),
+        Filter {
+            service: Some("batch-job".into()),
+            ..filter()
+        },
+        Filter {
+            model: Some("gpt-4o-mini".into()),
+            ..filter()
+        },
+        Filter {
+            from_ns: Some((data::DAY_START + 2 * data::HOUR) as i64),
+            to_ns: Some((data::DAY_START + 4 * data::HOUR) as i64),
+            ..filter()
+        },
+    ] {
+        let [a, b] = [
+            all_traces(stores[0], f.clone()).await,
+            all_traces(stores[1], f.clone()).await,
+        ];
+        assert!(!a.is_empty(), "{f:?}");
+        assert_eq!(a.len(), b.len(), "{f:?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(close(x.cost_usd, y.cost_usd), "{x:?} {y:?}");
+            let strip = |t: &TraceSummary| TraceSummary {
+                cost_usd: None,
+                ..t.clone()
+            };
+            assert_eq!(strip(x), strip(y), "{f:?}");
+        }
+    }
+
+    // Every trace in full: spans, attributes, content joined from events.
+    for t in all_traces(stores[0], filter()).await {
+        let a = sqlite
+            .trace("default", &t.trace_id)
+            .await
+            .expect("sqlite trace");
+        let b = ch
+            .trace("default", &t.trace_id)
+            .await
+            .expect("clickhouse trace");
+        assert_eq!(a, b, "trace {}", t.trace_id);
+    }
+    assert_eq!(
+        ch.trace("default", &"ab".repeat(16))
+            .await
+            .expect("unknown"),
+        None
+    );
+
+    // Summaries from raw rows (unaligned ranges, user and session) are exact; over aligned ranges
+    // ClickHouse answers from the rollups, exact except latency quantiles.
+    let unaligned = Filter {
+        from_ns: Some(data::DAY_START as i64 + 1),
+        ..filter()
+    };
+    for group_by in GroupBy::ALL {
+        for (f, bucket) in [
+            (unaligned.clone(), None),
+            (unaligned.clone(), Some(data::HOUR as i64)),
+            (filter(), None),
+            (filter(), Some(data::HOUR as i64)),
+        ] {
+            let q = SummaryQuery {
+                filter: f.clone(),
+                group_by,
+                bucket_ns: bucket,
+            };
+            let a = sqlite.summary(&q).await.expect("sqlite summary");
+            let b = ch
+                .summary(&q)
+                .await
+                .unwrap_or_else(|e| panic!("clickhouse summary {q:?}: {e}"));
+            let from_rollup = f.from_ns.is_none()
+                && matches!(
+                    group_by,
+                    GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
+                );
+            same_groups(
+                &a,
+                &b,
+                !from_rollup,
+                &format!("{group_by:?} {bucket:?} {f:?}"),
+            );
+        }
+    }
+
+    let q = AnomalyQuery {
+        filter: filter(),
+        kind: None,
+        limit: 100,
+    };
+    let (a, b) = (
+        sqlite.anomalies(&q).await.expect("sqlite"),
+        ch.anomalies(&q).await.expect("clickhouse"),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json");
+        assert_eq!(parse(&x.attributes), parse(&y.attributes));
+        assert_eq!(
+            llmscope_exporters::record::AnomalyRow {
+                attributes: String::new(),
+                ..x.clone()
+            },
+            llmscope_exporters::record::AnomalyRow {
+                attributes: String::new(),
+                ..y.clone()
+            }
+        );
+    }
+    clickhouse::drop_database(&ch).await;
+}
