@@ -87,37 +87,47 @@ pub fn main() -> ExitCode {
         }
         Command::Migrate => {
             init_logs(&config.telemetry.logs.level);
-            let mut ok = true;
-            for (id, exporter) in &config.exporters {
-                match registry::migrate(exporter) {
-                    Ok(applied) if applied.is_empty() => println!("{id}: schema is up to date"),
-                    Ok(applied) => println!("{id}: applied {}", applied.join(", ")),
-                    Err(e) => {
-                        eprintln!("error: {id}: {e}");
-                        ok = false;
-                    }
-                }
-            }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            match runtime() {
+                Ok(r) => r.block_on(migrate(&config)),
+                Err(code) => code,
             }
         }
         Command::Run => {
             init_logs(&config.telemetry.logs.level);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(run(config))
+            match runtime() {
+                Ok(r) => r.block_on(run(config)),
+                Err(code) => code,
+            }
         }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+async fn migrate(config: &Config) -> ExitCode {
+    let mut ok = true;
+    for (id, exporter) in &config.exporters {
+        match registry::migrate(exporter).await {
+            Ok(applied) if applied.is_empty() => println!("{id}: schema is up to date"),
+            Ok(applied) => println!("{id}: applied {}", applied.join(", ")),
+            Err(e) => {
+                eprintln!("error: {id}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

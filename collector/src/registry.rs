@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use llmscope_core::Processor;
+use llmscope_exporters::clickhouse::{ClickHouseConfig, ClickHouseError, ClickHouseStore};
 use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
 use llmscope_processors::anomaly::Anomaly;
@@ -51,10 +52,12 @@ pub enum BuildError {
     Processor { id: String, reason: String },
     #[error("exporter {id}: {source}")]
     Sqlite { id: String, source: OpenError },
+    #[error("exporter {id}: {source}")]
+    ClickHouse { id: String, source: ClickHouseError },
 }
 
 /// Opens an exporter's backend (creating and migrating its schema) and starts its driver.
-pub fn exporter(
+pub async fn exporter(
     id: &str,
     config: &ExporterConfig,
     telemetry: &Telemetry,
@@ -74,12 +77,38 @@ pub fn exporter(
                 store: Some(Arc::new(store)),
             })
         }
+        ExporterConfig::ClickHouse(c) => {
+            let store = ClickHouseStore::open(c.clone()).await.map_err(|source| {
+                BuildError::ClickHouse {
+                    id: id.to_owned(),
+                    source,
+                }
+            })?;
+            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+            Ok(RunningExporter {
+                sender,
+                driver,
+                store: Some(Arc::new(store)),
+            })
+        }
     }
 }
 
 /// Applies the schema migrations of an exporter's backend; returns what was applied.
-pub fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, OpenError> {
+pub async fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, String> {
     match config {
-        ExporterConfig::Sqlite(c) => SqliteStore::open(c.clone()).map(|s| s.applied_migrations()),
+        ExporterConfig::Sqlite(c) => SqliteStore::open(c.clone())
+            .map(|s| s.applied_migrations())
+            .map_err(|e| e.to_string()),
+        ExporterConfig::ClickHouse(c) => {
+            let config = ClickHouseConfig {
+                create_schema: false,
+                ..c.clone()
+            };
+            let store = ClickHouseStore::open(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())
+        }
     }
 }

@@ -89,7 +89,7 @@ impl Service {
         let mut exporters: BTreeMap<String, RunningExporter> = BTreeMap::new();
         for id in wanted {
             if let Some(c) = config.exporters.get(id) {
-                exporters.insert(id.clone(), registry::exporter(id, c, &telemetry)?);
+                exporters.insert(id.clone(), registry::exporter(id, c, &telemetry).await?);
             }
         }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use llmscope_exporters::clickhouse::ClickHouseConfig;
 use llmscope_exporters::sqlite::SqliteConfig;
 use llmscope_processors::anomaly::AnomalyConfig;
 use llmscope_processors::cost::CostConfig;
@@ -118,6 +119,7 @@ pub enum ProcessorConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterConfig {
     Sqlite(SqliteConfig),
+    ClickHouse(ClickHouseConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -273,7 +275,10 @@ impl Config {
             &mut problems,
             |kind, v, p, pr| match kind {
                 "sqlite" => checked(v, p, pr, SqliteConfig::validate).map(ExporterConfig::Sqlite),
-                _ => unknown_type(p, pr, "exporter", kind, &["sqlite"]),
+                "clickhouse" => {
+                    checked(v, p, pr, ClickHouseConfig::validate).map(ExporterConfig::ClickHouse)
+                }
+                _ => unknown_type(p, pr, "exporter", kind, &["sqlite", "clickhouse"]),
             },
         );
         let extensions = components(

@@ -32,3 +32,58 @@ fn the_default_example_is_the_builtin_default() {
     let text = std::fs::read_to_string(dir).expect("default.yaml");
     assert_eq!(text, llmscope::config::DEFAULT_CONFIG);
 }
+
+/// The ClickHouse example runs end to end: spans in over OTLP, read back from ClickHouse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "LLMSCOPE_TEST_CLICKHOUSE_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: LLMSCOPE_TEST_CLICKHOUSE_URL is not set");
+        return;
+    };
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/clickhouse.yaml");
+    let text = std::fs::read_to_string(file).expect("clickhouse.yaml");
+    let database = format!("llmscope_example_{}", std::process::id());
+    let config = Config::parse("clickhouse.yaml", &text, &|var| match var {
+        "CLICKHOUSE_URL" => Some(url.clone()),
+        "CLICKHOUSE_DATABASE" => Some(database.clone()),
+        v if v.starts_with("LLMSCOPE_") && v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("clickhouse.yaml");
+    let c =
+        crate::harness::Collector::start_with(config, tempfile::tempdir().expect("tempdir")).await;
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            llmscope_core::test_util::fixtures::OPENLLMETRY_OPENAI_CHAT
+                .as_bytes()
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, hyper::StatusCode::OK);
+    let list = c
+        .eventually("/api/v1/traces", |l| l["traces"][0]["llm_calls"] == 2)
+        .await;
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("trace id")
+        .to_owned();
+    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3));
+    let summary = c
+        .get("/api/v1/analytics/summary?group_by=model")
+        .await
+        .json();
+    assert_eq!(summary["groups"][0]["requests"], 2);
+    assert!(c.stop().await);
+    let client = clickhouse::Client::default().with_url(url);
+    let _ = client
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
+}
