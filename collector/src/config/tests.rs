@@ -41,7 +41,9 @@ fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
         otlp.protocols.http.as_ref().map(|h| h.endpoint.as_str()),
         Some("127.0.0.1:4318")
     );
-    let ExporterConfig::Sqlite(sqlite) = &c.exporters["sqlite"];
+    let ExporterConfig::Sqlite(sqlite) = &c.exporters["sqlite"] else {
+        panic!("sqlite exporter")
+    };
     assert_eq!(sqlite.path, std::path::PathBuf::from("./data/llmscope.db"));
     let ExtensionConfig::Api(api) = &c.extensions["api"];
     assert_eq!(api.endpoint, "127.0.0.1:4320");
@@ -85,7 +87,9 @@ service:
         otlp.protocols.http.is_none(),
         "only the listed protocols run"
     );
-    let ExporterConfig::Sqlite(s) = &c.exporters["sqlite"];
+    let ExporterConfig::Sqlite(s) = &c.exporters["sqlite"] else {
+        panic!("sqlite exporter")
+    };
     assert_eq!(s.path, std::path::PathBuf::from("/tmp/x.db"));
 }
 
