@@ -1,11 +1,12 @@
-//! The exporter driver: the one place that takes batches off an exporter's queue, calls the
-//! exporter, retries transient failures with exponential backoff and full jitter (honouring
-//! `retry_after`), and counts what was sent and what was dropped.
+//! The exporter driver: the one place that takes batches off an exporter's queue, groups them
+//! into larger exports (by items, bytes and time), calls the exporter, retries transient
+//! failures with exponential backoff and full jitter (honouring `retry_after`), and counts what
+//! was sent and what was dropped.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llmscope_core::{Batch, ExportError, Exporter};
+use llmscope_core::{Batch, ExportError, Exporter, Payload};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -31,12 +32,109 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How queued batches are grouped into one export: the first batch waits at most `max_delay`
+/// for more of the same signal and project, until `max_items` items or `max_bytes` bytes
+/// (protobuf size) are reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchPolicy {
+    pub max_items: usize,
+    pub max_bytes: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_items: 10_000,
+            max_bytes: 8 * 1024 * 1024,
+            max_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+fn encoded_len(batch: &Batch) -> usize {
+    use prost::Message;
+    match &batch.payload {
+        Payload::Traces(rs) => rs.iter().map(Message::encoded_len).sum(),
+        Payload::Logs(rl) => rl.iter().map(Message::encoded_len).sum(),
+        Payload::Metrics(rm) => rm.iter().map(Message::encoded_len).sum(),
+    }
+}
+
+fn compatible(a: &Batch, b: &Batch) -> bool {
+    std::mem::discriminant(&a.payload) == std::mem::discriminant(&b.payload)
+        && a.ctx.project == b.ctx.project
+}
+
+/// Several batches of one signal and project as one: payloads and events concatenated.
+fn merge(group: Vec<Arc<Batch>>) -> Arc<Batch> {
+    if group.len() == 1 {
+        return group
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable!("one batch"));
+    }
+    let mut merged = Batch::new(
+        match &group[0].payload {
+            Payload::Traces(_) => Payload::Traces(Vec::new()),
+            Payload::Logs(_) => Payload::Logs(Vec::new()),
+            Payload::Metrics(_) => Payload::Metrics(Vec::new()),
+        },
+        group[0].ctx.clone(),
+    );
+    for b in &group {
+        match (&mut merged.payload, &b.payload) {
+            (Payload::Traces(out), Payload::Traces(rs)) => out.extend(rs.iter().cloned()),
+            (Payload::Logs(out), Payload::Logs(rl)) => out.extend(rl.iter().cloned()),
+            (Payload::Metrics(out), Payload::Metrics(rm)) => out.extend(rm.iter().cloned()),
+            _ => {}
+        }
+        merged.events.extend(b.events.iter().cloned());
+    }
+    Arc::new(merged)
+}
+
+/// The next export: a queued batch and whatever compatible ones follow within the policy.
+/// A batch that does not fit waits in `held` for the next call. `None` once the queue is closed
+/// and empty.
+async fn next_export(
+    rx: &mut mpsc::Receiver<Arc<Batch>>,
+    held: &mut Option<Arc<Batch>>,
+    policy: &BatchPolicy,
+) -> Option<Arc<Batch>> {
+    let first = match held.take() {
+        Some(b) => b,
+        None => rx.recv().await?,
+    };
+    let deadline = tokio::time::Instant::now() + policy.max_delay;
+    let mut items = first.payload.item_count();
+    let mut bytes = encoded_len(&first);
+    let mut group = vec![first];
+    while items < policy.max_items && bytes < policy.max_bytes {
+        let Ok(Some(next)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            break;
+        };
+        let (n, size) = (next.payload.item_count(), encoded_len(&next));
+        if !compatible(&group[0], &next)
+            || items + n > policy.max_items
+            || bytes + size > policy.max_bytes
+        {
+            *held = Some(next);
+            break;
+        }
+        items += n;
+        bytes += size;
+        group.push(next);
+    }
+    Some(merge(group))
+}
+
 /// Runs `exporter` over its queue until every sender is gone and the queue is drained.
 pub fn spawn<E: Exporter>(
     id: String,
     exporter: E,
     mut rx: mpsc::Receiver<Arc<Batch>>,
-    policy: RetryPolicy,
+    (policy, batching): (RetryPolicy, BatchPolicy),
     telemetry: Telemetry,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -44,7 +142,8 @@ pub fn spawn<E: Exporter>(
         let sent = telemetry.counter("llmscope_exporter_sent_items_total", &labels);
         let retries = telemetry.counter("llmscope_exporter_retries_total", &labels);
         let mut rng = Jitter::seeded();
-        while let Some(batch) = rx.recv().await {
+        let mut held = None;
+        while let Some(batch) = next_export(&mut rx, &mut held, &batching).await {
             let items = batch.payload.item_count() as u64;
             let mut attempt = 1;
             loop {
@@ -164,7 +263,13 @@ mod tests {
             permanent,
             calls: Arc::clone(&calls),
         };
-        let handle = spawn("x".into(), exporter, rx, policy(), telemetry.clone());
+        let handle = spawn(
+            "x".into(),
+            exporter,
+            rx,
+            (policy(), BatchPolicy::default()),
+            telemetry.clone(),
+        );
         let batch = traces(
             "svc",
             vec![span(1, 1, "a", vec![]), span(1, 2, "b", vec![])],
@@ -208,6 +313,39 @@ mod tests {
                 &[("exporter", "x"), ("reason", "retries_exhausted")]
             ),
             2
+        );
+    }
+
+    #[tokio::test]
+    async fn queued_batches_are_grouped_by_signal_project_and_limits() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let traces_of = |n: u8| {
+            Arc::new(traces(
+                "svc",
+                (0..n).map(|i| span(1, i + 1, "a", vec![])).collect(),
+            ))
+        };
+        let logs = Arc::new(llmscope_core::test_util::logs(
+            "svc",
+            vec![Default::default()],
+        ));
+        for b in [traces_of(2), traces_of(3), logs, traces_of(4), traces_of(5)] {
+            tx.send(b).await.expect("send");
+        }
+        drop(tx);
+        let policy = BatchPolicy {
+            max_items: 8,
+            max_bytes: usize::MAX,
+            max_delay: Duration::from_millis(50),
+        };
+        let mut held = None;
+        let mut sizes = Vec::new();
+        while let Some(b) = next_export(&mut rx, &mut held, &policy).await {
+            sizes.push((b.payload.signal(), b.payload.item_count()));
+        }
+        assert_eq!(
+            sizes,
+            vec![("traces", 5), ("logs", 1), ("traces", 4), ("traces", 5)]
         );
     }
 

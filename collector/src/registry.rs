@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{ExporterConfig, ProcessorConfig};
-use crate::driver::{self, RetryPolicy};
+use crate::driver::{self, BatchPolicy, RetryPolicy};
 use crate::telemetry::Telemetry;
 
 /// Batches each exporter's queue holds before pipelines wait (and then refuse, retryably).
@@ -63,7 +63,7 @@ pub async fn exporter(
     telemetry: &Telemetry,
 ) -> Result<RunningExporter, BuildError> {
     let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
-    let policy = RetryPolicy::default();
+    let policy = (RetryPolicy::default(), BatchPolicy::default());
     match config {
         ExporterConfig::Sqlite(c) => {
             let store = SqliteStore::open(c.clone()).map_err(|source| BuildError::Sqlite {
