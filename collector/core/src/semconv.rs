@@ -108,7 +108,7 @@ pub struct GenAiFields {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub conversation_id: Option<String>,
-    /// Canonical message content as JSON text.
+    /// Canonical message content as JSON text (as sent, for text values).
     pub input_messages: Option<String>,
     pub output_messages: Option<String>,
     pub system_instructions: Option<String>,
@@ -119,7 +119,16 @@ impl GenAiFields {
     pub fn read(attrs: &[KeyValue]) -> Self {
         let s = |k| attr::get_str(attrs, k).map(str::to_owned);
         let n = |k| attr::get_i64(attrs, k);
-        let content = |k| attr::get(attrs, k).map(|v| attr::json_content(v).to_string());
+        // Content is kept as sent when it is text (JSON on spans, as the conventions say), and
+        // written as JSON when structured (log events): no parse on the hot path.
+        let content = |k| {
+            attr::get(attrs, k).map(|v| match v {
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                    s.clone()
+                }
+                other => attr::to_json(other).to_string(),
+            })
+        };
         Self {
             operation: s(OPERATION_NAME),
             provider: s(PROVIDER_NAME),
