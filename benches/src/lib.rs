@@ -5,6 +5,11 @@
 /// and typographic punctuation, and about 1% of its bytes PII (emails, phone numbers, card
 /// numbers, IP addresses). Deterministic.
 pub fn prompt_text(bytes: usize) -> String {
+    prompt_text_with_pii(bytes, 0.01)
+}
+
+/// [`prompt_text`] with `density` of its bytes PII (0.01 is 1%).
+pub fn prompt_text_with_pii(bytes: usize, density: f64) -> String {
     const WORDS: &[&str] = &[
         "the",
         "customer",
@@ -59,8 +64,8 @@ pub fn prompt_text(bytes: usize) -> String {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        // Keep PII near 1% of the bytes written so far.
-        if pii_bytes * 100 < out.len() {
+        // Keep PII near `density` of the bytes written so far.
+        if density > 0.0 && (pii_bytes as f64) < density * out.len() as f64 {
             let p = PII[(state % PII.len() as u64) as usize];
             out.push_str(p);
             pii_bytes += p.len();
