@@ -281,3 +281,35 @@ impl QueryStore for ClickHouseStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_are_classified_by_their_code() {
+        let server = |text: &str| classify(clickhouse::error::Error::BadResponse(text.into()));
+        let unknown_table =
+            server("Code: 60. DB::Exception: Table llmscope.spans does not exist. (UNKNOWN_TABLE)");
+        assert!(!unknown_table.retryable);
+        assert!(
+            unknown_table
+                .message
+                .contains("Table llmscope.spans does not exist")
+        );
+        assert!(
+            !server(
+                "Code: 27. DB::Exception: Cannot parse input (CANNOT_PARSE_INPUT_ASSERTION_FAILED)"
+            )
+            .retryable
+        );
+        assert!(server("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)").retryable);
+        assert!(
+            server("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT_EXCEEDED)")
+                .retryable
+        );
+        assert!(server("connection refused").retryable);
+        let export: ExportError = server("Code: 62. DB::Exception: Syntax error").into();
+        assert!(!export.is_retryable());
+    }
+}
