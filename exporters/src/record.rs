@@ -377,3 +377,32 @@ pub fn metric_rows(project: &str, resource_metrics: &[ResourceMetrics]) -> Vec<M
     }
     out
 }
+
+/// Which spans rollups count: every model call once. Of spans sharing a response id in `rows`
+/// (an SDK's span and an instrumentation's span of one call), the one with the most complete
+/// usage, as the raw-row summaries choose.
+pub fn counted_calls(rows: &[SpanRecord]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].gen_ai.is_model_call)
+        .collect();
+    order.sort_by_key(|&i| {
+        let g = &rows[i].gen_ai;
+        (
+            g.input_tokens.is_none(),
+            g.cost_usd.is_none(),
+            rows[i].start_time_ns,
+            rows[i].span_id.clone(),
+        )
+    });
+    let mut seen = std::collections::HashSet::new();
+    let mut out = vec![false; rows.len()];
+    for i in order {
+        let g = &rows[i].gen_ai;
+        let key = g
+            .response_id
+            .clone()
+            .unwrap_or_else(|| format!("{}{}", rows[i].trace_id, rows[i].span_id));
+        out[i] = seen.insert(key);
+    }
+    out
+}

@@ -1,8 +1,6 @@
 //! Rows for the tables of `sql/clickhouse/`, each next to its column list. The column lists
 //! must match the DDL; the integration tests insert through them into the real schema.
 
-use std::collections::HashSet;
-
 use super::rowbinary::{Column, RowBinary};
 use crate::record::{AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
@@ -45,38 +43,9 @@ pub const SPAN_COLUMNS: &[Column] = &[
     ("links", "String"),
 ];
 
-/// Which spans rollups count: every model call once. Of spans sharing a response id in this
-/// batch (an SDK's span and an instrumentation's span of one call), the one with the most
-/// complete usage, as the SQLite summary chooses.
-fn counted(rows: &[SpanRecord]) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].gen_ai.is_model_call)
-        .collect();
-    order.sort_by_key(|&i| {
-        let g = &rows[i].gen_ai;
-        (
-            g.input_tokens.is_none(),
-            g.cost_usd.is_none(),
-            rows[i].start_time_ns,
-            rows[i].span_id.clone(),
-        )
-    });
-    let mut seen = HashSet::new();
-    let mut out = vec![false; rows.len()];
-    for i in order {
-        let key = rows[i]
-            .gen_ai
-            .response_id
-            .clone()
-            .unwrap_or_else(|| format!("{}{}", rows[i].trace_id, rows[i].span_id));
-        out[i] = seen.insert(key);
-    }
-    out
-}
-
 pub fn encode_spans(rows: &[SpanRecord]) -> Vec<u8> {
     let mut w = RowBinary::new(SPAN_COLUMNS, rows.len() * 1024);
-    for (r, counted) in rows.iter().zip(counted(rows)) {
+    for (r, counted) in rows.iter().zip(crate::record::counted_calls(rows)) {
         let g = &r.gen_ai;
         w.string(&r.project);
         w.i64(r.start_time_ns);

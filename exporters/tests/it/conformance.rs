@@ -6,7 +6,7 @@ use llmscope_exporters::query::{
 };
 use llmscope_exporters::sqlite::{SqliteConfig, SqliteStore};
 
-use crate::{clickhouse, data};
+use crate::{clickhouse, data, postgres};
 
 fn filter() -> Filter {
     Filter {
@@ -93,6 +93,23 @@ async fn sqlite_and_clickhouse_answer_the_same() {
     let Some(ch) = clickhouse::store("conformance").await else {
         return;
     };
+    let sqlite = reference_with(&ch).await;
+    conform(&sqlite.1, &ch).await;
+    clickhouse::drop_database(&ch).await;
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_answer_the_same() {
+    let Some(pg) = postgres::store("conformance").await else {
+        return;
+    };
+    let sqlite = reference_with(&pg).await;
+    conform(&sqlite.1, &pg).await;
+    postgres::drop_database(pg).await;
+}
+
+/// A SQLite store and `other`, both holding the test data.
+async fn reference_with(other: &impl Exporter) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = SqliteStore::open(SqliteConfig {
         path: dir.path().join("c.db"),
@@ -101,9 +118,14 @@ async fn sqlite_and_clickhouse_answer_the_same() {
     .expect("sqlite");
     for batch in data::batches() {
         sqlite.export(&batch).await.expect("sqlite export");
-        ch.export(&batch).await.expect("clickhouse export");
+        other.export(&batch).await.expect("export");
     }
-    let stores: [&dyn QueryStore; 2] = [&sqlite, &ch];
+    (dir, sqlite)
+}
+
+/// Every query the API asks, on `sqlite` (the reference) and `ch` (the store under test).
+async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
+    let stores: [&dyn QueryStore; 2] = [sqlite, ch];
 
     // Trace lists, all pages, with and without filters.
     for f in [
@@ -219,5 +241,4 @@ async fn sqlite_and_clickhouse_answer_the_same() {
             }
         );
     }
-    clickhouse::drop_database(&ch).await;
 }

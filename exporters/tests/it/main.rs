@@ -4,3 +4,4 @@
 mod clickhouse;
 mod conformance;
 mod data;
+mod postgres;

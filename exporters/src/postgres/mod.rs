@@ -1,0 +1,267 @@
+//! `postgres`: the event store for moderate volume and the database most teams already run.
+//! Spans and logs go in with binary `COPY` into a staging table, then `INSERT ... ON CONFLICT DO
+//! NOTHING` (spans keyed by project, trace id, span id and start time; logs and anomalies by a
+//! hash of the record), so a retried batch is stored once. The rollups are updated in the same
+//! transaction from the rows actually inserted. Daily partitions are created ahead and on demand
+//! and dropped past retention ([`PostgresStore::maintain_partitions`]).
+
+mod config;
+pub mod partitions;
+mod read;
+mod write;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use llmscope_core::{Batch, ExportError, Exporter};
+use tokio_postgres::NoTls;
+
+pub use config::PostgresConfig;
+
+use crate::query::{
+    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
+    TraceQuery,
+};
+use crate::record::{AnomalyRow, SpanRecord};
+
+/// `(version, name, sql)` in order. Append only.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../sql/postgres/0001_init.sql"),
+)];
+
+/// A failed PostgreSQL operation: the server's message, and whether to retry.
+#[derive(Debug, thiserror::Error)]
+#[error("postgres: {message}")]
+pub struct PostgresError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// SQLSTATE classes that mean the statement or the data is wrong: data exceptions (22),
+/// integrity violations (23), syntax and undefined objects (42). Everything else (connection
+/// loss, serialization failures, deadlocks, resource exhaustion, shutdown) is retried.
+fn classify(e: tokio_postgres::Error) -> PostgresError {
+    let retryable = !e
+        .code()
+        .is_some_and(|c| matches!(&c.code()[..2], "22" | "23" | "42"));
+    let message = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    PostgresError { message, retryable }
+}
+
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> PostgresError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => classify(e),
+        other => PostgresError {
+            message: other.to_string(),
+            retryable: true,
+        },
+    }
+}
+
+impl From<tokio_postgres::Error> for PostgresError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        classify(e)
+    }
+}
+
+impl From<PostgresError> for ExportError {
+    fn from(e: PostgresError) -> Self {
+        if e.retryable {
+            ExportError::transient(e.message)
+        } else {
+            ExportError::permanent(e.message)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: PostgresConfig,
+    known: std::sync::Arc<partitions::Known>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.config.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl PostgresStore {
+    /// Builds the pool and, with `create_schema`, applies migrations and creates the partitions
+    /// of today and the days ahead.
+    pub async fn open(config: PostgresConfig) -> Result<Self, PostgresError> {
+        let mut pg: tokio_postgres::Config =
+            config
+                .url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| PostgresError {
+                    message: format!("invalid url: {e}"),
+                    retryable: false,
+                })?;
+        if !config.password.is_empty() {
+            pg.password(config.password.expose());
+        }
+        pg.connect_timeout(config.timeout);
+        pg.options(format!(
+            "-c statement_timeout={}",
+            config.timeout.as_millis()
+        ));
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .build()
+            .map_err(|e| PostgresError {
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let store = Self {
+            pool,
+            config,
+            known: Default::default(),
+        };
+        if store.config.create_schema {
+            store.migrate().await?;
+            store.maintain_partitions(now_ns()).await?;
+        }
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies every migration not yet recorded in `schema_migrations`, each in a transaction
+    /// under an advisory lock (several collectors may start at once). Returns the names applied.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, PostgresError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+        let mut applied = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(738127)", &[])
+                .await?;
+            let done = tx
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
+            if !done {
+                tx.batch_execute(sql).await.map_err(|e| {
+                    let mut e = classify(e);
+                    e.message = format!("migration {name}: {}", e.message);
+                    e
+                })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    &[version, name],
+                )
+                .await?;
+                applied.push(*name);
+            }
+            tx.commit().await?;
+        }
+        Ok(applied)
+    }
+
+    /// Creates partitions ahead of `now_ns` and drops those past retention; returns the dropped.
+    pub async fn maintain_partitions(&self, now_ns: i64) -> Result<Vec<String>, PostgresError> {
+        partitions::maintain(
+            &self.pool,
+            &self.known,
+            now_ns,
+            self.config.partitions_ahead,
+            self.config.retention_days,
+        )
+        .await
+    }
+
+    /// Writes one batch, its events and its rollup increments in one transaction.
+    pub async fn write(&self, batch: &Batch) -> Result<(), PostgresError> {
+        write::batch(self, batch).await
+    }
+}
+
+impl Exporter for PostgresStore {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.write(batch).await.map_err(ExportError::from)
+    }
+}
+
+fn query_error(e: PostgresError) -> QueryError {
+    QueryError(e.message)
+}
+
+impl QueryStore for PostgresStore {
+    fn traces<'a>(&'a self, query: &'a TraceQuery) -> BoxFuture<'a, Result<TracePage, QueryError>> {
+        Box::pin(async move { read::traces(self, query).await.map_err(query_error) })
+    }
+
+    fn trace<'a>(
+        &'a self,
+        project: &'a str,
+        trace_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SpanRecord>>, QueryError>> {
+        Box::pin(async move {
+            read::trace(self, project, trace_id)
+                .await
+                .map_err(query_error)
+        })
+    }
+
+    fn summary<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+    ) -> BoxFuture<'a, Result<Vec<SummaryGroup>, QueryError>> {
+        Box::pin(async move { read::summary(self, query).await.map_err(query_error) })
+    }
+
+    fn anomalies<'a>(
+        &'a self,
+        query: &'a AnomalyQuery,
+    ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
+        Box::pin(async move { read::anomalies(self, query).await.map_err(query_error) })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {
+        Box::pin(async move {
+            let client = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| query_error(pool_error(e)))?;
+            client
+                .query_one("SELECT 1", &[])
+                .await
+                .map(|_| ())
+                .map_err(|e| query_error(classify(e)))
+        })
+    }
+}

@@ -1,0 +1,470 @@
+//! The query API's reads over the PostgreSQL tables: raw rows for lists and drill-downs, the
+//! rollups for summaries over bucket-aligned ranges.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use llmscope_core::semconv::GenAiFields;
+use serde_json::Value as J;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::write::hist_latency;
+use super::{PostgresError, PostgresStore, pool_error};
+use crate::query::{
+    AnomalyQuery, CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage,
+    TraceQuery, TraceSummary, sort_groups, summarize,
+};
+use crate::record::{AnomalyRow, JsonMap, SpanRecord};
+
+type Result<T> = std::result::Result<T, PostgresError>;
+
+/// SQL text with positional parameters added as it is written.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    values: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends `before`, then a placeholder bound to `value`.
+    fn bind<T: ToSql + Sync + Send + 'static>(&mut self, before: &str, value: T) -> &mut Self {
+        self.values.push(Box::new(value));
+        self.text.push_str(before);
+        self.text.push_str(&format!("${}", self.values.len()));
+        self
+    }
+
+    async fn query(&self, store: &PostgresStore) -> Result<Vec<Row>> {
+        let client = store.pool().get().await.map_err(pool_error)?;
+        let params: Vec<&(dyn ToSql + Sync)> = self
+            .values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        Ok(client.query(&self.text, &params).await?)
+    }
+}
+
+fn span_filter(sql: &mut Sql, f: &Filter) {
+    sql.bind(" s.project = ", f.project.clone());
+    if let Some(from) = f.from_ns {
+        sql.bind(" AND s.start_time_ns >= ", from);
+    }
+    if let Some(to) = f.to_ns {
+        sql.bind(" AND s.start_time_ns < ", to);
+    }
+    if let Some(service) = &f.service {
+        sql.bind(" AND s.service = ", service.clone());
+    }
+    if let Some(model) = &f.model {
+        sql.bind(" AND (s.request_model = ", model.clone())
+            .bind(" OR s.response_model = ", model.clone())
+            .push(")");
+    }
+    if let Some(provider) = &f.provider {
+        sql.bind(" AND s.provider = ", provider.clone());
+    }
+}
+
+pub async fn traces(store: &PostgresStore, q: &TraceQuery) -> Result<TracePage> {
+    let mut sql = Sql::default();
+    sql.push("WITH candidates AS (SELECT DISTINCT s.trace_id FROM spans s WHERE");
+    span_filter(&mut sql, &q.filter);
+    sql.push(
+        "), t AS (
+            SELECT s.trace_id, min(s.start_time_ns) AS start_ns, max(s.end_time_ns) AS end_ns,
+                   count(*) AS span_count, bool_or(s.status_code = 2) AS error
+            FROM spans s JOIN candidates c ON c.trace_id = s.trace_id
+            WHERE",
+    );
+    sql.bind(" s.project = ", q.filter.project.clone())
+        .push(" GROUP BY s.trace_id)");
+    sql.push(" SELECT trace_id, start_ns, end_ns, span_count, error FROM t");
+    if let Some(c) = &q.cursor {
+        sql.bind(" WHERE start_ns < ", c.start_ns)
+            .bind(" OR (start_ns = ", c.start_ns)
+            .bind(" AND trace_id < ", c.trace_id.clone())
+            .push(")");
+    }
+    sql.bind(
+        " ORDER BY start_ns DESC, trace_id DESC LIMIT ",
+        q.limit as i64 + 1,
+    );
+    let mut traces: Vec<TraceSummary> = sql
+        .query(store)
+        .await?
+        .iter()
+        .map(|r| {
+            let start_ns: i64 = r.get(1);
+            TraceSummary {
+                trace_id: r.get(0),
+                service: None,
+                root_name: None,
+                start_ns,
+                duration_ns: (r.get::<_, i64>(2) - start_ns).max(0),
+                span_count: r.get(3),
+                llm_calls: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: None,
+                error: r.get(4),
+            }
+        })
+        .collect();
+    let next_cursor = if traces.len() > q.limit {
+        traces.truncate(q.limit);
+        traces.last().map(|t| Cursor {
+            start_ns: t.start_ns,
+            trace_id: t.trace_id.clone(),
+        })
+    } else {
+        None
+    };
+    if !traces.is_empty() {
+        fill_trace_details(store, &q.filter.project, &mut traces).await?;
+    }
+    Ok(TracePage {
+        traces,
+        next_cursor,
+    })
+}
+
+async fn fill_trace_details(
+    store: &PostgresStore,
+    project: &str,
+    traces: &mut [TraceSummary],
+) -> Result<()> {
+    let ids: Vec<String> = traces.iter().map(|t| t.trace_id.clone()).collect();
+    let index: HashMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i))
+        .collect();
+    let mut sql = Sql::default();
+    sql.push("SELECT DISTINCT ON (trace_id) trace_id, name, service FROM spans WHERE")
+        .bind(" project = ", project.to_owned())
+        .bind(" AND trace_id = ANY(", ids.clone())
+        .push(") ORDER BY trace_id, parent_span_id IS NOT NULL, start_time_ns");
+    for r in sql.query(store).await? {
+        if let Some(&i) = index.get(&r.get::<_, String>(0)) {
+            traces[i].root_name = Some(r.get(1));
+            traces[i].service = r.get(2);
+        }
+    }
+    let mut sql = Sql::default();
+    sql.push(
+        "SELECT trace_id, count(*), sum(it)::bigint, sum(ot)::bigint, sum(c), count(c) FROM (
+            SELECT trace_id, max(coalesce(input_tokens, 0)) AS it, max(coalesce(output_tokens, 0)) AS ot,
+                   max(cost_usd) AS c
+            FROM spans WHERE is_model_call AND",
+    )
+    .bind(" project = ", project.to_owned())
+    .bind(" AND trace_id = ANY(", ids)
+    .push(") GROUP BY trace_id, coalesce(response_id, span_id)) calls GROUP BY trace_id");
+    for r in sql.query(store).await? {
+        if let Some(&i) = index.get(&r.get::<_, String>(0)) {
+            let t = &mut traces[i];
+            t.llm_calls = r.get(1);
+            t.input_tokens = r.get(2);
+            t.output_tokens = r.get(3);
+            t.cost_usd = (r.get::<_, i64>(5) > 0).then(|| r.get::<_, f64>(4));
+        }
+    }
+    Ok(())
+}
+
+fn object(v: J) -> JsonMap {
+    match v {
+        J::Object(m) => m,
+        _ => JsonMap::new(),
+    }
+}
+
+fn span_from_row(r: &Row) -> SpanRecord {
+    SpanRecord {
+        project: r.get("project"),
+        trace_id: r.get("trace_id"),
+        span_id: r.get("span_id"),
+        parent_span_id: r.get("parent_span_id"),
+        name: r.get("name"),
+        kind: i32::from(r.get::<_, i16>("kind")),
+        service: r.get("service"),
+        scope_name: r.get("scope_name"),
+        start_time_ns: r.get("start_time_ns"),
+        end_time_ns: r.get("end_time_ns"),
+        status_code: i32::from(r.get::<_, i16>("status_code")),
+        status_message: r.get("status_message"),
+        gen_ai: GenAiFields {
+            operation: r.get("operation"),
+            provider: r.get("provider"),
+            request_model: r.get("request_model"),
+            response_model: r.get("response_model"),
+            response_id: r.get("response_id"),
+            input_tokens: r.get("input_tokens"),
+            output_tokens: r.get("output_tokens"),
+            cache_read_tokens: r.get("cache_read_tokens"),
+            cache_write_tokens: r.get("cache_write_tokens"),
+            reasoning_tokens: r.get("reasoning_tokens"),
+            cost_usd: r.get("cost_usd"),
+            session_id: r.get("session_id"),
+            user_id: r.get("user_id"),
+            conversation_id: r.get("conversation_id"),
+            input_messages: r.get("input_messages"),
+            output_messages: r.get("output_messages"),
+            system_instructions: r.get("system_instructions"),
+            is_model_call: r.get("is_model_call"),
+        },
+        attributes: object(r.get("attributes")),
+        resource_attributes: Arc::new(object(r.get("resource_attributes"))),
+        events: r.get::<_, J>("events").to_string(),
+        links: r.get::<_, J>("links").to_string(),
+    }
+}
+
+pub async fn trace(
+    store: &PostgresStore,
+    project: &str,
+    trace_id: &str,
+) -> Result<Option<Vec<SpanRecord>>> {
+    let client = store.pool().get().await.map_err(pool_error)?;
+    let rows = client
+        .query("SELECT * FROM spans WHERE project = $1 AND trace_id = $2 ORDER BY start_time_ns, span_id", &[&project, &trace_id])
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut spans: Vec<SpanRecord> = rows.iter().map(span_from_row).collect();
+    let events = client
+        .query(
+            "SELECT span_id, input_messages, output_messages, system_instructions FROM logs
+             WHERE project = $1 AND trace_id = $2 AND span_id IS NOT NULL
+               AND (input_messages IS NOT NULL OR output_messages IS NOT NULL OR system_instructions IS NOT NULL)
+             ORDER BY time_ns",
+            &[&project, &trace_id],
+        )
+        .await?;
+    crate::query::join_event_content(
+        &mut spans,
+        events
+            .iter()
+            .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3)])),
+    );
+    Ok(Some(spans))
+}
+
+fn group_key(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Model => "coalesce(s.request_model, s.response_model)",
+        GroupBy::Provider => "s.provider",
+        GroupBy::Service => "s.service",
+        GroupBy::Operation => "s.operation",
+        GroupBy::User => {
+            "coalesce(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
+                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL LIMIT 1))"
+        }
+        GroupBy::Session => {
+            "coalesce(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
+                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL LIMIT 1))"
+        }
+    }
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+const DAY_NS: i64 = 24 * HOUR_NS;
+
+/// The rollup width that answers `q` exactly in its counts, as for ClickHouse.
+fn rollup_width(q: &SummaryQuery) -> Option<i64> {
+    if !matches!(
+        q.group_by,
+        GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
+    ) || q.filter.model.is_some()
+    {
+        return None;
+    }
+    let aligned = |width: i64| {
+        [q.filter.from_ns, q.filter.to_ns]
+            .iter()
+            .flatten()
+            .all(|t| t.rem_euclid(width) == 0)
+            && q.bucket_ns
+                .is_none_or(|b| b % width == 0 && DAY_NS % b.min(DAY_NS) == 0)
+    };
+    if aligned(DAY_NS) && q.bucket_ns.is_some_and(|b| b % DAY_NS == 0) {
+        Some(DAY_NS)
+    } else if aligned(HOUR_NS) {
+        Some(HOUR_NS)
+    } else {
+        None
+    }
+}
+
+pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
+    if let Some(width) = rollup_width(q) {
+        return summary_from_rollup(store, q, width).await;
+    }
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT key, start_time_ns, duration_ns, status_code, input_tokens, output_tokens,
+                cache_read_tokens, cost_usd
+         FROM (
+            SELECT {key} AS key, s.start_time_ns, s.duration_ns, s.status_code, s.input_tokens,
+                   s.output_tokens, s.cache_read_tokens, s.cost_usd,
+                   row_number() OVER (
+                       PARTITION BY coalesce(s.response_id, s.trace_id || s.span_id)
+                       ORDER BY s.input_tokens IS NULL, s.cost_usd IS NULL, s.start_time_ns, s.span_id) AS n
+            FROM spans s WHERE s.is_model_call AND",
+        key = group_key(q.group_by)
+    ));
+    span_filter(&mut sql, &q.filter);
+    sql.push(") calls WHERE n = 1");
+    let calls = sql
+        .query(store)
+        .await?
+        .iter()
+        .map(|r| CallRow {
+            key: r.get(0),
+            start_ns: r.get(1),
+            duration_ns: r.get(2),
+            error: r.get::<_, i16>(3) == 2,
+            input_tokens: r.get::<_, Option<i64>>(4).unwrap_or(0),
+            output_tokens: r.get::<_, Option<i64>>(5).unwrap_or(0),
+            cache_read_tokens: r.get::<_, Option<i64>>(6).unwrap_or(0),
+            cost_usd: r.get(7),
+        })
+        .collect();
+    Ok(summarize(calls, q.bucket_ns))
+}
+
+/// Sums of the rollup rows in range, merged per group (and bucket) here: histograms add up
+/// position by position.
+async fn summary_from_rollup(
+    store: &PostgresStore,
+    q: &SummaryQuery,
+    width: i64,
+) -> Result<Vec<SummaryGroup>> {
+    let key = match q.group_by {
+        GroupBy::Model => "model",
+        GroupBy::Provider => "provider",
+        GroupBy::Service => "service",
+        _ => "operation",
+    };
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {key}, bucket_ns, requests, errors, input_tokens, output_tokens, cache_read_tokens,
+                cost_usd, priced, latency_hist
+         FROM calls_rollup WHERE"
+    ));
+    sql.bind(" project = ", q.filter.project.clone())
+        .bind(" AND width_s = ", (width / 1_000_000_000) as i32);
+    if let Some(from) = q.filter.from_ns {
+        sql.bind(" AND bucket_ns >= ", from);
+    }
+    if let Some(to) = q.filter.to_ns {
+        sql.bind(" AND bucket_ns < ", to);
+    }
+    if let Some(service) = &q.filter.service {
+        sql.bind(" AND service = ", service.clone());
+    }
+    if let Some(provider) = &q.filter.provider {
+        sql.bind(" AND provider = ", provider.clone());
+    }
+    let mut merged: HashMap<(String, Option<i64>), (SummaryGroup, Vec<i64>, i64)> = HashMap::new();
+    for r in sql.query(store).await? {
+        let key: String = r.get(0);
+        let bucket = q.bucket_ns.map(|b| r.get::<_, i64>(1).div_euclid(b) * b);
+        let (g, hist, priced) = merged.entry((key.clone(), bucket)).or_insert_with(|| {
+            let group = SummaryGroup {
+                key: (!key.is_empty()).then_some(key),
+                bucket_start_ns: bucket,
+                requests: 0,
+                errors: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cache_read_tokens: 0,
+                cost_usd: None,
+                latency: Default::default(),
+            };
+            (group, Vec::new(), 0)
+        });
+        g.requests += r.get::<_, i64>(2);
+        g.errors += r.get::<_, i64>(3);
+        g.input_tokens += r.get::<_, i64>(4);
+        g.output_tokens += r.get::<_, i64>(5);
+        g.cache_read_tokens += r.get::<_, i64>(6);
+        g.cost_usd = Some(g.cost_usd.unwrap_or(0.0) + r.get::<_, f64>(7));
+        *priced += r.get::<_, i64>(8);
+        let h: Vec<i64> = r.get(9);
+        if hist.len() < h.len() {
+            hist.resize(h.len(), 0);
+        }
+        for (total, n) in hist.iter_mut().zip(h) {
+            *total += n;
+        }
+    }
+    let mut groups: Vec<SummaryGroup> = merged
+        .into_values()
+        .map(|(mut g, hist, priced)| {
+            if priced == 0 {
+                g.cost_usd = None;
+            }
+            g.latency = hist_latency(&hist);
+            g
+        })
+        .collect();
+    sort_groups(&mut groups);
+    Ok(groups)
+}
+
+pub async fn anomalies(store: &PostgresStore, q: &AnomalyQuery) -> Result<Vec<AnomalyRow>> {
+    let f = &q.filter;
+    let mut sql = Sql::default();
+    sql.push(
+        "SELECT project, time_ns, kind, service, provider, model, operation, score, value, baseline,
+                trace_id, span_id, message, attributes FROM anomalies WHERE",
+    )
+    .bind(" project = ", f.project.clone());
+    if let Some(from) = f.from_ns {
+        sql.bind(" AND time_ns >= ", from);
+    }
+    if let Some(to) = f.to_ns {
+        sql.bind(" AND time_ns < ", to);
+    }
+    for (column, value) in [
+        ("service", &f.service),
+        ("model", &f.model),
+        ("provider", &f.provider),
+        ("kind", &q.kind),
+    ] {
+        if let Some(v) = value {
+            sql.bind(&format!(" AND {column} = "), v.clone());
+        }
+    }
+    sql.bind(" ORDER BY time_ns DESC LIMIT ", q.limit as i64);
+    Ok(sql
+        .query(store)
+        .await?
+        .iter()
+        .map(|r| AnomalyRow {
+            project: r.get(0),
+            time_ns: r.get(1),
+            kind: r.get(2),
+            service: r.get(3),
+            provider: r.get(4),
+            model: r.get(5),
+            operation: r.get(6),
+            score: r.get(7),
+            value: r.get(8),
+            baseline: r.get(9),
+            trace_id: r.get(10),
+            span_id: r.get(11),
+            message: r.get(12),
+            attributes: r.get::<_, J>(13).to_string(),
+        })
+        .collect())
+}

@@ -1,0 +1,202 @@
+//! The PostgreSQL store against a real PostgreSQL (`LLMSCOPE_TEST_POSTGRES_URL`).
+
+use llmscope_core::Exporter;
+use llmscope_exporters::postgres::{PostgresConfig, PostgresStore, partitions};
+
+use crate::data;
+
+/// A store on a fresh database, or `None` (skipped, said) when no PostgreSQL is configured.
+pub async fn store(name: &str) -> Option<PostgresStore> {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "LLMSCOPE_TEST_POSTGRES_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping {name}: LLMSCOPE_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let database = format!("llmscope_test_{name}_{}_{nanos}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .expect("create database");
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    let config = PostgresConfig {
+        url: format!("{base}/{database}"),
+        ..Default::default()
+    };
+    Some(
+        PostgresStore::open(config)
+            .await
+            .expect("PostgreSQL store opens and migrates"),
+    )
+}
+
+pub async fn drop_database(store: PostgresStore) {
+    let client = store.pool().get().await.expect("client");
+    let name: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .expect("name")
+        .get(0);
+    drop(client);
+    store.pool().close();
+    if let Ok(url) = std::env::var("LLMSCOPE_TEST_POSTGRES_URL")
+        && let Ok((admin, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    {
+        tokio::spawn(connection);
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+async fn scalar(store: &PostgresStore, sql: &str) -> i64 {
+    let client = store.pool().get().await.expect("client");
+    client.query_one(sql, &[]).await.expect(sql).get(0)
+}
+
+#[tokio::test]
+async fn migrations_apply_on_an_empty_database_once() {
+    let Some(store) = store("migrate").await else {
+        return;
+    };
+    assert!(
+        store.migrate().await.expect("again").is_empty(),
+        "idempotent"
+    );
+    let tables = scalar(
+        &store,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN
+         ('spans', 'logs', 'anomalies', 'metric_points', 'calls_rollup', 'projects', 'api_keys',
+          'alert_rules', 'alert_events', 'schema_migrations')",
+    )
+    .await;
+    assert_eq!(tables, 10);
+    drop_database(store).await;
+}
+
+#[tokio::test]
+async fn partitions_roll_ahead_and_retention_drops_only_old_days() {
+    let Some(store) = store("partitions").await else {
+        return;
+    };
+    let day = partitions::DAY_NS;
+    let now = 20_784 * day + 5; // 2026-11-27
+    // Late data from 40 and 31 days ago, and yesterday, lands in partitions made on demand.
+    for days_ago in [40i64, 31, 1] {
+        let mut batch = data::batches().remove(2);
+        if let llmscope_core::Payload::Traces(rs) = &mut batch.payload {
+            for s in rs
+                .iter_mut()
+                .flat_map(|r| r.scope_spans.iter_mut())
+                .flat_map(|s| s.spans.iter_mut())
+            {
+                let t = (now - days_ago * day) as u64;
+                s.end_time_unix_nano = t + (s.end_time_unix_nano - s.start_time_unix_nano);
+                s.start_time_unix_nano = t;
+            }
+        }
+        store.export(&batch).await.expect("export");
+    }
+    let dropped = store.maintain_partitions(now).await.expect("maintain");
+    assert_eq!(
+        dropped,
+        vec!["spans_p20261018", "spans_p20261027"],
+        "older than 30 days"
+    );
+    let names: Vec<String> = {
+        let client = store.pool().get().await.expect("client");
+        client
+            .query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'spans' ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("partitions")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    for kept in [
+        "spans_p20261126",
+        "spans_p20261127",
+        "spans_p20261128",
+        "spans_p20261129",
+        "spans_p20261130",
+    ] {
+        assert!(names.contains(&kept.to_owned()), "{kept} in {names:?}");
+    }
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM spans").await,
+        90,
+        "yesterday's rows are kept"
+    );
+    drop_database(store).await;
+}
+
+#[tokio::test]
+async fn rollups_match_raw_aggregates_after_out_of_order_late_and_retried_data() {
+    let Some(store) = store("rollups").await else {
+        return;
+    };
+    let mut batches = data::batches();
+    batches.reverse(); // out of order: later hours first
+    for b in &batches {
+        store.export(b).await.expect("export");
+    }
+    for b in &batches {
+        store.export(b).await.expect("retry");
+    }
+    let spans = scalar(&store, "SELECT count(*) FROM spans").await;
+    assert_eq!(
+        spans,
+        3 + 3 + 150 + 3,
+        "a retried batch leaves no duplicates"
+    );
+    assert_eq!(scalar(&store, "SELECT count(*) FROM logs").await, 2);
+    let compare = "
+        WITH raw AS (
+            SELECT project, (start_time_ns / 3600000000000) * 3600000000000 AS bucket_ns,
+                   coalesce(service, '') AS service, coalesce(provider, '') AS provider,
+                   coalesce(request_model, response_model, '') AS model, coalesce(operation, '') AS operation,
+                   count(*) AS requests, count(*) FILTER (WHERE status_code = 2) AS errors,
+                   sum(coalesce(input_tokens, 0)) AS input_tokens, sum(coalesce(output_tokens, 0)) AS output_tokens,
+                   round(sum(coalesce(cost_usd, 0))::numeric, 9) AS cost
+            FROM spans WHERE counted GROUP BY 1, 2, 3, 4, 5, 6),
+        rolled AS (
+            SELECT project, bucket_ns, service, provider, model, operation, requests, errors,
+                   input_tokens::numeric, output_tokens::numeric, round(cost_usd::numeric, 9) AS cost
+            FROM calls_rollup WHERE width_s = 3600)
+        SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM (SELECT * FROM raw EXCEPT SELECT * FROM rolled) d)
+             + (SELECT count(*) FROM (SELECT * FROM rolled EXCEPT SELECT * FROM raw) d)";
+    let client = store.pool().get().await.expect("client");
+    let row = client.query_one(compare, &[]).await.expect("compare");
+    let (groups, differences): (i64, i64) = (row.get(0), row.get(1));
+    assert!(groups > 10, "{groups}");
+    assert_eq!(differences, 0, "hourly rollups equal the raw aggregates");
+    let daily: i64 = client
+        .query_one(
+            "SELECT sum(requests)::bigint FROM calls_rollup WHERE width_s = 86400",
+            &[],
+        )
+        .await
+        .expect("daily")
+        .get(0);
+    let counted: i64 = client
+        .query_one("SELECT count(*) FROM spans WHERE counted", &[])
+        .await
+        .expect("counted")
+        .get(0);
+    assert_eq!(daily, counted);
+    drop(client);
+    drop_database(store).await;
+}
