@@ -374,7 +374,9 @@ async fn summary_from_rollup(
     if let Some(provider) = &q.filter.provider {
         sql.bind(" AND provider = ", provider.clone());
     }
-    let mut merged: HashMap<(String, Option<i64>), (SummaryGroup, Vec<i64>, i64)> = HashMap::new();
+    // (key, bucket) -> the group, its summed histogram, and how many of its calls were priced.
+    type Merged = HashMap<(String, Option<i64>), (SummaryGroup, Vec<i64>, i64)>;
+    let mut merged = Merged::new();
     for r in sql.query(store).await? {
         let key: String = r.get(0);
         let bucket = q.bucket_ns.map(|b| r.get::<_, i64>(1).div_euclid(b) * b);
