@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use llmscope_core::Processor;
 use llmscope_exporters::clickhouse::{ClickHouseConfig, ClickHouseError, ClickHouseStore};
+use llmscope_exporters::postgres::{PostgresConfig, PostgresError, PostgresStore};
 use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
 use llmscope_processors::anomaly::Anomaly;
@@ -54,6 +55,8 @@ pub enum BuildError {
     Sqlite { id: String, source: OpenError },
     #[error("exporter {id}: {source}")]
     ClickHouse { id: String, source: ClickHouseError },
+    #[error("exporter {id}: {source}")]
+    Postgres { id: String, source: PostgresError },
 }
 
 /// Opens an exporter's backend (creating and migrating its schema) and starts its driver.
@@ -70,6 +73,22 @@ pub async fn exporter(
                 id: id.to_owned(),
                 source,
             })?;
+            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+            Ok(RunningExporter {
+                sender,
+                driver,
+                store: Some(Arc::new(store)),
+            })
+        }
+        ExporterConfig::Postgres(c) => {
+            let store =
+                PostgresStore::open(c.clone())
+                    .await
+                    .map_err(|source| BuildError::Postgres {
+                        id: id.to_owned(),
+                        source,
+                    })?;
+            spawn_partition_worker(id.to_owned(), store.clone());
             let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
             Ok(RunningExporter {
                 sender,
@@ -94,6 +113,31 @@ pub async fn exporter(
     }
 }
 
+/// How often PostgreSQL partitions are created ahead and dropped past retention.
+const PARTITION_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps a PostgreSQL store's daily partitions: ahead of today, none past retention.
+fn spawn_partition_worker(id: String, store: PostgresStore) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PARTITION_MAINTENANCE);
+        loop {
+            tick.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            match store.maintain_partitions(now).await {
+                Ok(dropped) if !dropped.is_empty() => {
+                    tracing::info!(exporter = %id, ?dropped, "dropped partitions past retention");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(exporter = %id, %error, "partition maintenance failed")
+                }
+            }
+        }
+    });
+}
+
 /// Applies the schema migrations of an exporter's backend; returns what was applied.
 pub async fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, String> {
     match config {
@@ -106,6 +150,16 @@ pub async fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, Strin
                 ..c.clone()
             };
             let store = ClickHouseStore::open(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())
+        }
+        ExporterConfig::Postgres(c) => {
+            let config = PostgresConfig {
+                create_schema: false,
+                ..c.clone()
+            };
+            let store = PostgresStore::open(config)
                 .await
                 .map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 
 use llmscope_exporters::clickhouse::ClickHouseConfig;
+use llmscope_exporters::postgres::PostgresConfig;
 use llmscope_exporters::sqlite::SqliteConfig;
 use llmscope_processors::anomaly::AnomalyConfig;
 use llmscope_processors::cost::CostConfig;
@@ -120,6 +121,7 @@ pub enum ProcessorConfig {
 pub enum ExporterConfig {
     Sqlite(SqliteConfig),
     ClickHouse(ClickHouseConfig),
+    Postgres(PostgresConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,7 +280,16 @@ impl Config {
                 "clickhouse" => {
                     checked(v, p, pr, ClickHouseConfig::validate).map(ExporterConfig::ClickHouse)
                 }
-                _ => unknown_type(p, pr, "exporter", kind, &["sqlite", "clickhouse"]),
+                "postgres" => {
+                    checked(v, p, pr, PostgresConfig::validate).map(ExporterConfig::Postgres)
+                }
+                _ => unknown_type(
+                    p,
+                    pr,
+                    "exporter",
+                    kind,
+                    &["sqlite", "clickhouse", "postgres"],
+                ),
             },
         );
         let extensions = components(

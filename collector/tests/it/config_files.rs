@@ -87,3 +87,67 @@ async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
         .execute()
         .await;
 }
+
+/// The PostgreSQL example runs end to end: spans in over OTLP, read back from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_example_stores_and_answers_from_postgres() {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "LLMSCOPE_TEST_POSTGRES_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: LLMSCOPE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let database = format!("llmscope_example_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .expect("create database");
+    let base = url
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(b, _)| b)
+        .to_owned();
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/postgres.yaml");
+    let text = std::fs::read_to_string(file).expect("postgres.yaml");
+    let config = Config::parse("postgres.yaml", &text, &|var| match var {
+        "POSTGRES_URL" => Some(format!("{base}/{database}")),
+        v if v.starts_with("LLMSCOPE_") && v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("postgres.yaml");
+    let c =
+        crate::harness::Collector::start_with(config, tempfile::tempdir().expect("tempdir")).await;
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            llmscope_core::test_util::fixtures::OPENINFERENCE_OPENAI_CHAT
+                .as_bytes()
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, hyper::StatusCode::OK);
+    let list = c
+        .eventually("/api/v1/traces", |l| l["traces"][0]["llm_calls"] == 2)
+        .await;
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("trace id")
+        .to_owned();
+    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3));
+    let summary = c
+        .get("/api/v1/analytics/summary?group_by=model")
+        .await
+        .json();
+    assert_eq!(summary["groups"][0]["requests"], 2);
+    assert!(c.stop().await);
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .await;
+}
