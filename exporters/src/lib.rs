@@ -3,6 +3,7 @@
 //! read interface the API uses over every store.
 
 pub mod clickhouse;
+pub mod metadata;
 pub mod postgres;
 pub mod query;
 pub mod record;

@@ -133,39 +133,42 @@ CREATE TABLE IF NOT EXISTS calls_rollup (
 );
 
 -- Metadata: projects, API keys (only a SHA-256 hash of each key), alert rules and events.
+-- Times are Unix nanoseconds, as everywhere else.
 CREATE TABLE IF NOT EXISTS projects (
-    id         text        PRIMARY KEY,
-    name       text        NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    id            text    PRIMARY KEY,
+    name          text    NOT NULL,
+    created_at_ns bigint  NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS api_keys (
-    id             text        PRIMARY KEY,
-    project        text        NOT NULL REFERENCES projects (id),
-    name           text        NOT NULL,
-    display_prefix text        NOT NULL,
-    key_sha256     bytea       NOT NULL UNIQUE,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    last_used_at   timestamptz,
-    revoked_at     timestamptz
+    id              text    PRIMARY KEY,
+    project         text    NOT NULL REFERENCES projects (id),
+    name            text    NOT NULL,
+    display_prefix  text    NOT NULL,
+    key_sha256      bytea   NOT NULL UNIQUE,
+    created_at_ns   bigint  NOT NULL,
+    last_used_at_ns bigint,
+    revoked_at_ns   bigint
 );
 
+CREATE INDEX IF NOT EXISTS api_keys_by_project ON api_keys (project);
+
 CREATE TABLE IF NOT EXISTS alert_rules (
-    id         text        PRIMARY KEY,
-    project    text        NOT NULL REFERENCES projects (id),
-    name       text        NOT NULL,
-    definition jsonb       NOT NULL,
-    enabled    boolean     NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
+    id            text    PRIMARY KEY,
+    project       text    NOT NULL REFERENCES projects (id),
+    name          text    NOT NULL,
+    definition    jsonb   NOT NULL,
+    enabled       boolean NOT NULL DEFAULT true,
+    created_at_ns bigint  NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS alert_events (
-    id         bigserial   PRIMARY KEY,
-    rule_id    text        NOT NULL REFERENCES alert_rules (id),
-    project    text        NOT NULL,
-    state      text        NOT NULL,
-    details    jsonb       NOT NULL,
-    fired_at   timestamptz NOT NULL DEFAULT now()
+    id          bigserial PRIMARY KEY,
+    rule_id     text      NOT NULL REFERENCES alert_rules (id),
+    project     text      NOT NULL,
+    state       text      NOT NULL,
+    details     jsonb     NOT NULL,
+    fired_at_ns bigint    NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS alert_events_by_rule ON alert_events (rule_id, fired_at);
+CREATE INDEX IF NOT EXISTS alert_events_by_rule ON alert_events (rule_id, fired_at_ns);

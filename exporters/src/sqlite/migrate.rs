@@ -14,6 +14,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_anomalies",
         include_str!("../../../sql/sqlite/0002_anomalies.sql"),
     ),
+    (
+        3,
+        "0003_metadata",
+        include_str!("../../../sql/sqlite/0003_metadata.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -56,7 +61,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("open");
         assert_eq!(
             migrate(&mut conn).expect("first"),
-            vec!["0001_init", "0002_anomalies"]
+            vec!["0001_init", "0002_anomalies", "0003_metadata"]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());
         let tables: i64 = conn

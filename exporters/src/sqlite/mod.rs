@@ -133,7 +133,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read connection on the blocking thread pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, QueryError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -4,4 +4,5 @@
 mod clickhouse;
 mod conformance;
 mod data;
+mod metadata;
 mod postgres;
