@@ -43,11 +43,19 @@ fn batch(n: usize, content: &str) -> Batch {
                 attributes: vec![
                     kv("gen_ai.operation.name", Value::StringValue("chat".into())),
                     kv("gen_ai.provider.name", Value::StringValue("openai".into())),
-                    kv("gen_ai.request.model", Value::StringValue(["gpt-4o-mini", "gpt-4o", "o3-mini"][(id % 3) as usize].into())),
+                    kv(
+                        "gen_ai.request.model",
+                        Value::StringValue(
+                            ["gpt-4o-mini", "gpt-4o", "o3-mini"][(id % 3) as usize].into(),
+                        ),
+                    ),
                     kv("gen_ai.response.id", Value::StringValue(format!("r-{id}"))),
                     kv("gen_ai.usage.input_tokens", Value::IntValue(180)),
                     kv("gen_ai.usage.output_tokens", Value::IntValue(60)),
-                    kv("gen_ai.input.messages", Value::StringValue(content.to_owned())),
+                    kv(
+                        "gen_ai.input.messages",
+                        Value::StringValue(content.to_owned()),
+                    ),
                 ],
                 ..Default::default()
             }
@@ -59,33 +67,56 @@ fn batch(n: usize, content: &str) -> Batch {
                 attributes: vec![kv("service.name", Value::StringValue("bench".into()))],
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             schema_url: String::new(),
         }]),
         BatchContext::default(),
     );
     Normalize::default().process(&mut b).expect("normalize");
-    Cost::new(&CostConfig::default(), &Telemetry::default()).expect("cost").process(&mut b).expect("cost");
+    Cost::new(&CostConfig::default(), &Telemetry::default())
+        .expect("cost")
+        .process(&mut b)
+        .expect("cost");
     b
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(url) = std::env::var("LLMSCOPE_BENCH_POSTGRES_URL").or_else(|_| std::env::var("LLMSCOPE_TEST_POSTGRES_URL")).ok() else {
-        eprintln!("postgres_copy: set LLMSCOPE_BENCH_POSTGRES_URL to a PostgreSQL to run this bench");
+    let Some(url) = std::env::var("LLMSCOPE_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("LLMSCOPE_TEST_POSTGRES_URL"))
+        .ok()
+    else {
+        eprintln!(
+            "postgres_copy: set LLMSCOPE_BENCH_POSTGRES_URL to a PostgreSQL to run this bench"
+        );
         return;
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let database = format!("llmscope_bench_{}", std::process::id());
     let store = runtime.block_on(async {
-        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
         tokio::spawn(connection);
-        admin.batch_execute(&format!("CREATE DATABASE {database}")).await.expect("create database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create database");
         let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-        PostgresStore::open(PostgresConfig { url: format!("{base}/{database}"), ..Default::default() }).await.expect("store")
+        PostgresStore::open(PostgresConfig {
+            url: format!("{base}/{database}"),
+            ..Default::default()
+        })
+        .await
+        .expect("store")
     });
     let content = serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": prompt_text(900)}]}]).to_string();
     let mut group = c.benchmark_group("postgres_copy");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for n in [1_000usize, 5_000] {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(format!("{n}_spans"), |b| {
@@ -104,9 +135,13 @@ fn bench(c: &mut Criterion) {
     group.finish();
     runtime.block_on(async {
         store.pool().close();
-        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
         tokio::spawn(connection);
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .await;
     });
 }
 

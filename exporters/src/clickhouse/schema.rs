@@ -10,9 +10,51 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
     include_str!("../../../sql/clickhouse/0001_init.sql"),
 )];
 
+/// Tables that hold data. On a cluster each is a replicated `<name>_local` table on every node,
+/// with a `Distributed` table of the plain name in front (and the sharding key given here), so
+/// inserts and queries address the plain names on any node. Materialized views read and write
+/// the local tables, on each shard.
+const DISTRIBUTED: &[(&str, &str)] = &[
+    ("spans", "cityHash64(trace_id)"),
+    ("trace_index", "cityHash64(trace_id)"),
+    ("logs", "cityHash64(trace_id)"),
+    ("anomalies", "rand()"),
+    ("metric_points", "rand()"),
+    ("calls_1h", "rand()"),
+    ("calls_1d", "rand()"),
+];
+
+/// `text` with every reference to `{db}.<table>` (the whole name, not a longer one) renamed to
+/// `{db}.<table>_local`.
+fn localize(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (table, _) in DISTRIBUTED {
+        let needle = format!("{{db}}.{table}");
+        let mut result = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&needle) {
+            let end = i + needle.len();
+            let next = rest[end..].chars().next();
+            result.push_str(&rest[..end]);
+            if !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                result.push_str("_local");
+            }
+            rest = &rest[end..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
 /// The statements of a migration for `config`: placeholders filled, split at lines holding only
-/// `;`, comments and blank statements dropped.
+/// `;`, comments and blank statements dropped; on a cluster, local tables behind `Distributed`
+/// ones.
 pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
+    let sql = match &config.cluster {
+        Some(_) => localize(sql),
+        None => sql.to_owned(),
+    };
     let on_cluster = config
         .cluster
         .as_ref()
@@ -34,7 +76,8 @@ pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
         };
         text.replace_range(start..start + len + 1, &rendered);
     }
-    text.split("\n;")
+    let mut statements: Vec<String> = text
+        .split("\n;")
         .map(|s| {
             s.lines()
                 .filter(|l| !l.trim_start().starts_with("--"))
@@ -44,7 +87,23 @@ pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
                 .to_owned()
         })
         .filter(|s| !s.is_empty())
-        .collect()
+        .collect();
+    if let Some(cluster) = &config.cluster {
+        let db = &config.database;
+        for (table, key) in DISTRIBUTED {
+            // Only for the tables this migration creates.
+            if statements
+                .iter()
+                .any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {db}.{table}_local ")))
+            {
+                statements.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{table} {on_cluster} AS {db}.{table}_local \
+                     ENGINE = Distributed({cluster}, {db}, {table}_local, {key})"
+                ));
+            }
+        }
+    }
+    statements
 }
 
 /// The statement that creates the migrations table, run before anything else.
@@ -92,7 +151,35 @@ mod tests {
             ..Default::default()
         };
         let stmts = statements(MIGRATIONS[0].2, &clustered);
-        assert!(stmts[0].contains("llmscope.spans ON CLUSTER prod"));
+        assert!(
+            stmts[0].starts_with("CREATE TABLE IF NOT EXISTS llmscope.spans_local ON CLUSTER prod")
+        );
         assert!(stmts[0].contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"));
+        let mv = stmts
+            .iter()
+            .find(|s| s.contains("calls_1h_mv"))
+            .expect("rollup view");
+        assert!(
+            mv.contains("TO llmscope.calls_1h_local")
+                && mv.contains("FROM llmscope.spans_local AS s"),
+            "{mv}"
+        );
+        assert!(stmts.iter().any(|s| {
+            s.contains("llmscope.calls_1d_local ON CLUSTER prod AS llmscope.calls_1h_local")
+        }));
+        let distributed: Vec<&String> = stmts
+            .iter()
+            .filter(|s| s.contains("ENGINE = Distributed("))
+            .collect();
+        assert_eq!(distributed.len(), 7);
+        assert!(distributed[0].contains(
+            "llmscope.spans ON CLUSTER prod AS llmscope.spans_local ENGINE = Distributed(prod, llmscope, spans_local, cityHash64(trace_id))"
+        ));
+        assert!(
+            stmts
+                .iter()
+                .any(|s| s.contains("llmscope.schema_migrations ON CLUSTER prod")),
+            "not distributed"
+        );
     }
 }
