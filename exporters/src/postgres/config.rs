@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 use llmscope_core::config::Secret;
@@ -12,6 +13,11 @@ pub struct PostgresConfig {
     pub url: String,
     /// Password; use `${env:POSTGRES_PASSWORD}`. Default: none (trust or the URL's).
     pub password: Secret,
+    /// `disable`, `require` (encrypted, certificate not checked) or `verify-full` (certificate
+    /// checked against the system's roots and `ca_file`, with the host name). Default: `disable`.
+    pub tls: super::tls::TlsMode,
+    /// PEM file of extra trusted certificates for `verify-full`. Default: none.
+    pub ca_file: Option<PathBuf>,
     /// Pooled connections. Default: 8.
     pub pool_size: usize,
     /// Apply `sql/postgres/` migrations on start. Default: true.
@@ -30,6 +36,8 @@ impl Default for PostgresConfig {
         Self {
             url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             password: Secret::default(),
+            tls: super::tls::TlsMode::Disable,
+            ca_file: None,
             pool_size: 8,
             create_schema: true,
             retention_days: 30,
@@ -47,6 +55,9 @@ impl PostgresConfig {
             .map_err(|e| format!("url: not a PostgreSQL connection URL ({e})"))?;
         if parsed.get_password().is_some() {
             return Err("url: put the password in `password` (${env:VAR}), not in the URL".into());
+        }
+        if self.ca_file.is_some() && self.tls != super::tls::TlsMode::VerifyFull {
+            return Err("ca_file: only used with tls: verify-full".into());
         }
         if self.pool_size == 0 {
             return Err("pool_size: must be at least 1".into());

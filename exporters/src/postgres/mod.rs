@@ -8,6 +8,7 @@
 mod config;
 pub mod partitions;
 mod read;
+mod tls;
 mod write;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ use llmscope_core::{Batch, ExportError, Exporter};
 use tokio_postgres::NoTls;
 
 pub use config::PostgresConfig;
+pub use tls::TlsMode;
 
 use crate::query::{
     AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
@@ -120,13 +122,24 @@ impl PostgresStore {
             "-c statement_timeout={}",
             config.timeout.as_millis()
         ));
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match config.tls {
+            TlsMode::Disable => Manager::from_config(pg, NoTls, manager_config),
+            mode => {
+                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let rustls =
+                    tls::client_config(mode, config.ca_file.as_deref()).map_err(|message| {
+                        PostgresError {
+                            message: format!("tls: {message}"),
+                            retryable: false,
+                        }
+                    })?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
+                Manager::from_config(pg, connector, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .build()

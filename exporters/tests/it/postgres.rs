@@ -1,7 +1,7 @@
 //! The PostgreSQL store against a real PostgreSQL (`LLMSCOPE_TEST_POSTGRES_URL`).
 
 use llmscope_core::Exporter;
-use llmscope_exporters::postgres::{PostgresConfig, PostgresStore, partitions};
+use llmscope_exporters::postgres::{PostgresConfig, PostgresStore, TlsMode, partitions};
 
 use crate::data;
 
@@ -199,4 +199,63 @@ async fn rollups_match_raw_aggregates_after_out_of_order_late_and_retried_data()
     assert_eq!(daily, counted);
     drop(client);
     drop_database(store).await;
+}
+
+/// TLS: `require` encrypts (the server says so), `verify-full` refuses a certificate that does
+/// not name the host.
+#[tokio::test]
+async fn tls_connections_are_encrypted_and_verified() {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_POSTGRES_URL") else {
+        eprintln!("skipping tls: LLMSCOPE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let ssl: String = admin
+        .query_one("SHOW ssl", &[])
+        .await
+        .expect("show ssl")
+        .get(0);
+    if ssl != "on" {
+        eprintln!("skipping tls: the test server has ssl = {ssl}");
+        return;
+    }
+    let require = PostgresConfig {
+        url: url.clone(),
+        tls: TlsMode::Require,
+        create_schema: false,
+        ..Default::default()
+    };
+    let store = PostgresStore::open(require).await.expect("store");
+    let client = store.pool().get().await.expect("TLS connection");
+    let encrypted: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(encrypted);
+    let verify = PostgresConfig {
+        url,
+        tls: TlsMode::VerifyFull,
+        create_schema: false,
+        ..Default::default()
+    };
+    let store = PostgresStore::open(verify).await.expect("store");
+    let err = store
+        .pool()
+        .get()
+        .await
+        .expect_err("an unknown certificate is refused");
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        chain.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(chain.to_lowercase().contains("certificate"), "{chain}");
 }
