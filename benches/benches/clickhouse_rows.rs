@@ -3,8 +3,8 @@
 //! spans/s per core into the buffer.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use llmscope_benches::prompt_text;
-use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use llmscope_benches::{kv, prompt_text};
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::otlp::resource::v1::Resource;
 use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use llmscope_core::telemetry::Telemetry;
@@ -13,14 +13,6 @@ use llmscope_exporters::clickhouse::encode_spans;
 use llmscope_exporters::record::span_records;
 use llmscope_processors::cost::{Cost, CostConfig};
 use llmscope_processors::normalize::Normalize;
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 /// `n` normalized, priced chat spans with ~1 KiB of content and the attributes OpenLLMetry sends.
 fn resource_spans(n: usize) -> Vec<ResourceSpans> {

@@ -2,9 +2,9 @@
 //! normalize, cost, redact and anomaly, on GenAI spans carrying about 1 KB of message content.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use llmscope_benches::prompt_text;
+use llmscope_benches::{kv, prompt_text};
 use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::otlp::resource::v1::Resource;
 use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use llmscope_core::telemetry::Telemetry;
@@ -14,14 +14,6 @@ use llmscope_processors::cost::{Cost, CostConfig};
 use llmscope_processors::normalize::{Normalize, NormalizeConfig};
 use llmscope_processors::redact::{Redact, RedactConfig};
 use prost::Message;
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 /// A request of `n` chat spans (OpenLLMetry-style attributes, deprecated token names so the
 /// normalizer has work), each with ~1 KB of content holding ~1% PII.

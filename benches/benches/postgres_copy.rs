@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use llmscope_benches::prompt_text;
-use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use llmscope_benches::{kv, prompt_text};
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::otlp::resource::v1::Resource;
 use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use llmscope_core::telemetry::Telemetry;
@@ -16,14 +16,6 @@ use llmscope_core::{Batch, BatchContext, Exporter, Payload, Processor};
 use llmscope_exporters::postgres::{PostgresConfig, PostgresStore};
 use llmscope_processors::cost::{Cost, CostConfig};
 use llmscope_processors::normalize::Normalize;
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
 

@@ -1,6 +1,17 @@
 //! LLMScope benchmarks (`cargo bench -p llmscope-benches`); results in `benches/README.md`.
 //! This library holds the synthetic inputs the benches share.
 
+use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+
+/// An attribute.
+pub fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
 /// Realistic prompt text of about `bytes` bytes: English prose with accented words, CJK, emoji
 /// and typographic punctuation, and about 1% of its bytes PII (emails, phone numbers, card
 /// numbers, IP addresses). Deterministic.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use llmscope_core::Processor;
+use llmscope_core::{Exporter, Processor};
 use llmscope_exporters::clickhouse::{ClickHouseConfig, ClickHouseError, ClickHouseStore};
 use llmscope_exporters::postgres::{PostgresConfig, PostgresError, PostgresStore};
 use llmscope_exporters::query::QueryStore;
@@ -65,51 +65,51 @@ pub async fn exporter(
     config: &ExporterConfig,
     telemetry: &Telemetry,
 ) -> Result<RunningExporter, BuildError> {
-    let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
-    let policy = (RetryPolicy::default(), BatchPolicy::default());
-    match config {
+    let owned = || id.to_owned();
+    Ok(match config {
         ExporterConfig::Sqlite(c) => {
             let store = SqliteStore::open(c.clone()).map_err(|source| BuildError::Sqlite {
-                id: id.to_owned(),
+                id: owned(),
                 source,
             })?;
-            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
-            Ok(RunningExporter {
-                sender,
-                driver,
-                store: Some(Arc::new(store)),
-            })
+            running(id, store, telemetry)
         }
         ExporterConfig::Postgres(c) => {
             let store =
                 PostgresStore::open(c.clone())
                     .await
                     .map_err(|source| BuildError::Postgres {
-                        id: id.to_owned(),
+                        id: owned(),
                         source,
                     })?;
-            spawn_partition_worker(id.to_owned(), store.clone());
-            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
-            Ok(RunningExporter {
-                sender,
-                driver,
-                store: Some(Arc::new(store)),
-            })
+            spawn_partition_worker(owned(), store.clone());
+            running(id, store, telemetry)
         }
         ExporterConfig::ClickHouse(c) => {
             let store = ClickHouseStore::open(c.clone()).await.map_err(|source| {
                 BuildError::ClickHouse {
-                    id: id.to_owned(),
+                    id: owned(),
                     source,
                 }
             })?;
-            let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
-            Ok(RunningExporter {
-                sender,
-                driver,
-                store: Some(Arc::new(store)),
-            })
+            running(id, store, telemetry)
         }
+    })
+}
+
+/// A store as a running exporter: its queue, its driver, and its query side for the API.
+fn running<S: Exporter + QueryStore + Clone>(
+    id: &str,
+    store: S,
+    telemetry: &Telemetry,
+) -> RunningExporter {
+    let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
+    let policy = (RetryPolicy::default(), BatchPolicy::default());
+    let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+    RunningExporter {
+        sender,
+        driver,
+        store: Some(Arc::new(store)),
     }
 }
 

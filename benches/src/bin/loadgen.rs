@@ -12,12 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
-use llmscope_benches::prompt_text_with_pii;
+use llmscope_benches::{kv, prompt_text_with_pii};
 use llmscope_core::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use llmscope_core::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::otlp::resource::v1::Resource;
 use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -59,14 +59,6 @@ struct Args {
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-}
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
 }
 
 fn now_ns() -> u64 {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use llmscope::config::Config;
+use llmscope_core::test_util::fixtures;
 
 fn examples() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config");
@@ -54,33 +55,7 @@ async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
         _ => None,
     })
     .expect("clickhouse.yaml");
-    let c =
-        crate::harness::Collector::start_with(config, tempfile::tempdir().expect("tempdir")).await;
-    let reply = c
-        .post_otlp(
-            "/v1/traces",
-            &[("content-type", "application/json")],
-            llmscope_core::test_util::fixtures::OPENLLMETRY_OPENAI_CHAT
-                .as_bytes()
-                .to_vec(),
-        )
-        .await;
-    assert_eq!(reply.status, hyper::StatusCode::OK);
-    let list = c
-        .eventually("/api/v1/traces", |l| l["traces"][0]["llm_calls"] == 2)
-        .await;
-    let trace_id = list["traces"][0]["trace_id"]
-        .as_str()
-        .expect("trace id")
-        .to_owned();
-    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
-    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3));
-    let summary = c
-        .get("/api/v1/analytics/summary?group_by=model")
-        .await
-        .json();
-    assert_eq!(summary["groups"][0]["requests"], 2);
-    assert!(c.stop().await);
+    serves_a_fixture_end_to_end(config, fixtures::OPENLLMETRY_OPENAI_CHAT).await;
     let client = clickhouse::Client::default().with_url(url);
     let _ = client
         .query(&format!("DROP DATABASE IF EXISTS {database}"))
@@ -120,15 +95,22 @@ async fn the_postgres_example_stores_and_answers_from_postgres() {
         _ => None,
     })
     .expect("postgres.yaml");
+    serves_a_fixture_end_to_end(config, fixtures::OPENINFERENCE_OPENAI_CHAT).await;
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .await;
+}
+
+/// Starts the collector on `config`, sends a recorded fixture over OTLP/HTTP and reads its trace,
+/// calls and summary back through the API.
+async fn serves_a_fixture_end_to_end(config: Config, fixture: &str) {
     let c =
         crate::harness::Collector::start_with(config, tempfile::tempdir().expect("tempdir")).await;
     let reply = c
         .post_otlp(
             "/v1/traces",
             &[("content-type", "application/json")],
-            llmscope_core::test_util::fixtures::OPENINFERENCE_OPENAI_CHAT
-                .as_bytes()
-                .to_vec(),
+            fixture.as_bytes().to_vec(),
         )
         .await;
     assert_eq!(reply.status, hyper::StatusCode::OK);
@@ -147,7 +129,4 @@ async fn the_postgres_example_stores_and_answers_from_postgres() {
         .json();
     assert_eq!(summary["groups"][0]["requests"], 2);
     assert!(c.stop().await);
-    let _ = admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .await;
 }

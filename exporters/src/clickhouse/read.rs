@@ -11,7 +11,7 @@ use serde_json::Value as J;
 
 use super::{ClickHouseError, ClickHouseStore, classify};
 use crate::query::{
-    AnomalyQuery, CallRow, Cursor, Filter, GroupBy, Latency, SummaryGroup, SummaryQuery, TracePage,
+    AnomalyQuery, CallRow, Filter, GroupBy, Latency, SummaryGroup, SummaryQuery, TracePage,
     TraceQuery, TraceSummary, sort_groups, summarize,
 };
 use crate::record::{AnomalyRow, JsonMap, SpanRecord};
@@ -148,7 +148,7 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         q.limit as i64 + 1,
     );
     let rows: Vec<TraceRow> = sql.query(store).fetch_all().await.map_err(classify)?;
-    let mut traces: Vec<TraceSummary> = rows
+    let traces: Vec<TraceSummary> = rows
         .into_iter()
         .map(|r| TraceSummary {
             trace_id: r.trace_id,
@@ -164,22 +164,11 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
             error: r.error != 0,
         })
         .collect();
-    let next_cursor = if traces.len() > q.limit {
-        traces.truncate(q.limit);
-        traces.last().map(|t| Cursor {
-            start_ns: t.start_ns,
-            trace_id: t.trace_id.clone(),
-        })
-    } else {
-        None
-    };
-    if !traces.is_empty() {
-        fill_trace_details(store, &q.filter.project, &mut traces).await?;
+    let mut page = TracePage::paginate(traces, q.limit);
+    if !page.traces.is_empty() {
+        fill_trace_details(store, &q.filter.project, &mut page.traces).await?;
     }
-    Ok(TracePage {
-        traces,
-        next_cursor,
-    })
+    Ok(page)
 }
 
 async fn fill_trace_details(

@@ -12,8 +12,8 @@ use tokio_postgres::types::ToSql;
 use super::write::hist_latency;
 use super::{PostgresError, PostgresStore, pool_error};
 use crate::query::{
-    AnomalyQuery, CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery, TraceSummary, sort_groups, summarize,
+    AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+    TraceSummary, sort_groups, summarize,
 };
 use crate::record::{AnomalyRow, JsonMap, SpanRecord};
 
@@ -96,7 +96,7 @@ pub async fn traces(store: &PostgresStore, q: &TraceQuery) -> Result<TracePage> 
         " ORDER BY start_ns DESC, trace_id DESC LIMIT ",
         q.limit as i64 + 1,
     );
-    let mut traces: Vec<TraceSummary> = sql
+    let traces: Vec<TraceSummary> = sql
         .query(store)
         .await?
         .iter()
@@ -117,22 +117,11 @@ pub async fn traces(store: &PostgresStore, q: &TraceQuery) -> Result<TracePage> 
             }
         })
         .collect();
-    let next_cursor = if traces.len() > q.limit {
-        traces.truncate(q.limit);
-        traces.last().map(|t| Cursor {
-            start_ns: t.start_ns,
-            trace_id: t.trace_id.clone(),
-        })
-    } else {
-        None
-    };
-    if !traces.is_empty() {
-        fill_trace_details(store, &q.filter.project, &mut traces).await?;
+    let mut page = TracePage::paginate(traces, q.limit);
+    if !page.traces.is_empty() {
+        fill_trace_details(store, &q.filter.project, &mut page.traces).await?;
     }
-    Ok(TracePage {
-        traces,
-        next_cursor,
-    })
+    Ok(page)
 }
 
 async fn fill_trace_details(
@@ -381,17 +370,7 @@ async fn summary_from_rollup(
         let key: String = r.get(0);
         let bucket = q.bucket_ns.map(|b| r.get::<_, i64>(1).div_euclid(b) * b);
         let (g, hist, priced) = merged.entry((key.clone(), bucket)).or_insert_with(|| {
-            let group = SummaryGroup {
-                key: (!key.is_empty()).then_some(key),
-                bucket_start_ns: bucket,
-                requests: 0,
-                errors: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cache_read_tokens: 0,
-                cost_usd: None,
-                latency: Default::default(),
-            };
+            let group = SummaryGroup::empty((!key.is_empty()).then_some(key), bucket);
             (group, Vec::new(), 0)
         });
         g.requests += r.get::<_, i64>(2);

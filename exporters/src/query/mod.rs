@@ -122,6 +122,27 @@ pub struct TracePage {
     pub next_cursor: Option<Cursor>,
 }
 
+impl TracePage {
+    /// A page from up to `limit + 1` traces newest first (stores fetch one more than the page to
+    /// know whether another page follows): the first `limit`, and a cursor after the last of
+    /// them when more exist.
+    pub fn paginate(mut traces: Vec<TraceSummary>, limit: usize) -> Self {
+        let next_cursor = if traces.len() > limit {
+            traces.truncate(limit);
+            traces.last().map(|t| Cursor {
+                start_ns: t.start_ns,
+                trace_id: t.trace_id.clone(),
+            })
+        } else {
+            None
+        };
+        Self {
+            traces,
+            next_cursor,
+        }
+    }
+}
+
 /// What analytics group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupBy {

@@ -38,6 +38,21 @@ pub struct SummaryGroup {
 }
 
 impl SummaryGroup {
+    /// A group with nothing counted yet.
+    pub fn empty(key: Option<String>, bucket_start_ns: Option<i64>) -> Self {
+        Self {
+            key,
+            bucket_start_ns,
+            requests: 0,
+            errors: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cost_usd: None,
+            latency: Latency::default(),
+        }
+    }
+
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
             0.0

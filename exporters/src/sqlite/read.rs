@@ -7,8 +7,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params_from_iter};
 
 use crate::query::{
-    AnomalyQuery, CallRow, Cursor, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery, TraceSummary, summarize,
+    AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+    TraceSummary, summarize,
 };
 use crate::record::{AnomalyRow, SpanRecord};
 
@@ -67,7 +67,7 @@ pub fn traces(conn: &Connection, q: &TraceQuery) -> rusqlite::Result<TracePage> 
     params.push((":cursor_trace", cursor_trace));
     params.push((":limit", Sql::Integer(q.limit as i64 + 1)));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut traces: Vec<TraceSummary> = stmt
+    let traces: Vec<TraceSummary> = stmt
         .query_map(named(&params).as_slice(), |r| {
             let start_ns: i64 = r.get(1)?;
             let end_ns: i64 = r.get(2)?;
@@ -86,22 +86,11 @@ pub fn traces(conn: &Connection, q: &TraceQuery) -> rusqlite::Result<TracePage> 
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let next_cursor = if traces.len() > q.limit {
-        traces.truncate(q.limit);
-        traces.last().map(|t| Cursor {
-            start_ns: t.start_ns,
-            trace_id: t.trace_id.clone(),
-        })
-    } else {
-        None
-    };
-    if !traces.is_empty() {
-        fill_trace_details(conn, &q.filter.project, &mut traces)?;
+    let mut page = TracePage::paginate(traces, q.limit);
+    if !page.traces.is_empty() {
+        fill_trace_details(conn, &q.filter.project, &mut page.traces)?;
     }
-    Ok(TracePage {
-        traces,
-        next_cursor,
-    })
+    Ok(page)
 }
 
 /// Root span name and service, and model-call totals counted once per call.
