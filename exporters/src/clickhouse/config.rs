@@ -66,3 +66,23 @@ impl ClickHouseConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_out_of_the_url_and_out_of_debug() {
+        let with_password = ClickHouseConfig {
+            url: "http://me:hunter2@db:8123".into(),
+            ..Default::default()
+        };
+        assert!(with_password.validate().unwrap_err().starts_with("url:"));
+        let config = ClickHouseConfig {
+            password: Secret::new("hunter2"),
+            ..Default::default()
+        };
+        assert!(config.validate().is_ok());
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}
