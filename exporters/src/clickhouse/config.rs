@@ -52,6 +52,15 @@ impl ClickHouseConfig {
                 self.url
             ));
         }
+        let authority = self.url["http://".len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if authority.contains('@') {
+            return Err(
+                "url: put the user and password in `user` and `password`, not in the URL".into(),
+            );
+        }
         let ident =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ident(&self.database) {
