@@ -406,3 +406,52 @@ pub fn counted_calls(rows: &[SpanRecord]) -> Vec<bool> {
     }
     out
 }
+
+/// FNV-1a over length-prefixed parts: a hash that stays the same across builds and platforms,
+/// so a record retried after an upgrade still has the id it was stored under.
+fn stable_hash(parts: &[&[u8]]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in (part.len() as u64).to_le_bytes().iter().chain(part.iter()) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h as i64
+}
+
+fn opt(s: &Option<String>) -> &[u8] {
+    s.as_deref().unwrap_or("\u{0}").as_bytes()
+}
+
+impl LogRow {
+    /// The record's identity: a retried batch carries the same ids, and stores keep one row each.
+    pub fn record_id(&self) -> i64 {
+        stable_hash(&[
+            self.project.as_bytes(),
+            &self.time_ns.to_le_bytes(),
+            &self.observed_time_ns.to_le_bytes(),
+            opt(&self.trace_id),
+            opt(&self.span_id),
+            opt(&self.event_name),
+            opt(&self.body),
+            self.attributes.as_bytes(),
+        ])
+    }
+}
+
+impl AnomalyRow {
+    /// The event's identity, as for [`LogRow::record_id`].
+    pub fn record_id(&self) -> i64 {
+        stable_hash(&[
+            self.project.as_bytes(),
+            &self.time_ns.to_le_bytes(),
+            self.kind.as_bytes(),
+            opt(&self.trace_id),
+            opt(&self.span_id),
+            opt(&self.service),
+            opt(&self.model),
+            self.attributes.as_bytes(),
+        ])
+    }
+}

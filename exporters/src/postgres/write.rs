@@ -2,7 +2,6 @@
 //! rollup increments from the rows actually inserted, in one transaction.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::pin::pin;
 
 use llmscope_core::{Batch, Payload};
@@ -129,13 +128,6 @@ pub async fn batch(store: &PostgresStore, batch: &Batch) -> Result<(), PostgresE
 
 fn json(text: &str) -> J {
     serde_json::from_str(text).unwrap_or(J::Null)
-}
-
-/// A stable id for a log record or anomaly: the same record retried has the same id.
-fn record_id(parts: impl Hash) -> i64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish() as i64
 }
 
 async fn copy(
@@ -276,16 +268,7 @@ async fn copy_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> Result<(), Postgres
         T::TEXT,
     ];
     let rows = logs.iter().map(|r| {
-        let id = record_id((
-            &r.project,
-            r.time_ns,
-            r.observed_time_ns,
-            &r.trace_id,
-            &r.span_id,
-            &r.event_name,
-            &r.body,
-            &r.attributes,
-        ));
+        let id = r.record_id();
         vec![
             b(r.project.clone()),
             b(id),
@@ -335,16 +318,7 @@ async fn copy_anomalies(tx: &Transaction<'_>, rows: &[AnomalyRow]) -> Result<(),
         T::JSONB,
     ];
     let rows = rows.iter().map(|r| {
-        let id = record_id((
-            &r.project,
-            r.time_ns,
-            &r.kind,
-            &r.trace_id,
-            &r.span_id,
-            &r.model,
-            &r.service,
-            &r.attributes,
-        ));
+        let id = r.record_id();
         vec![
             b(r.project.clone()),
             b(id),

@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_metadata",
         include_str!("../../../sql/sqlite/0003_metadata.sql"),
     ),
+    (
+        4,
+        "0004_record_ids",
+        include_str!("../../../sql/sqlite/0004_record_ids.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -61,7 +66,12 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("open");
         assert_eq!(
             migrate(&mut conn).expect("first"),
-            vec!["0001_init", "0002_anomalies", "0003_metadata"]
+            vec![
+                "0001_init",
+                "0002_anomalies",
+                "0003_metadata",
+                "0004_record_ids"
+            ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());
         let tables: i64 = conn

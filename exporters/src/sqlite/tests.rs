@@ -223,6 +223,23 @@ async fn a_retried_batch_leaves_no_duplicates_and_unknown_traces_are_none() {
         .await
         .expect("query");
     assert!(other_project.is_none());
+
+    let events = normalized(logs(
+        "app",
+        vec![LogRecord {
+            event_name: "gen_ai.user.message".into(),
+            time_unix_nano: 5,
+            body: Some(attr::from_json(&json!({"content": "hi"}))),
+            ..Default::default()
+        }],
+    ));
+    store.export(&events).await.expect("logs");
+    store.export(&events).await.expect("logs retried");
+    let stored: i64 = store
+        .read(|c| c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0)))
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "a retried log record is stored once");
 }
 
 #[tokio::test]

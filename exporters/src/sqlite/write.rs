@@ -61,10 +61,10 @@ pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Resu
 
 pub fn insert_logs(tx: &Transaction<'_>, rows: &[LogRow]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO logs (project, time_ns, observed_time_ns, trace_id, span_id, severity_number,
-            severity_text, event_name, service, scope_name, body, attributes, resource_attributes,
-            input_messages, output_messages, system_instructions)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT OR IGNORE INTO logs (project, time_ns, observed_time_ns, trace_id, span_id,
+            severity_number, severity_text, event_name, service, scope_name, body, attributes,
+            resource_attributes, input_messages, output_messages, system_instructions, record_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
     for r in rows {
         stmt.execute(params![
@@ -84,6 +84,7 @@ pub fn insert_logs(tx: &Transaction<'_>, rows: &[LogRow]) -> rusqlite::Result<()
             r.input_messages,
             r.output_messages,
             r.system_instructions,
+            r.record_id(),
         ])?;
     }
     Ok(())
@@ -119,9 +120,9 @@ pub fn insert_anomalies(tx: &Transaction<'_>, rows: &[AnomalyRow]) -> rusqlite::
         return Ok(());
     }
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO anomalies (project, time_ns, kind, service, provider, model, operation, score,
-            value, baseline, trace_id, span_id, message, attributes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT OR IGNORE INTO anomalies (project, time_ns, kind, service, provider, model,
+            operation, score, value, baseline, trace_id, span_id, message, attributes, record_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     for r in rows {
         stmt.execute(params![
@@ -139,6 +140,7 @@ pub fn insert_anomalies(tx: &Transaction<'_>, rows: &[AnomalyRow]) -> rusqlite::
             r.span_id,
             r.message,
             r.attributes,
+            r.record_id(),
         ])?;
     }
     Ok(())
