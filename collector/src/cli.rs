@@ -40,6 +40,29 @@ enum Command {
     Migrate,
     /// Print the built-in default config.
     DefaultConfig,
+    /// Manage API keys in the metadata store of the config (the `auth` extension's store).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once and only its SHA-256 hash is stored.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys: id, project, name, display prefix, created, last used, revoked.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a key by id; collectors refuse it within the auth cache period.
+    Revoke { id: String },
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
@@ -85,6 +108,10 @@ pub fn main() -> ExitCode {
             print!("{}", crate::config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::Keys { command } => match runtime() {
+            Ok(r) => r.block_on(keys(&config, command)),
+            Err(code) => code,
+        },
         Command::Migrate => {
             init_logs(&config.telemetry.logs.level);
             match runtime() {
@@ -110,6 +137,95 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         })
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> ExitCode {
+    use crate::config::{ExporterConfig, ExtensionConfig};
+    let store_id = config
+        .extensions
+        .values()
+        .find_map(|e| match e {
+            ExtensionConfig::Auth(a) => Some(a.store.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            config
+                .exporters
+                .iter()
+                .find(|(_, e)| matches!(e, ExporterConfig::Sqlite(_) | ExporterConfig::Postgres(_)))
+                .map(|(id, _)| id.clone())
+        });
+    let Some(exporter) = store_id.as_ref().and_then(|id| config.exporters.get(id)) else {
+        eprintln!("error: the config has no sqlite or postgres exporter to keep keys in");
+        return ExitCode::FAILURE;
+    };
+    let store = match registry::metadata_store(exporter).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ns = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::api::rfc3339);
+    match command {
+        KeysCommand::Create { project, name } => {
+            match crate::auth::create_key(store.as_ref(), &project, &name).await {
+                Ok(created) => {
+                    println!("{}", created.key);
+                    eprintln!(
+                        "created key {} for project {project}; it is shown only now",
+                        created.stored.id
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        KeysCommand::List { project } => match store.keys(project.as_deref()).await {
+            Ok(keys) => {
+                println!("id\tproject\tname\tprefix\tcreated\tlast_used\trevoked");
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        k.id,
+                        k.project,
+                        k.name,
+                        k.display_prefix,
+                        ns(Some(k.created_at_ns)),
+                        ns(k.last_used_at_ns),
+                        ns(k.revoked_at_ns)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        KeysCommand::Revoke { id } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            match store.revoke_key(&id, now).await {
+                Ok(true) => {
+                    println!("revoked {id}");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!("error: no key {id}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 async fn migrate(config: &Config) -> ExitCode {

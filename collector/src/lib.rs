@@ -2,6 +2,7 @@
 //! queue and the query API. `main.rs` only calls [`cli::main`].
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod driver;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use llmscope_core::{Exporter, Processor};
 use llmscope_exporters::clickhouse::{ClickHouseConfig, ClickHouseError, ClickHouseStore};
+use llmscope_exporters::metadata::MetadataStore;
 use llmscope_exporters::postgres::{PostgresConfig, PostgresError, PostgresStore};
 use llmscope_exporters::query::QueryStore;
 use llmscope_exporters::sqlite::{OpenError, SqliteStore};
@@ -45,6 +46,8 @@ pub struct RunningExporter {
     pub sender: mpsc::Sender<Arc<llmscope_core::Batch>>,
     pub driver: JoinHandle<()>,
     pub store: Option<Arc<dyn QueryStore>>,
+    /// The metadata store (projects, API keys) of stores that have one.
+    pub metadata: Option<Arc<dyn MetadataStore>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +75,11 @@ pub async fn exporter(
                 id: owned(),
                 source,
             })?;
-            running(id, store, telemetry)
+            let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
+            RunningExporter {
+                metadata: Some(metadata),
+                ..running(id, store, telemetry)
+            }
         }
         ExporterConfig::Postgres(c) => {
             let store =
@@ -83,7 +90,11 @@ pub async fn exporter(
                         source,
                     })?;
             spawn_partition_worker(owned(), store.clone());
-            running(id, store, telemetry)
+            let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
+            RunningExporter {
+                metadata: Some(metadata),
+                ..running(id, store, telemetry)
+            }
         }
         ExporterConfig::ClickHouse(c) => {
             let store = ClickHouseStore::open(c.clone()).await.map_err(|source| {
@@ -110,6 +121,7 @@ fn running<S: Exporter + QueryStore + Clone>(
         sender,
         driver,
         store: Some(Arc::new(store)),
+        metadata: None,
     }
 }
 
@@ -163,6 +175,23 @@ pub async fn migrate(config: &ExporterConfig) -> Result<Vec<&'static str>, Strin
                 .await
                 .map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The metadata store of an exporter's backend (schema applied), for the `keys` commands.
+pub async fn metadata_store(config: &ExporterConfig) -> Result<Arc<dyn MetadataStore>, String> {
+    match config {
+        ExporterConfig::Sqlite(c) => Ok(Arc::new(
+            SqliteStore::open(c.clone()).map_err(|e| e.to_string())?,
+        )),
+        ExporterConfig::Postgres(c) => Ok(Arc::new(
+            PostgresStore::open(c.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        )),
+        ExporterConfig::ClickHouse(_) => {
+            Err("ClickHouse holds no keys; use a sqlite or postgres exporter".into())
         }
     }
 }

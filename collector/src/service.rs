@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
+use crate::auth::Authenticator;
 use crate::config::{Config, ExtensionConfig, ReceiverConfig, Signal};
 use crate::pipeline::{Consumer, Fanout, Pipeline};
 use crate::queue::MemoryQueue;
@@ -83,8 +84,10 @@ impl Service {
             .flat_map(|(_, p)| &p.exporters)
             .collect();
         for ext in config.extensions.values() {
-            let ExtensionConfig::Api(api) = ext;
-            wanted.insert(&api.store);
+            match ext {
+                ExtensionConfig::Api(api) => wanted.insert(&api.store),
+                ExtensionConfig::Auth(auth) => wanted.insert(&auth.store),
+            };
         }
         let mut exporters: BTreeMap<String, RunningExporter> = BTreeMap::new();
         for id in wanted {
@@ -92,6 +95,15 @@ impl Service {
                 exporters.insert(id.clone(), registry::exporter(id, c, &telemetry).await?);
             }
         }
+
+        // API keys, when the auth extension runs.
+        let auth: Option<Arc<Authenticator>> = match config.auth() {
+            Some((_, a)) => {
+                let store = exporters.get(&a.store).and_then(|e| e.metadata.clone());
+                store.map(|s| Arc::new(Authenticator::new(s, a)))
+            }
+            None => None,
+        };
 
         // Pipelines, and for each receiver the pipelines it feeds per signal.
         let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
@@ -147,6 +159,7 @@ impl Service {
                 transport,
                 consumers: consumers.clone(),
                 telemetry: telemetry.clone(),
+                auth: auth.clone(),
             };
             if let Some(g) = &rc.protocols.grpc {
                 let name = format!("receivers.{id}.protocols.grpc");
@@ -193,6 +206,7 @@ impl Service {
                 store,
                 config: api_config.clone(),
                 telemetry: telemetry.clone(),
+                auth: auth.clone(),
             };
             let server = api::serve(listener, state, stopped(&stop_rx));
             apis.push(tokio::spawn(async move {

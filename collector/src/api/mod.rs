@@ -2,7 +2,8 @@
 //! collector's own counters, as JSON over HTTP. Times are RFC 3339 in and out.
 
 mod config;
-mod params;
+mod keys;
+pub(crate) mod params;
 mod views;
 
 use std::collections::HashMap;
@@ -10,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +21,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use config::ApiConfig;
+pub use params::rfc3339;
 
+use crate::auth::{AuthError, Authenticator, Principal};
 use crate::telemetry::Telemetry;
 
 /// Everything a handler needs.
@@ -29,13 +32,18 @@ pub struct ApiState {
     pub store: Arc<dyn QueryStore>,
     pub config: ApiConfig,
     pub telemetry: Telemetry,
+    /// API keys, when required: every read is scoped to the key's project.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 /// The API's one error type: clear messages for the client's mistakes, a generic body for ours.
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
     NotFound(String),
+    Unavailable(String),
     Internal(String),
 }
 
@@ -43,7 +51,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "query failed");
                 (
@@ -73,6 +84,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces/{trace_id}", get(trace))
         .route("/api/v1/analytics/summary", get(summary))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -103,23 +116,65 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     (content_type, s.telemetry.render()).into_response()
 }
 
+/// Who is asking, from the `Authorization: Bearer` or `x-api-key` header.
+pub(crate) async fn principal(
+    s: &ApiState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(auth) = &s.auth else {
+        return Ok(None);
+    };
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = crate::auth::presented(header("authorization"), header("x-api-key"), false);
+    match auth.authenticate(presented.as_deref()).await {
+        Ok(p) => Ok(Some(p)),
+        Err(AuthError::Unavailable) => {
+            Err(ApiError::Unavailable(AuthError::Unavailable.to_string()))
+        }
+        Err(e) => Err(ApiError::Unauthorized(e.to_string())),
+    }
+}
+
+/// The project a read is about: a key's own; the admin's (or, without auth, anyone's) choice of
+/// `?project=`, `default` if none. The parameter is taken out of `q`.
+async fn project(
+    s: &ApiState,
+    headers: &HeaderMap,
+    q: &mut HashMap<String, String>,
+) -> Result<String, ApiError> {
+    let asked = q.remove("project").filter(|p| !p.is_empty());
+    match principal(s, headers).await? {
+        Some(Principal::Key { project, .. }) => match asked {
+            Some(other) if other != project => Err(ApiError::Forbidden(format!(
+                "this key reads project {project:?} only, not {other:?}"
+            ))),
+            _ => Ok(project),
+        },
+        Some(Principal::Admin) | None => Ok(asked.unwrap_or_else(|| DEFAULT_PROJECT.to_owned())),
+    }
+}
+
 async fn traces(
     State(s): State<ApiState>,
-    Query(q): Params,
+    headers: HeaderMap,
+    Query(mut q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let query: TraceQuery = params::trace_query(&q, DEFAULT_PROJECT, &s.config)?;
+    let project = project(&s, &headers, &mut q).await?;
+    let query: TraceQuery = params::trace_query(&q, &project, &s.config)?;
     let page = s.store.traces(&query).await?;
     Ok(Json(views::trace_page(&page)))
 }
 
 async fn trace(
     State(s): State<ApiState>,
+    headers: HeaderMap,
     Path(trace_id): Path<String>,
-    Query(q): Params,
+    Query(mut q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = project(&s, &headers, &mut q).await?;
     params::reject_unknown(&q, &[])?;
     let id = params::trace_id(&trace_id)?;
-    match s.store.trace(DEFAULT_PROJECT, &id).await? {
+    match s.store.trace(&project, &id).await? {
         Some(spans) => Ok(Json(views::trace_detail(&id, &spans))),
         None => Err(ApiError::NotFound(format!("trace {id} not found"))),
     }
@@ -127,18 +182,22 @@ async fn trace(
 
 async fn summary(
     State(s): State<ApiState>,
-    Query(q): Params,
+    headers: HeaderMap,
+    Query(mut q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let query = params::summary_query(&q, DEFAULT_PROJECT)?;
+    let project = project(&s, &headers, &mut q).await?;
+    let query = params::summary_query(&q, &project)?;
     let groups = s.store.summary(&query).await?;
     Ok(Json(views::summary(&query, &groups)))
 }
 
 async fn anomalies(
     State(s): State<ApiState>,
-    Query(q): Params,
+    headers: HeaderMap,
+    Query(mut q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let query = params::anomaly_query(&q, DEFAULT_PROJECT, &s.config)?;
+    let project = project(&s, &headers, &mut q).await?;
+    let query = params::anomaly_query(&q, &project, &s.config)?;
     let rows = s.store.anomalies(&query).await?;
     Ok(Json(views::anomalies(&rows)))
 }

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use crate::api::ApiConfig;
+use crate::auth::{AuthConfig, AuthMode};
 use crate::receiver::OtlpReceiverConfig;
 
 /// The built-in default: `otel-config/default.yaml`, compiled in.
@@ -127,6 +128,7 @@ pub enum ExporterConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExtensionConfig {
     Api(ApiConfig),
+    Auth(AuthConfig),
 }
 
 /// A pipeline: receivers feed processors in order, which feed every exporter.
@@ -298,7 +300,8 @@ impl Config {
             &mut problems,
             |kind, v, p, pr| match kind {
                 "api" => checked(v, p, pr, ApiConfig::validate).map(ExtensionConfig::Api),
-                _ => unknown_type(p, pr, "extension", kind, &["api"]),
+                "auth" => checked(v, p, pr, AuthConfig::validate).map(ExtensionConfig::Auth),
+                _ => unknown_type(p, pr, "extension", kind, &["api", "auth"]),
             },
         );
         let service: RawService = raw
@@ -381,11 +384,87 @@ impl Config {
             }
         }
         for (id, ext) in &self.extensions {
-            let ExtensionConfig::Api(api) = ext;
-            if !exporters.contains(&api.store) {
+            match ext {
+                ExtensionConfig::Api(api) if !exporters.contains(&api.store) => {
+                    problems.push(Problem::new(
+                        &format!("extensions.{id}.store"),
+                        format!(
+                            "{:?} is not defined under exporters; the API reads from the store of an exporter",
+                            api.store
+                        ),
+                    ));
+                }
+                ExtensionConfig::Auth(auth) => match self.exporters.get(&auth.store) {
+                    Some(ExporterConfig::Sqlite(_) | ExporterConfig::Postgres(_)) => {}
+                    Some(_) => problems.push(Problem::new(
+                        &format!("extensions.{id}.store"),
+                        format!(
+                            "{:?} cannot hold keys; use a sqlite or postgres exporter",
+                            auth.store
+                        ),
+                    )),
+                    None if !exporters.contains(&auth.store) => problems.push(Problem::new(
+                        &format!("extensions.{id}.store"),
+                        format!("{:?} is not defined under exporters", auth.store),
+                    )),
+                    None => {}
+                },
+                _ => {}
+            }
+        }
+        self.check_exposure(problems);
+    }
+
+    /// The auth extension in effect, if `service.extensions` runs one with `mode: api_key`.
+    pub fn auth(&self) -> Option<(&String, &AuthConfig)> {
+        self.service_extensions
+            .iter()
+            .find_map(|id| match self.extensions.get(id) {
+                Some(ExtensionConfig::Auth(a)) if a.mode == AuthMode::ApiKey => Some((id, a)),
+                _ => None,
+            })
+    }
+
+    /// Secure by default: without API keys, every listener must be on loopback.
+    fn check_exposure(&self, problems: &mut Vec<Problem>) {
+        if self.auth().is_some() {
+            return;
+        }
+        let mut listeners: Vec<(String, &str)> = Vec::new();
+        for (id, r) in &self.receivers {
+            let ReceiverConfig::Otlp(otlp) = r;
+            if let Some(g) = &otlp.protocols.grpc {
+                listeners.push((
+                    format!("receivers.{id}.protocols.grpc.endpoint"),
+                    &g.endpoint,
+                ));
+            }
+            if let Some(h) = &otlp.protocols.http {
+                listeners.push((
+                    format!("receivers.{id}.protocols.http.endpoint"),
+                    &h.endpoint,
+                ));
+            }
+        }
+        for id in &self.service_extensions {
+            if let Some(ExtensionConfig::Api(api)) = self.extensions.get(id) {
+                listeners.push((format!("extensions.{id}.endpoint"), &api.endpoint));
+            }
+        }
+        for (path, endpoint) in listeners {
+            let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
                 problems.push(Problem::new(
-                    &format!("extensions.{id}.store"),
-                    format!("{:?} is not defined under exporters; the API reads from the store of an exporter", api.store),
+                    &path,
+                    format!(
+                        "{endpoint:?} is reachable from other machines but no API keys are required; \
+                         add the `auth` extension (mode: api_key) to service.extensions, or listen on 127.0.0.1"
+                    ),
                 ));
             }
         }

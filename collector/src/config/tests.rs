@@ -45,7 +45,9 @@ fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
         panic!("sqlite exporter")
     };
     assert_eq!(sqlite.path, std::path::PathBuf::from("./data/llmscope.db"));
-    let ExtensionConfig::Api(api) = &c.extensions["api"];
+    let ExtensionConfig::Api(api) = &c.extensions["api"] else {
+        panic!("api extension")
+    };
     assert_eq!(api.endpoint, "127.0.0.1:4320");
     let signals: Vec<Signal> = c.pipelines.values().map(|(s, _)| *s).collect();
     assert_eq!(signals, vec![Signal::Logs, Signal::Metrics, Signal::Traces]);

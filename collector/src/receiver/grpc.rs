@@ -33,8 +33,21 @@ use crate::pipeline::ConsumeError;
 struct Handler(Ingest);
 
 impl Handler {
-    async fn handle<R: OtlpRequest>(&self, request: R) -> Result<Response<R::Response>, Status> {
-        match self.0.ingest(request.payload()).await {
+    async fn handle<R: OtlpRequest>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<R::Response>, Status> {
+        let header = |name| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        let presented = crate::auth::presented(header("authorization"), header("x-api-key"), false);
+        let caller = self
+            .0
+            .caller(presented.as_deref())
+            .await
+            .map_err(|e| match e {
+                crate::auth::AuthError::Unavailable => Status::unavailable(e.to_string()),
+                _ => Status::unauthenticated(e.to_string()),
+            })?;
+        match self.0.ingest(request.into_inner().payload(), caller).await {
             Ok(accepted) => Ok(Response::new(R::response(accepted))),
             Err(ConsumeError::Refused(m)) => Err(Status::invalid_argument(m)),
             // UNAVAILABLE is retryable under OTLP: the client backs off and sends again.
@@ -49,7 +62,7 @@ impl TraceService for Handler {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.handle(request.into_inner()).await
+        self.handle(request).await
     }
 }
 
@@ -59,7 +72,7 @@ impl LogsService for Handler {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.handle(request.into_inner()).await
+        self.handle(request).await
     }
 }
 
@@ -69,7 +82,7 @@ impl MetricsService for Handler {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.handle(request.into_inner()).await
+        self.handle(request).await
     }
 }
 

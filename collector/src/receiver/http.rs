@@ -106,13 +106,25 @@ struct HttpState {
 pub fn router(ingest: Ingest, max_body: usize) -> Router {
     let mut router = Router::new();
     if ingest.consumers.traces.is_some() {
-        router = router.route("/v1/traces", post(handle::<ExportTraceServiceRequest>));
+        router = router
+            .route(
+                "/v1/traces",
+                post(handle::<ExportTraceServiceRequest, false>),
+            )
+            // Langfuse's OTel-based SDKs send here, with the key as the Basic auth password.
+            .route(
+                "/api/public/otel/v1/traces",
+                post(handle::<ExportTraceServiceRequest, true>),
+            );
     }
     if ingest.consumers.logs.is_some() {
-        router = router.route("/v1/logs", post(handle::<ExportLogsServiceRequest>));
+        router = router.route("/v1/logs", post(handle::<ExportLogsServiceRequest, false>));
     }
     if ingest.consumers.metrics.is_some() {
-        router = router.route("/v1/metrics", post(handle::<ExportMetricsServiceRequest>));
+        router = router.route(
+            "/v1/metrics",
+            post(handle::<ExportMetricsServiceRequest, false>),
+        );
     }
     router.with_state(HttpState { ingest, max_body })
 }
@@ -127,7 +139,7 @@ pub async fn serve(
         .await
 }
 
-async fn handle<R: OtlpRequest>(
+async fn handle<R: OtlpRequest, const BASIC: bool>(
     State(state): State<HttpState>,
     headers: HeaderMap,
     body: Body,
@@ -139,7 +151,25 @@ async fn handle<R: OtlpRequest>(
             return failure_response(Encoding::Json, f);
         }
     };
-    match decode_and_ingest::<R>(&state, &headers, body, encoding).await {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = crate::auth::presented(header("authorization"), header("x-api-key"), BASIC);
+    let caller = match state.ingest.caller(presented.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            let (status, code) = match e {
+                crate::auth::AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 14),
+                _ => (StatusCode::UNAUTHORIZED, 16),
+            };
+            let f = Failure {
+                status,
+                code,
+                message: e.to_string(),
+                reason: "unauthenticated",
+            };
+            return failure_response(encoding, f);
+        }
+    };
+    match decode_and_ingest::<R>(&state, &headers, body, encoding, caller).await {
         Ok(response) => {
             let bytes = match encoding {
                 Encoding::Protobuf => response.encode_to_vec(),
@@ -193,6 +223,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
     headers: &HeaderMap,
     body: Body,
     encoding: Encoding,
+    caller: super::Caller,
 ) -> Result<R::Response, Failure> {
     let too_large = || Failure {
         status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -256,7 +287,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
         Encoding::Json => serde_json::from_slice::<R>(&bytes)
             .map_err(|e| Failure::bad_request("malformed", format!("malformed OTLP/JSON: {e}")))?,
     };
-    match state.ingest.ingest(request.payload()).await {
+    match state.ingest.ingest(request.payload(), caller).await {
         Ok(accepted) => Ok(R::response(accepted)),
         Err(ConsumeError::Refused(m)) => Err(Failure::bad_request("refused", m)),
         Err(ConsumeError::Unavailable(m)) => Err(Failure {

@@ -25,6 +25,7 @@ pub use grpc::serve as serve_grpc;
 pub use http::{router as http_router, serve as serve_http};
 pub use signal::OtlpRequest;
 
+use crate::auth::{AuthError, Authenticator, Principal};
 use crate::pipeline::{ConsumeError, Consumer};
 use crate::telemetry::Telemetry;
 
@@ -43,18 +44,59 @@ pub struct Accepted {
     pub message: String,
 }
 
-/// The transport-independent part of a receiver: validation, hand-off, counting.
+/// The transport-independent part of a receiver: authentication, validation, hand-off,
+/// counting.
 #[derive(Clone)]
 pub struct Ingest {
     pub receiver: String,
     pub transport: &'static str,
     pub consumers: Consumers,
     pub telemetry: Telemetry,
+    /// API keys, when required.
+    pub auth: Option<Arc<Authenticator>>,
+}
+
+/// Who a request is from: the project its data belongs to and the key that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub project: String,
+    pub api_key_id: Option<String>,
 }
 
 impl Ingest {
+    /// The caller behind the presented secret; with no auth configured, the default project.
+    /// Refusals are counted.
+    pub async fn caller(&self, presented: Option<&str>) -> Result<Caller, AuthError> {
+        let Some(auth) = &self.auth else {
+            return Ok(Caller {
+                project: llmscope_core::DEFAULT_PROJECT.to_owned(),
+                api_key_id: None,
+            });
+        };
+        let result = match auth.authenticate(presented).await {
+            Ok(Principal::Key { project, key_id }) => Ok(Caller {
+                project,
+                api_key_id: Some(key_id),
+            }),
+            // The admin token reads and manages; it does not send data.
+            Ok(Principal::Admin) => Err(AuthError::Invalid),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.refused_request(match e {
+                AuthError::Unavailable => "auth_unavailable",
+                _ => "unauthenticated",
+            });
+        }
+        result
+    }
+
     /// Validates and hands a decoded request to its pipelines.
-    pub async fn ingest(&self, mut payload: Payload) -> Result<Accepted, ConsumeError> {
+    pub async fn ingest(
+        &self,
+        mut payload: Payload,
+        caller: Caller,
+    ) -> Result<Accepted, ConsumeError> {
         let signal = payload.signal();
         let consumer = match &payload {
             Payload::Traces(_) => &self.consumers.traces,
@@ -76,6 +118,8 @@ impl Ingest {
         }
         let ctx = BatchContext {
             receiver: self.receiver.clone(),
+            project: caller.project,
+            api_key_id: caller.api_key_id,
             ..Default::default()
         };
         match consumer.consume(Batch::new(payload, ctx)).await {

@@ -152,3 +152,41 @@ fn migrate_creates_the_schema_once() {
         "sqlite: schema is up to date\n"
     );
 }
+
+#[test]
+fn keys_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("keys/llmscope.db");
+    let run = |args: &[&str]| {
+        llmscope()
+            .args(args)
+            .env_remove("LLMSCOPE_CONFIG")
+            .env("LLMSCOPE_SQLITE_PATH", &db)
+            .output()
+            .expect("run")
+    };
+    let created = run(&["keys", "create", "--project", "team-a", "--name", "ci"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(key.starts_with("lls_"), "{key}");
+    let listed = String::from_utf8_lossy(&run(&["keys", "list"]).stdout).to_string();
+    let row = listed.lines().nth(1).expect("one key").to_owned();
+    assert!(
+        row.contains("team-a") && row.contains("ci") && !row.contains(&key),
+        "{row}"
+    );
+    let id = row.split('\t').next().expect("id").to_owned();
+    let revoked = run(&["keys", "revoke", &id]);
+    assert!(revoked.status.success());
+    let listed =
+        String::from_utf8_lossy(&run(&["keys", "list", "--project", "team-a"]).stdout).to_string();
+    assert!(
+        !listed.lines().nth(1).expect("row").ends_with("\t-"),
+        "revoked time shown: {listed}"
+    );
+    assert!(!run(&["keys", "revoke", "key_nope"]).status.success());
+}

@@ -70,6 +70,10 @@ impl Collector {
         }
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn telemetry(&self) -> &llmscope::telemetry::Telemetry {
         &self.service.as_ref().expect("running").telemetry
     }

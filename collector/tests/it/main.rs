@@ -2,6 +2,7 @@
 //! real HTTP.
 
 mod api;
+mod auth;
 mod cli;
 mod config_files;
 mod end_to_end;

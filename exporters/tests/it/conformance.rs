@@ -125,6 +125,52 @@ async fn reference_with(other: &impl Exporter) -> (tempfile::TempDir, SqliteStor
 
 /// Every query the API asks, on `sqlite` (the reference) and `ch` (the store under test).
 async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
+    // Another project sees nothing of this one's data, on either store.
+    for store in [sqlite as &dyn QueryStore, ch] {
+        let other = Filter {
+            project: "another-project".into(),
+            ..filter()
+        };
+        assert!(
+            store
+                .traces(&TraceQuery {
+                    filter: other.clone(),
+                    limit: 10,
+                    cursor: None
+                })
+                .await
+                .expect("traces")
+                .traces
+                .is_empty()
+        );
+        let first = all_traces(store, filter()).await.remove(0);
+        assert_eq!(
+            store
+                .trace("another-project", &first.trace_id)
+                .await
+                .expect("trace"),
+            None
+        );
+        let summary = SummaryQuery {
+            filter: other.clone(),
+            group_by: GroupBy::Model,
+            bucket_ns: None,
+        };
+        assert!(store.summary(&summary).await.expect("summary").is_empty());
+        let anomalies = AnomalyQuery {
+            filter: other,
+            kind: None,
+            limit: 10,
+        };
+        assert!(
+            store
+                .anomalies(&anomalies)
+                .await
+                .expect("anomalies")
+                .is_empty()
+        );
+    }
+
     let stores: [&dyn QueryStore; 2] = [sqlite, ch];
 
     // Trace lists, all pages, with and without filters.

@@ -1,0 +1,359 @@
+//! API keys end to end: every way a key is presented, revocation, project isolation, the admin
+//! token, hashes only at rest, and the loopback-only rule for running without keys.
+
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use llmscope::config::Config;
+use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use llmscope_core::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use llmscope_core::test_util::fixtures;
+use serde_json::{Value as J, json};
+
+use crate::harness::Collector;
+
+const ADMIN: &str = "admin-token-0123456789";
+
+fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
+    let db = dir.path().join("data/llmscope.db").display().to_string();
+    let text = llmscope::config::DEFAULT_CONFIG
+        .replace("extensions:\n  api:", &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 100ms\n{extra}  api:"))
+        .replace("  extensions: [api]", "  extensions: [auth, api]");
+    Config::parse("auth.yaml", &text, &|var| match var {
+        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("auth config")
+}
+
+async fn start() -> Collector {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(&dir, "");
+    let mut c = Collector::start_with(config, dir).await;
+    c.db = c.dir().join("data/llmscope.db");
+    c
+}
+
+async fn api(
+    c: &Collector,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<J>,
+) -> (StatusCode, J) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+    let reply = c
+        .request(method, format!("http://{}{path}", c.api), &headers, body)
+        .await;
+    let json = serde_json::from_slice(&reply.body).unwrap_or(J::Null);
+    (reply.status, json)
+}
+
+async fn create_key(c: &Collector, project: &str) -> (String, String) {
+    let (status, body) = api(
+        c,
+        Method::POST,
+        "/api/v1/keys",
+        Some(ADMIN),
+        Some(json!({"project": project, "name": "ci"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["key"].as_str().expect("key").to_owned(),
+        body["id"].as_str().expect("id").to_owned(),
+    )
+}
+
+fn fixture_with_trace(byte: u8) -> String {
+    let mut request: ExportTraceServiceRequest =
+        serde_json::from_str(fixtures::OPENLLMETRY_OPENAI_CHAT).expect("fixture");
+    for span in request
+        .resource_spans
+        .iter_mut()
+        .flat_map(|r| r.scope_spans.iter_mut())
+        .flat_map(|s| s.spans.iter_mut())
+    {
+        span.trace_id = vec![byte; 16];
+    }
+    serde_json::to_string(&request).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_required_scoped_to_their_project_and_revocable() {
+    let c = start().await;
+    let json_type = ("content-type", "application/json");
+
+    // The key API is the admin's.
+    assert_eq!(
+        api(&c, Method::GET, "/api/v1/keys", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (key_a, id_a) = create_key(&c, "team-a").await;
+    let (key_b, _) = create_key(&c, "team-b").await;
+    assert!(key_a.starts_with("lls_") && key_a != key_b);
+    assert_eq!(
+        api(&c, Method::GET, "/api/v1/keys", Some(&key_a), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // No key, a wrong key: refused, counted, nothing stored.
+    let body = fixture_with_trace(1).into_bytes();
+    assert_eq!(
+        c.post_otlp("/v1/traces", &[json_type], body.clone())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = c
+        .post_otlp(
+            "/v1/traces",
+            &[json_type, ("authorization", "Bearer lls_nope")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid"))
+    );
+
+    // Every way of presenting a key: Bearer, x-api-key, Basic on the Langfuse path, gRPC metadata.
+    let bearer = format!("Bearer {key_a}");
+    assert_eq!(
+        c.post_otlp("/v1/traces", &[json_type, ("authorization", &bearer)], body)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = c
+        .post_otlp(
+            "/v1/traces",
+            &[json_type, ("x-api-key", &key_b)],
+            fixture_with_trace(2).into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let basic = format!("Basic {}", base64(&format!("pk-lf-public:{key_a}")));
+    let r = c
+        .post_otlp(
+            "/api/public/otel/v1/traces",
+            &[json_type, ("authorization", &basic)],
+            fixture_with_trace(3).into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", c.grpc))
+        .await
+        .expect("connect");
+    let request = || {
+        serde_json::from_str::<ExportTraceServiceRequest>(&fixture_with_trace(4)).expect("request")
+    };
+    let refused = grpc.export(request()).await.expect_err("no key");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut with_key = tonic::Request::new(request());
+    with_key.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key_b}").parse().expect("metadata"),
+    );
+    grpc.export(with_key).await.expect("gRPC with a key");
+
+    // Each key sees its own project only.
+    let traces = |key: String| {
+        let c = &c;
+        async move {
+            let mut ids = Vec::new();
+            for _ in 0..100 {
+                let (status, body) = api(c, Method::GET, "/api/v1/traces", Some(&key), None).await;
+                assert_eq!(status, StatusCode::OK);
+                ids = body["traces"]
+                    .as_array()
+                    .expect("traces")
+                    .iter()
+                    .map(|t| t["trace_id"].as_str().unwrap_or("").to_owned())
+                    .collect::<Vec<_>>();
+                if ids.len() == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(
+        traces(key_a.clone()).await,
+        vec!["01".repeat(16), "03".repeat(16)]
+    );
+    assert_eq!(
+        traces(key_b.clone()).await,
+        vec!["02".repeat(16), "04".repeat(16)]
+    );
+    let (status, _) = api(
+        &c,
+        Method::GET,
+        &format!("/api/v1/traces/{}", "02".repeat(16)),
+        Some(&key_a),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another project's trace does not exist for this key"
+    );
+    assert_eq!(
+        api(
+            &c,
+            Method::GET,
+            "/api/v1/traces?project=team-b",
+            Some(&key_a),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, summary) = api(
+        &c,
+        Method::GET,
+        "/api/v1/analytics/summary",
+        Some(&key_a),
+        None,
+    )
+    .await;
+    // Both of team A's traces carry the fixture's two calls (same response ids): counted once.
+    assert_eq!(summary["groups"][0]["requests"], 2);
+    assert_eq!(summary["groups"].as_array().map(Vec::len), Some(1));
+    let (status, admin_view) = api(
+        &c,
+        Method::GET,
+        "/api/v1/traces?project=team-b",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(admin_view["traces"].as_array().map(Vec::len), Some(2));
+
+    // Keys at rest are hashes only.
+    let file = std::fs::read(&c.db).expect("database file");
+    let wal = std::fs::read(c.db.with_extension("db-wal")).unwrap_or_default();
+    for key in [&key_a, &key_b] {
+        let needle = key.as_bytes();
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle)
+                && !wal.windows(needle.len()).any(|w| w == needle)
+        );
+    }
+    let conn = rusqlite::Connection::open(&c.db).expect("db");
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT key_sha256 FROM api_keys WHERE id = ?1",
+            [&id_a],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert_eq!(stored, llmscope::auth::sha256(&key_a).to_vec());
+
+    // Revoked: refused once the cache period (100 ms here) has passed.
+    let (status, _) = api(
+        &c,
+        Method::DELETE,
+        &format!("/api/v1/keys/{id_a}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = c
+        .post_otlp(
+            "/v1/traces",
+            &[json_type, ("authorization", &bearer)],
+            fixture_with_trace(5).into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (_, list) = api(
+        &c,
+        Method::GET,
+        "/api/v1/keys?project=team-a",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert!(
+        list["keys"][0]["revoked_at"].is_string() && list["keys"][0]["last_used_at"].is_string(),
+        "{list}"
+    );
+    let refused = c.telemetry().value(
+        "llmscope_receiver_refused_requests_total",
+        &[
+            ("receiver", "otlp"),
+            ("transport", "http"),
+            ("reason", "unauthenticated"),
+        ],
+    );
+    assert_eq!(refused, 3);
+}
+
+#[test]
+fn listening_beyond_loopback_needs_api_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = llmscope::config::DEFAULT_CONFIG.replace(
+        "${env:LLMSCOPE_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}",
+        "0.0.0.0:4318",
+    );
+    let err = Config::parse("open.yaml", &open, &|_| None).expect_err("refused");
+    assert_eq!(
+        err.problems[0].path,
+        "receivers.otlp.protocols.http.endpoint"
+    );
+    assert!(
+        err.problems[0].message.contains("no API keys are required"),
+        "{}",
+        err.problems[0].message
+    );
+    let secured = config(&dir, "").clone();
+    assert!(secured.auth().is_some());
+    let with_auth = open
+        .replace(
+            "extensions:\n  api:",
+            &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n  api:"),
+        )
+        .replace("  extensions: [api]", "  extensions: [auth, api]");
+    assert!(Config::parse("secured.yaml", &with_auth, &|_| None).is_ok());
+}
+
+fn base64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
