@@ -31,6 +31,8 @@ pub struct AuthConfig {
     /// How long a key lookup is cached; revocation takes effect within it. Default: `5s`.
     #[serde(with = "llmscope_core::config::duration")]
     pub cache_ttl: Duration,
+    /// Rate limits per key and per project. Default: none.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -47,12 +49,14 @@ impl Default for AuthConfig {
             admin_token: Secret::default(),
             store: "sqlite".into(),
             cache_ttl: Duration::from_secs(5),
+            limits: Default::default(),
         }
     }
 }
 
 impl AuthConfig {
     pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
         if !self.admin_token.is_empty() && self.admin_token.expose().len() < 16 {
             return Err("admin_token: use at least 16 characters".into());
         }

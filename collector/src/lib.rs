@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod limits;
 pub mod pipeline;
 pub mod queue;
 pub mod receiver;

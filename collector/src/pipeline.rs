@@ -19,6 +19,12 @@ pub enum ConsumeError {
     /// The pipeline is full or shutting down; the client should retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// A rate limit refused it; the client should retry after the given time.
+    #[error("{message}")]
+    Limited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Something that takes batches from a receiver: a pipeline, or several.

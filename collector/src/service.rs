@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::auth::Authenticator;
 use crate::config::{Config, ExtensionConfig, ReceiverConfig, Signal};
+use crate::limits::Limiter;
 use crate::pipeline::{Consumer, Fanout, Pipeline};
 use crate::queue::MemoryQueue;
 use crate::receiver::{self, Consumers, Ingest};
@@ -26,6 +27,8 @@ const QUEUE_WAIT: Duration = Duration::from_secs(2);
 pub enum StartError {
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error("extension {id}: {reason}")]
+    Extension { id: String, reason: String },
     #[error("cannot listen on {endpoint} for {component}: {source}")]
     Listen {
         component: String,
@@ -105,6 +108,19 @@ impl Service {
             None => None,
         };
 
+        // Rate limits, with API keys.
+        let limits = match config.auth() {
+            Some((id, a)) if !a.limits.is_empty() => Some(Arc::new(
+                Limiter::new(a.limits.clone(), &telemetry).map_err(|reason| {
+                    StartError::Extension {
+                        id: id.clone(),
+                        reason,
+                    }
+                })?,
+            )),
+            _ => None,
+        };
+
         // Pipelines, and for each receiver the pipelines it feeds per signal.
         let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
         for (id, (signal, p)) in &config.pipelines {
@@ -160,6 +176,7 @@ impl Service {
                 consumers: consumers.clone(),
                 telemetry: telemetry.clone(),
                 auth: auth.clone(),
+                limits: limits.clone(),
             };
             if let Some(g) = &rc.protocols.grpc {
                 let name = format!("receivers.{id}.protocols.grpc");

@@ -52,6 +52,19 @@ impl Handler {
             Err(ConsumeError::Refused(m)) => Err(Status::invalid_argument(m)),
             // UNAVAILABLE is retryable under OTLP: the client backs off and sends again.
             Err(ConsumeError::Unavailable(m)) => Err(Status::unavailable(m)),
+            // RESOURCE_EXHAUSTED with RetryInfo: retryable, after the delay given.
+            Err(ConsumeError::Limited {
+                message,
+                retry_after,
+            }) => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
+                Err(Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    message,
+                    details,
+                ))
+            }
         }
     }
 }

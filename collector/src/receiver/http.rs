@@ -56,6 +56,8 @@ struct Failure {
     code: i32,
     message: String,
     reason: &'static str,
+    /// Sent as `Retry-After` (whole seconds, at least 1) with 429 and 503.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
@@ -65,6 +67,7 @@ impl Failure {
             code: 3,
             message: message.into(),
             reason,
+            retry_after: None,
         }
     }
 }
@@ -89,9 +92,12 @@ fn failure_response(encoding: Encoding, f: Failure) -> Response {
     };
     let mut response = respond(encoding, f.status, body);
     if f.status == StatusCode::SERVICE_UNAVAILABLE || f.status == StatusCode::TOO_MANY_REQUESTS {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let secs = f
+            .retry_after
+            .map_or(1, |d| d.as_secs_f64().ceil().max(1.0) as u64);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     }
     response
 }
@@ -165,6 +171,7 @@ async fn handle<R: OtlpRequest, const BASIC: bool>(
                 code,
                 message: e.to_string(),
                 reason: "unauthenticated",
+                retry_after: None,
             };
             return failure_response(encoding, f);
         }
@@ -214,6 +221,7 @@ fn media_type(headers: &HeaderMap) -> Result<Encoding, Failure> {
                 "unsupported content type {raw:?}; OTLP/HTTP accepts {PROTOBUF} and {JSON}"
             ),
             reason: "unsupported_media_type",
+            retry_after: None,
         }),
     }
 }
@@ -233,6 +241,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
             state.max_body
         ),
         reason: "too_large",
+        retry_after: None,
     };
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
@@ -247,6 +256,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
                 code: 3,
                 message: format!("unsupported content encoding {other:?}; use gzip or none"),
                 reason: "unsupported_encoding",
+                retry_after: None,
             });
         }
     };
@@ -295,6 +305,17 @@ async fn decode_and_ingest<R: OtlpRequest>(
             code: 14,
             message: m,
             reason: "unavailable",
+            retry_after: None,
+        }),
+        Err(ConsumeError::Limited {
+            message,
+            retry_after,
+        }) => Err(Failure {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: 8,
+            message,
+            reason: "rate_limited",
+            retry_after: Some(retry_after),
         }),
     }
 }

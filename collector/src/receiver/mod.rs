@@ -26,6 +26,7 @@ pub use http::{router as http_router, serve as serve_http};
 pub use signal::OtlpRequest;
 
 use crate::auth::{AuthError, Authenticator, Principal};
+use crate::limits::Limiter;
 use crate::pipeline::{ConsumeError, Consumer};
 use crate::telemetry::Telemetry;
 
@@ -54,6 +55,8 @@ pub struct Ingest {
     pub telemetry: Telemetry,
     /// API keys, when required.
     pub auth: Option<Arc<Authenticator>>,
+    /// Rate limits, when configured.
+    pub limits: Option<Arc<Limiter>>,
 }
 
 /// Who a request is from: the project its data belongs to and the key that sent it.
@@ -116,6 +119,20 @@ impl Ingest {
         if items == 0 {
             return Ok(accepted);
         }
+        if let Some(limits) = &self.limits
+            && let Err(l) = limits
+                .check(&caller.project, caller.api_key_id.as_deref(), items)
+                .await
+        {
+            self.refused(signal, "rate_limited", items);
+            return Err(ConsumeError::Limited {
+                message: format!(
+                    "rate limit reached ({}); retry after {:?}",
+                    l.what, l.retry_after
+                ),
+                retry_after: l.retry_after,
+            });
+        }
         let ctx = BatchContext {
             receiver: self.receiver.clone(),
             project: caller.project,
@@ -138,6 +155,7 @@ impl Ingest {
                 let reason = match e {
                     ConsumeError::Refused(_) => "processor_refused",
                     ConsumeError::Unavailable(_) => "unavailable",
+                    ConsumeError::Limited { .. } => "rate_limited",
                 };
                 self.refused(signal, reason, items);
                 Err(e)

@@ -7,5 +7,6 @@ mod cli;
 mod config_files;
 mod end_to_end;
 mod harness;
+mod limits;
 mod processors;
 mod receiver_errors;

@@ -1,0 +1,301 @@
+//! Rate limits per API key and per project (requests/s and spans/s, with a burst), checked
+//! before a batch enters the pipeline. In process with `governor` always; with Redis
+//! configured, one atomic GCRA script per check on Redis server time, so every collector
+//! enforces one shared limit. When Redis cannot be reached, each collector falls back to its
+//! local limiter at `limit / collectors`, counts it and warns; clients never see an error for it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use llmscope_core::config::Secret;
+use llmscope_core::telemetry::{Counter, Telemetry};
+use serde::Deserialize;
+
+/// A rate: 0 means unlimited.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rate {
+    /// Requests per second. Default: 0 (unlimited).
+    pub requests_per_second: f64,
+    /// Spans (or log records, or data points) per second. Default: 0 (unlimited).
+    pub spans_per_second: f64,
+    /// How many seconds of the rate may arrive at once. Default: 1.
+    pub burst_seconds: f64,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 0.0,
+            spans_per_second: 0.0,
+            burst_seconds: 1.0,
+        }
+    }
+}
+
+/// Configuration of rate limits (under the `auth` extension).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The limit of every API key. Default: unlimited.
+    pub per_key: Rate,
+    /// The limit of every project, unless `projects` names it. Default: unlimited.
+    pub per_project: Rate,
+    /// Limits of named projects.
+    pub projects: BTreeMap<String, Rate>,
+    /// Redis URL for limits shared by every collector (`${env:REDIS_URL}`); empty for local only.
+    pub redis_url: Secret,
+    /// How many collectors share the limits: without Redis each allows `limit / collectors`.
+    /// Default: 1.
+    pub collectors: u32,
+}
+
+impl LimitsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let rates = std::iter::once(&self.per_key)
+            .chain(std::iter::once(&self.per_project))
+            .chain(self.projects.values());
+        for r in rates {
+            if [r.requests_per_second, r.spans_per_second]
+                .iter()
+                .any(|v| !v.is_finite() || *v < 0.0)
+                || !(r.burst_seconds.is_finite() && r.burst_seconds > 0.0)
+            {
+                return Err(
+                    "limits: rates must be finite and not negative, burst_seconds positive".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let unlimited = |r: &Rate| r.requests_per_second == 0.0 && r.spans_per_second == 0.0;
+        unlimited(&self.per_key)
+            && unlimited(&self.per_project)
+            && self.projects.values().all(unlimited)
+    }
+}
+
+/// A refusal: what was over its limit, and when to try again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limited {
+    pub what: &'static str,
+    pub retry_after: Duration,
+}
+
+/// GCRA on Redis server time. KEYS[1] the bucket; ARGV rate per second, burst (in units), cost.
+/// Returns {1, 0} when allowed, {0, microseconds to wait} when not.
+const GCRA: &str = r"
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = 1000000 / rate
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local allow_at = new_tat - burst * interval
+if allow_at > now then
+  return {0, math.ceil(allow_at - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return {1, 0}
+";
+
+pub struct Limiter {
+    config: LimitsConfig,
+    local: Mutex<HashMap<String, DefaultDirectRateLimiter>>,
+    redis: Option<redis::Client>,
+    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    script: redis::Script,
+    fallbacks: Counter,
+    last_warning_s: AtomicU64,
+    telemetry: Telemetry,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Limiter {
+    pub fn new(config: LimitsConfig, telemetry: &Telemetry) -> Result<Self, String> {
+        let redis = if config.redis_url.is_empty() {
+            None
+        } else {
+            Some(
+                redis::Client::open(config.redis_url.expose())
+                    .map_err(|e| format!("limits.redis_url: not a Redis URL ({:?})", e.kind()))?,
+            )
+        };
+        Ok(Self {
+            config,
+            local: Mutex::new(HashMap::new()),
+            redis,
+            connection: tokio::sync::Mutex::new(None),
+            script: redis::Script::new(GCRA),
+            fallbacks: telemetry.counter("llmscope_ratelimit_redis_fallback_total", &[]),
+            last_warning_s: AtomicU64::new(0),
+            telemetry: telemetry.clone(),
+        })
+    }
+
+    /// Checks a request of `items` items from `key_id` (if any) of `project`.
+    pub async fn check(
+        &self,
+        project: &str,
+        key_id: Option<&str>,
+        items: u64,
+    ) -> Result<(), Limited> {
+        let project_rate = self
+            .config
+            .projects
+            .get(project)
+            .copied()
+            .unwrap_or(self.config.per_project);
+        let mut checks: Vec<(String, &'static str, f64, f64, u64)> = Vec::new();
+        if let Some(key) = key_id {
+            let r = self.config.per_key;
+            checks.push((
+                format!("key:{key}:req"),
+                "key requests",
+                r.requests_per_second,
+                r.burst_seconds,
+                1,
+            ));
+            checks.push((
+                format!("key:{key}:items"),
+                "key spans",
+                r.spans_per_second,
+                r.burst_seconds,
+                items,
+            ));
+        }
+        let r = project_rate;
+        checks.push((
+            format!("project:{project}:req"),
+            "project requests",
+            r.requests_per_second,
+            r.burst_seconds,
+            1,
+        ));
+        checks.push((
+            format!("project:{project}:items"),
+            "project spans",
+            r.spans_per_second,
+            r.burst_seconds,
+            items,
+        ));
+        for (bucket, what, rate, burst_s, cost) in checks {
+            if rate <= 0.0 || cost == 0 {
+                continue;
+            }
+            let burst = (rate * burst_s).max(1.0);
+            // A request larger than the whole burst drains a full bucket instead of never passing.
+            let cost = (cost as f64).min(burst);
+            if let Err(retry_after) = self.check_one(&bucket, rate, burst, cost).await {
+                self.telemetry
+                    .counter("llmscope_ratelimit_refused_total", &[("limit", what)])
+                    .add(1);
+                return Err(Limited { what, retry_after });
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_one(
+        &self,
+        bucket: &str,
+        rate: f64,
+        burst: f64,
+        cost: f64,
+    ) -> Result<(), Duration> {
+        if let Some(client) = &self.redis {
+            match self.check_redis(client, bucket, rate, burst, cost).await {
+                Ok(result) => return result,
+                Err(error) => {
+                    self.fallbacks.add(1);
+                    let now = now_s();
+                    if self.last_warning_s.swap(now, Ordering::Relaxed) + 10 <= now {
+                        tracing::warn!(error = ?error.kind(), "Redis unreachable; rate limits are local until it is back");
+                    }
+                    let n = f64::from(self.config.collectors.max(1));
+                    return self.check_local(
+                        bucket,
+                        rate / n,
+                        (burst / n).max(1.0),
+                        cost.min((burst / n).max(1.0)),
+                    );
+                }
+            }
+        }
+        self.check_local(bucket, rate, burst, cost)
+    }
+
+    async fn check_redis(
+        &self,
+        client: &redis::Client,
+        bucket: &str,
+        rate: f64,
+        burst: f64,
+        cost: f64,
+    ) -> Result<Result<(), Duration>, redis::RedisError> {
+        let mut guard = self.connection.lock().await;
+        if guard.is_none() {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_millis(500)))
+                .set_response_timeout(Some(Duration::from_millis(500)))
+                .set_number_of_retries(0);
+            *guard =
+                Some(redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection",
+            )));
+        };
+        let mut conn = conn.clone();
+        drop(guard);
+        let (allowed, wait_us): (i64, i64) = self
+            .script
+            .key(format!("llmscope:rl:{bucket}"))
+            .arg(rate)
+            .arg(burst)
+            .arg(cost)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if allowed == 1 {
+            Ok(())
+        } else {
+            Err(Duration::from_micros(wait_us.max(0) as u64))
+        })
+    }
+
+    fn check_local(&self, bucket: &str, rate: f64, burst: f64, cost: f64) -> Result<(), Duration> {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{bucket}@{rate}/{burst}");
+        let limiter = local.entry(key).or_insert_with(|| {
+            let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+            let burst = NonZeroU32::new(burst as u32).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(period)
+                .map_or(Quota::per_second(NonZeroU32::MIN), |q| q.allow_burst(burst));
+            RateLimiter::direct(quota)
+        });
+        let n = NonZeroU32::new(cost.ceil() as u32).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))),
+            Err(_) => Err(Duration::from_secs_f64(cost / rate)),
+        }
+    }
+}
