@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, QueryCache};
 use crate::auth::Authenticator;
 use crate::config::{Config, ExtensionConfig, ReceiverConfig, Signal};
 use crate::limits::Limiter;
@@ -219,11 +219,19 @@ impl Service {
             };
             let (listener, addr) =
                 listen(&format!("extensions.{id}"), &api_config.endpoint).await?;
+            let cache =
+                QueryCache::new(api_config.cache.clone(), &telemetry).map_err(|reason| {
+                    StartError::Extension {
+                        id: id.clone(),
+                        reason,
+                    }
+                })?;
             let state = ApiState {
                 store,
                 config: api_config.clone(),
                 telemetry: telemetry.clone(),
                 auth: auth.clone(),
+                cache: Arc::new(cache),
             };
             let server = api::serve(listener, state, stopped(&stop_rx));
             apis.push(tokio::spawn(async move {

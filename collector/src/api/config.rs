@@ -14,6 +14,8 @@ pub struct ApiConfig {
     pub default_limit: usize,
     /// Largest `limit` a request may ask for. Default: 1000.
     pub max_limit: usize,
+    /// Caching of analytics responses.
+    pub cache: super::cache::CacheConfig,
 }
 
 impl Default for ApiConfig {
@@ -23,6 +25,7 @@ impl Default for ApiConfig {
             store: "sqlite".into(),
             default_limit: 50,
             max_limit: 1000,
+            cache: Default::default(),
         }
     }
 }

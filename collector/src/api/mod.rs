@@ -1,6 +1,7 @@
 //! The query API (`api` extension): traces, one trace, analytics summaries, health, and the
 //! collector's own counters, as JSON over HTTP. Times are RFC 3339 in and out.
 
+mod cache;
 mod config;
 mod keys;
 pub(crate) mod params;
@@ -20,6 +21,7 @@ use llmscope_exporters::query::{QueryStore, TraceQuery};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+pub use cache::{CacheConfig, QueryCache};
 pub use config::ApiConfig;
 pub use params::rfc3339;
 
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub telemetry: Telemetry,
     /// API keys, when required: every read is scoped to the key's project.
     pub auth: Option<Arc<Authenticator>>,
+    /// Analytics responses, cached.
+    pub cache: Arc<QueryCache>,
 }
 
 /// The API's one error type: clear messages for the client's mistakes, a generic body for ours.
@@ -187,8 +191,26 @@ async fn summary(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = project(&s, &headers, &mut q).await?;
     let query = params::summary_query(&q, &project)?;
+    // The parsed query is the normalized form of the request: same meaning, same key.
+    let key = format!("summary|{query:?}");
+    if let Some(body) = s.cache.get(&key).await
+        && let Ok(value) = serde_json::from_str(&body)
+    {
+        return Ok(Json(value));
+    }
     let groups = s.store.summary(&query).await?;
-    Ok(Json(views::summary(&query, &groups)))
+    let body = views::summary(&query, &groups);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    s.cache
+        .put(
+            &key,
+            &body.to_string(),
+            s.cache.ttl(query.filter.to_ns, now),
+        )
+        .await;
+    Ok(Json(body))
 }
 
 async fn anomalies(

@@ -77,3 +77,69 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
     let metrics = String::from_utf8(c.get("/metrics").await.body).expect("utf-8");
     assert!(metrics.contains("llmscope_receiver_accepted_items_total{receiver=\"otlp\",transport=\"http\",signal=\"traces\"} 3"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("data/llmscope.db").display().to_string();
+    let text = llmscope::config::DEFAULT_CONFIG.replace(
+        "    store: sqlite
+",
+        "    store: sqlite
+    cache:
+      closed_ttl: 400ms
+",
+    );
+    let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
+        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("config");
+    let c = Collector::start_with(config, dir).await;
+    let json = [("content-type", "application/json")];
+    let fixtures = llmscope_core::test_util::fixtures::OPENLLMETRY_OPENAI_CHAT;
+    assert_eq!(
+        c.post_otlp("/v1/traces", &json, fixtures.as_bytes().to_vec())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The fixture's calls happened at 08:05 on 2026-11-27: this hour is a closed range.
+    let closed = "/api/v1/analytics/summary?from=2026-11-27T08:00:00Z&to=2026-11-27T09:00:00Z";
+    c.eventually("/api/v1/traces", |l| {
+        l["traces"].as_array().is_some_and(|t| t.len() == 1)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(c.get(closed).await.json()["groups"][0]["requests"], 2);
+
+    let other = llmscope_core::test_util::fixtures::OPENINFERENCE_OPENAI_CHAT;
+    assert_eq!(
+        c.post_otlp("/v1/traces", &json, other.as_bytes().to_vec())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    c.eventually("/api/v1/traces", |l| {
+        l["traces"].as_array().is_some_and(|t| t.len() == 2)
+    })
+    .await;
+    let hits = || {
+        c.telemetry()
+            .value("llmscope_query_cache_total", &[("result", "hit")])
+    };
+    let before = hits();
+    assert_eq!(
+        c.get(closed).await.json()["groups"][0]["requests"],
+        2,
+        "served from the cache"
+    );
+    assert_eq!(hits(), before + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(
+        c.get(closed).await.json()["groups"][0]["requests"],
+        4,
+        "not stale past closed_ttl"
+    );
+}
