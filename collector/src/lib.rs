@@ -12,6 +12,7 @@ pub mod queue;
 pub mod receiver;
 pub mod registry;
 pub mod service;
+pub mod tls;
 
 /// The collector's counters (defined in core so every component can count).
 pub use llmscope_core::telemetry;

@@ -183,11 +183,13 @@ impl Service {
                 let (listener, addr) = listen(&name, &g.endpoint).await?;
                 let max =
                     usize::try_from(g.max_recv_msg_size_mib * 1024 * 1024).unwrap_or(usize::MAX);
-                let server = receiver::serve_grpc(listener, ingest("grpc"), max, stopped(&stop_rx));
-                receivers.push((
-                    name,
-                    tokio::spawn(async move { server.await.map_err(|e| e.to_string()) }),
-                ));
+                let tls = g.tls.clone();
+                let ingest = ingest("grpc");
+                let shutdown = stopped(&stop_rx);
+                let server = async move {
+                    receiver::serve_grpc(listener, ingest, max, tls.as_ref(), shutdown).await
+                };
+                receivers.push((name, tokio::spawn(server)));
                 tracing::info!(receiver = %id, %addr, "OTLP/gRPC listening");
                 addresses.grpc.insert(id.clone(), addr);
             }
@@ -196,7 +198,20 @@ impl Service {
                 let (listener, addr) = listen(&name, &h.endpoint).await?;
                 let max = usize::try_from(h.max_request_body_size).unwrap_or(usize::MAX);
                 let router = receiver::http_router(ingest("http"), max);
-                let server = receiver::serve_http(listener, router, stopped(&stop_rx));
+                let tls = match &h.tls {
+                    Some(files) => {
+                        Some(
+                            files
+                                .server_config()
+                                .map_err(|reason| StartError::Extension {
+                                    id: name.clone(),
+                                    reason,
+                                })?,
+                        )
+                    }
+                    None => None,
+                };
+                let server = receiver::serve_http(listener, router, tls, stopped(&stop_rx));
                 receivers.push((
                     name,
                     tokio::spawn(async move { server.await.map_err(|e| e.to_string()) }),

@@ -16,6 +16,8 @@ pub struct ApiConfig {
     pub max_limit: usize,
     /// Caching of analytics responses.
     pub cache: super::cache::CacheConfig,
+    /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for ApiConfig {
@@ -26,6 +28,7 @@ impl Default for ApiConfig {
             default_limit: 50,
             max_limit: 1000,
             cache: Default::default(),
+            tls: None,
         }
     }
 }
@@ -33,6 +36,9 @@ impl Default for ApiConfig {
 impl ApiConfig {
     pub fn validate(&self) -> Result<(), String> {
         check_endpoint(&self.endpoint).map_err(|e| format!("endpoint: {e}"))?;
+        if let Some(t) = &self.tls {
+            t.server_config().map_err(|e| format!("tls: {e}"))?;
+        }
         if self.default_limit == 0 || self.default_limit > self.max_limit {
             return Err("default_limit: must be between 1 and max_limit".into());
         }

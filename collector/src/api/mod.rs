@@ -99,9 +99,20 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match state
+        .config
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsFiles::server_config)
+    {
+        Some(Ok(config)) => crate::tls::serve(listener, router(state), config, shutdown).await,
+        Some(Err(e)) => Err(std::io::Error::other(e)),
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {

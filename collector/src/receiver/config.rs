@@ -48,6 +48,8 @@ pub struct GrpcConfig {
     pub endpoint: String,
     /// Largest request accepted, in MiB, after decompression. Default: 20.
     pub max_recv_msg_size_mib: u64,
+    /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for GrpcConfig {
@@ -55,6 +57,7 @@ impl Default for GrpcConfig {
         Self {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: DEFAULT_MAX_REQUEST_BYTES / (1024 * 1024),
+            tls: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes, checked both as sent and after gzip
     /// decompression. Default: 20971520 (20 MiB).
     pub max_request_body_size: u64,
+    /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for HttpConfig {
@@ -74,6 +79,7 @@ impl Default for HttpConfig {
         Self {
             endpoint: "127.0.0.1:4318".into(),
             max_request_body_size: DEFAULT_MAX_REQUEST_BYTES,
+            tls: None,
         }
     }
 }
@@ -104,11 +110,19 @@ impl OtlpReceiverConfig {
             if g.max_recv_msg_size_mib == 0 {
                 return Err("protocols.grpc.max_recv_msg_size_mib: must be at least 1".into());
             }
+            if let Some(t) = &g.tls {
+                t.server_config()
+                    .map_err(|e| format!("protocols.grpc.tls: {e}"))?;
+            }
         }
         if let Some(h) = &p.http {
             check_endpoint(&h.endpoint).map_err(|e| format!("protocols.http.endpoint: {e}"))?;
             if h.max_request_body_size == 0 {
                 return Err("protocols.http.max_request_body_size: must be at least 1".into());
+            }
+            if let Some(t) = &h.tls {
+                t.server_config()
+                    .map_err(|e| format!("protocols.http.tls: {e}"))?;
             }
         }
         Ok(())

@@ -118,8 +118,9 @@ pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     max_message_bytes: usize,
+    tls: Option<&crate::tls::TlsFiles>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), String> {
     let handler = Handler(ingest.clone());
     let gzip = CompressionEncoding::Gzip;
     let traces = ingest.consumers.traces.is_some().then(|| {
@@ -140,11 +141,20 @@ pub async fn serve(
             .accept_compressed(gzip)
             .send_compressed(gzip)
     });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = tls {
+        let (cert, key) = files.read()?;
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| e.to_string())?;
+    }
+    builder
         .layer(MapResponseLayer::new(decode_errors_are_invalid_argument))
         .add_optional_service(traces)
         .add_optional_service(logs)
         .add_optional_service(metrics)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
+        .map_err(|e| e.to_string())
 }

@@ -138,11 +138,17 @@ pub fn router(ingest: Ingest, max_body: usize) -> Router {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(config) => crate::tls::serve(listener, router, config, shutdown).await,
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn handle<R: OtlpRequest, const BASIC: bool>(

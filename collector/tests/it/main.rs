@@ -10,3 +10,4 @@ mod harness;
 mod limits;
 mod processors;
 mod receiver_errors;
+mod tls;
