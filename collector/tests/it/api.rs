@@ -143,3 +143,45 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
         "not stale past closed_ttl"
     );
 }
+
+/// With Redis, the cache is shared: one collector's answer serves another's identical query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectors_share_the_query_cache_through_redis() {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "LLMSCOPE_TEST_REDIS_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: LLMSCOPE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let start = |url: String| async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("data/llmscope.db").display().to_string();
+        let text = llmscope::config::DEFAULT_CONFIG.replace(
+            "    store: sqlite\n",
+            &format!("    store: sqlite\n    cache:\n      redis_url: {url}\n"),
+        );
+        let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
+            "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+            v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+            _ => None,
+        })
+        .expect("config");
+        Collector::start_with(config, dir).await
+    };
+    let (a, b) = (start(url.clone()).await, start(url).await);
+    // A range no other test asks for: a unique provider filter.
+    let query = format!(
+        "/api/v1/analytics/summary?from=2026-11-27T08:00:00Z&to=2026-11-27T09:00:00Z&provider=p{}",
+        std::process::id()
+    );
+    assert_eq!(a.get(&query).await.status, StatusCode::OK);
+    let hit = |c: &Collector| {
+        c.telemetry()
+            .value("llmscope_query_cache_total", &[("result", "hit")])
+    };
+    assert_eq!(hit(&b), 0);
+    assert_eq!(b.get(&query).await.status, StatusCode::OK);
+    assert_eq!(hit(&b), 1, "b answered from a's cached response");
+}
