@@ -10,6 +10,7 @@ pub mod limits;
 pub mod pipeline;
 pub mod queue;
 pub mod receiver;
+pub mod redis;
 pub mod registry;
 pub mod service;
 pub mod tls;

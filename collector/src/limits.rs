@@ -15,6 +15,8 @@ use llmscope_core::config::Secret;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use serde::Deserialize;
 
+use crate::redis::LazyRedis;
+
 /// A rate: 0 means unlimited.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -111,8 +113,7 @@ return {1, 0}
 pub struct Limiter {
     config: LimitsConfig,
     local: Mutex<HashMap<String, DefaultDirectRateLimiter>>,
-    redis: Option<redis::Client>,
-    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    redis: Option<LazyRedis>,
     script: redis::Script,
     fallbacks: Counter,
     last_warning_s: AtomicU64,
@@ -127,19 +128,11 @@ fn now_s() -> u64 {
 
 impl Limiter {
     pub fn new(config: LimitsConfig, telemetry: &Telemetry) -> Result<Self, String> {
-        let redis = if config.redis_url.is_empty() {
-            None
-        } else {
-            Some(
-                redis::Client::open(config.redis_url.expose())
-                    .map_err(|e| format!("limits.redis_url: not a Redis URL ({:?})", e.kind()))?,
-            )
-        };
+        let redis = LazyRedis::open(&config.redis_url, "limits.redis_url")?;
         Ok(Self {
             config,
             local: Mutex::new(HashMap::new()),
             redis,
-            connection: tokio::sync::Mutex::new(None),
             script: redis::Script::new(GCRA),
             fallbacks: telemetry.counter("llmscope_ratelimit_redis_fallback_total", &[]),
             last_warning_s: AtomicU64::new(0),
@@ -217,8 +210,8 @@ impl Limiter {
         burst: f64,
         cost: f64,
     ) -> Result<(), Duration> {
-        if let Some(client) = &self.redis {
-            match self.check_redis(client, bucket, rate, burst, cost).await {
+        if let Some(redis) = &self.redis {
+            match self.check_redis(redis, bucket, rate, burst, cost).await {
                 Ok(result) => return result,
                 Err(error) => {
                     self.fallbacks.add(1);
@@ -241,29 +234,13 @@ impl Limiter {
 
     async fn check_redis(
         &self,
-        client: &redis::Client,
+        redis: &LazyRedis,
         bucket: &str,
         rate: f64,
         burst: f64,
         cost: f64,
     ) -> Result<Result<(), Duration>, redis::RedisError> {
-        let mut guard = self.connection.lock().await;
-        if guard.is_none() {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_millis(500)))
-                .set_response_timeout(Some(Duration::from_millis(500)))
-                .set_number_of_retries(0);
-            *guard =
-                Some(redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no connection",
-            )));
-        };
-        let mut conn = conn.clone();
-        drop(guard);
+        let mut conn = redis.connection().await?;
         let (allowed, wait_us): (i64, i64) = self
             .script
             .key(format!("llmscope:rl:{bucket}"))

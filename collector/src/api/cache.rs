@@ -10,6 +10,8 @@ use llmscope_core::config::Secret;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use serde::Deserialize;
 
+use crate::redis::LazyRedis;
+
 /// Configuration of the API's query cache (`extensions.api.cache`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -44,27 +46,18 @@ const LOCAL_CAPACITY: usize = 10_000;
 pub struct QueryCache {
     config: CacheConfig,
     local: Mutex<HashMap<String, (String, Instant)>>,
-    redis: Option<redis::Client>,
-    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    redis: Option<LazyRedis>,
     hits: Counter,
     misses: Counter,
 }
 
 impl QueryCache {
     pub fn new(config: CacheConfig, telemetry: &Telemetry) -> Result<Self, String> {
-        let redis = if config.redis_url.is_empty() {
-            None
-        } else {
-            Some(
-                redis::Client::open(config.redis_url.expose())
-                    .map_err(|e| format!("cache.redis_url: not a Redis URL ({:?})", e.kind()))?,
-            )
-        };
+        let redis = LazyRedis::open(&config.redis_url, "cache.redis_url")?;
         Ok(Self {
             config,
             local: Mutex::new(HashMap::new()),
             redis,
-            connection: tokio::sync::Mutex::new(None),
             hits: telemetry.counter("llmscope_query_cache_total", &[("result", "hit")]),
             misses: telemetry.counter("llmscope_query_cache_total", &[("result", "miss")]),
         })
@@ -79,18 +72,7 @@ impl QueryCache {
     }
 
     async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
-        let client = self.redis.as_ref()?;
-        let mut guard = self.connection.lock().await;
-        if guard.is_none() {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_millis(500)))
-                .set_response_timeout(Some(Duration::from_millis(500)))
-                .set_number_of_retries(0);
-            *guard = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
-                .await
-                .ok();
-        }
-        guard.clone()
+        self.redis.as_ref()?.connection().await.ok()
     }
 
     pub async fn get(&self, key: &str) -> Option<String> {

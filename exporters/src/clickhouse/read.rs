@@ -449,39 +449,10 @@ fn group_key(group_by: GroupBy) -> &'static str {
     }
 }
 
-const HOUR_NS: i64 = 3_600_000_000_000;
-const DAY_NS: i64 = 24 * HOUR_NS;
-
-/// The rollup table that can answer `q` exactly in its counts, if any: grouped by a rollup key,
-/// no model filter (rollups key on one model name), range and buckets aligned to its buckets.
-fn rollup_for(q: &SummaryQuery) -> Option<(&'static str, i64)> {
-    if !matches!(
-        q.group_by,
-        GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
-    ) || q.filter.model.is_some()
-    {
-        return None;
-    }
-    let aligned = |width: i64| {
-        [q.filter.from_ns, q.filter.to_ns]
-            .iter()
-            .flatten()
-            .all(|t| t.rem_euclid(width) == 0)
-            && q.bucket_ns
-                .is_none_or(|b| b % width == 0 && DAY_NS % b.min(DAY_NS) == 0)
-    };
-    if aligned(DAY_NS) && q.bucket_ns.is_some_and(|b| b % DAY_NS == 0) {
-        Some(("calls_1d", DAY_NS))
-    } else if aligned(HOUR_NS) {
-        Some(("calls_1h", HOUR_NS))
-    } else {
-        None
-    }
-}
-
 pub async fn summary(store: &ClickHouseStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
-    match rollup_for(q) {
-        Some((table, _)) => summary_from_rollup(store, q, table).await,
+    match q.rollup_width() {
+        Some(3_600_000_000_000) => summary_from_rollup(store, q, "calls_1h").await,
+        Some(_) => summary_from_rollup(store, q, "calls_1d").await,
         None => summary_from_rows(store, q).await,
     }
 }

@@ -264,37 +264,8 @@ fn group_key(group_by: GroupBy) -> &'static str {
     }
 }
 
-const HOUR_NS: i64 = 3_600_000_000_000;
-const DAY_NS: i64 = 24 * HOUR_NS;
-
-/// The rollup width that answers `q` exactly in its counts, as for ClickHouse.
-fn rollup_width(q: &SummaryQuery) -> Option<i64> {
-    if !matches!(
-        q.group_by,
-        GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
-    ) || q.filter.model.is_some()
-    {
-        return None;
-    }
-    let aligned = |width: i64| {
-        [q.filter.from_ns, q.filter.to_ns]
-            .iter()
-            .flatten()
-            .all(|t| t.rem_euclid(width) == 0)
-            && q.bucket_ns
-                .is_none_or(|b| b % width == 0 && DAY_NS % b.min(DAY_NS) == 0)
-    };
-    if aligned(DAY_NS) && q.bucket_ns.is_some_and(|b| b % DAY_NS == 0) {
-        Some(DAY_NS)
-    } else if aligned(HOUR_NS) {
-        Some(HOUR_NS)
-    } else {
-        None
-    }
-}
-
 pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
-    if let Some(width) = rollup_width(q) {
+    if let Some(width) = q.rollup_width() {
         return summary_from_rollup(store, q, width).await;
     }
     let mut sql = Sql::default();

@@ -71,20 +71,9 @@ pub fn summarize(calls: Vec<CallRow>, bucket_ns: Option<i64>) -> Vec<SummaryGrou
         let bucket = bucket_ns
             .filter(|b| *b > 0)
             .map(|b| call.start_ns.div_euclid(b) * b);
-        let (g, durations) = groups.entry((bucket, call.key.clone())).or_insert_with(|| {
-            let group = SummaryGroup {
-                key: call.key.clone(),
-                bucket_start_ns: bucket,
-                requests: 0,
-                errors: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cache_read_tokens: 0,
-                cost_usd: None,
-                latency: Latency::default(),
-            };
-            (group, Vec::new())
-        });
+        let (g, durations) = groups
+            .entry((bucket, call.key.clone()))
+            .or_insert_with(|| (SummaryGroup::empty(call.key.clone(), bucket), Vec::new()));
         g.requests += 1;
         g.errors += i64::from(call.error);
         g.input_tokens += call.input_tokens;
