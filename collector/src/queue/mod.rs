@@ -2,6 +2,8 @@
 //! interface. This one is in memory; a durable, disk-backed one replaces it without touching
 //! pipelines or exporters.
 
+pub mod segment_log;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
