@@ -2,6 +2,7 @@
 //! interface. This one is in memory; a durable, disk-backed one replaces it without touching
 //! pipelines or exporters.
 
+pub mod durable;
 pub mod segment_log;
 
 use std::future::Future;
