@@ -182,6 +182,97 @@ pub fn spawn<E: Exporter>(
     })
 }
 
+/// Runs `exporter` over its reader of a durable queue: groups what it reads like [`spawn`],
+/// commits each export's position once it succeeded, and retries transient failures until they
+/// succeed (the batch stays in the queue meanwhile, even across restarts). Permanent failures
+/// are counted and skipped. Stops once `stop` is set and nothing is left to read; what is not
+/// exported by then stays in the queue for the next start.
+pub fn spawn_log<E: Exporter>(
+    id: String,
+    exporter: E,
+    reader: crate::queue::durable::LogReader,
+    (policy, batching): (RetryPolicy, BatchPolicy),
+    telemetry: Telemetry,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let labels = [("exporter", id.as_str())];
+        let sent = telemetry.counter("llmscope_exporter_sent_items_total", &labels);
+        let retries = telemetry.counter("llmscope_exporter_retries_total", &labels);
+        let mut rng = Jitter::seeded();
+        loop {
+            let records = match reader.next(256, Duration::from_millis(100)).await {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::error!(exporter = %id, %error, "cannot read the queue");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                if *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+            // Consecutive compatible batches within the limits become one export.
+            let mut groups: Vec<(crate::queue::segment_log::Position, Vec<Arc<Batch>>, usize)> =
+                Vec::new();
+            for (pos, batch) in records {
+                let n = batch.payload.item_count();
+                match groups.last_mut() {
+                    Some((last, group, items))
+                        if compatible(&group[0], &batch) && *items + n <= batching.max_items =>
+                    {
+                        *last = pos;
+                        *items += n;
+                        group.push(Arc::new(batch));
+                    }
+                    _ => groups.push((pos, vec![Arc::new(batch)], n)),
+                }
+            }
+            for (pos, group, items) in groups {
+                let batch = merge(group);
+                let mut attempt = 1;
+                loop {
+                    match exporter.export(&batch).await {
+                        Ok(()) => {
+                            sent.add(items as u64);
+                            break;
+                        }
+                        Err(error) if error.is_retryable() => {
+                            let wait = backoff(
+                                &policy,
+                                attempt.min(policy.max_attempts),
+                                &error,
+                                &mut rng,
+                            );
+                            tracing::warn!(exporter = %id, %error, attempt, ?wait, "export failed; retrying");
+                            retries.add(1);
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        Err(error) => {
+                            tracing::error!(exporter = %id, %error, items, "export refused; skipping batch");
+                            telemetry
+                                .counter(
+                                    "llmscope_exporter_dropped_items_total",
+                                    &[("exporter", &id), ("reason", "permanent_error")],
+                                )
+                                .add(items as u64);
+                            break;
+                        }
+                    }
+                }
+                if let Err(error) = reader.commit(pos).await {
+                    tracing::error!(exporter = %id, %error, "cannot record the queue position");
+                }
+            }
+        }
+        tracing::debug!(exporter = %id, "exporter stopped");
+    })
+}
+
 /// Full jitter: a uniform wait in `[0, min(max, initial * 2^(attempt-1))]`, but never less than
 /// what the backend asked for.
 fn backoff(policy: &RetryPolicy, attempt: u32, error: &ExportError, rng: &mut Jitter) -> Duration {

@@ -12,7 +12,9 @@ use llmscope_processors::anomaly::Anomaly;
 use llmscope_processors::cost::Cost;
 use llmscope_processors::normalize::Normalize;
 use llmscope_processors::redact::Redact;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+use crate::queue::durable::LogReader;
 use tokio::task::JoinHandle;
 
 use crate::config::{ExporterConfig, ProcessorConfig};
@@ -48,6 +50,8 @@ pub struct RunningExporter {
     pub store: Option<Arc<dyn QueryStore>>,
     /// The metadata store (projects, API keys) of stores that have one.
     pub metadata: Option<Arc<dyn MetadataStore>>,
+    /// Starts a driver of this exporter over a durable queue reader.
+    pub spawn_log: Box<dyn Fn(LogReader, watch::Receiver<bool>) -> JoinHandle<()> + Send + Sync>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +113,7 @@ pub async fn exporter(
 }
 
 /// A store as a running exporter: its queue, its driver, and its query side for the API.
-fn running<S: Exporter + QueryStore + Clone>(
+fn running<S: Exporter + QueryStore + Clone + Sync>(
     id: &str,
     store: S,
     telemetry: &Telemetry,
@@ -117,11 +121,22 @@ fn running<S: Exporter + QueryStore + Clone>(
     let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
     let policy = (RetryPolicy::default(), BatchPolicy::default());
     let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+    let (log_id, log_store, log_telemetry) = (id.to_owned(), store.clone(), telemetry.clone());
     RunningExporter {
         sender,
         driver,
         store: Some(Arc::new(store)),
         metadata: None,
+        spawn_log: Box::new(move |reader, stop| {
+            driver::spawn_log(
+                log_id.clone(),
+                log_store.clone(),
+                reader,
+                policy,
+                log_telemetry.clone(),
+                stop,
+            )
+        }),
     }
 }
 

@@ -15,7 +15,8 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ExtensionConfig, ReceiverConfig, Signal};
 use crate::limits::Limiter;
 use crate::pipeline::{Consumer, Fanout, Pipeline};
-use crate::queue::MemoryQueue;
+use crate::queue::durable::{DurableHandle, DurableQueue};
+use crate::queue::{MemoryQueue, QueueKind};
 use crate::receiver::{self, Consumers, Ingest};
 use crate::registry::{self, BuildError, RunningExporter};
 use crate::telemetry::Telemetry;
@@ -52,6 +53,7 @@ pub struct Service {
     pub addresses: Addresses,
     pub telemetry: Telemetry,
     stop: watch::Sender<bool>,
+    drain: watch::Sender<bool>,
     receivers: Vec<(String, JoinHandle<Result<(), String>>)>,
     drivers: Vec<(String, JoinHandle<()>)>,
     apis: Vec<JoinHandle<Result<(), String>>>,
@@ -79,6 +81,8 @@ impl Service {
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let telemetry = Telemetry::default();
         let (stop, stop_rx) = watch::channel(false);
+        // Set once the receivers have stopped: durable-queue drivers then drain and exit.
+        let (drain, drain_rx) = watch::channel(false);
 
         // Exporters used by a pipeline or read by the API.
         let mut wanted: BTreeSet<&String> = config
@@ -121,6 +125,9 @@ impl Service {
             _ => None,
         };
 
+        // Drivers over durable queues, one per pipeline and exporter.
+        let mut log_drivers: Vec<(String, JoinHandle<()>)> = Vec::new();
+
         // Pipelines, and for each receiver the pipelines it feeds per signal.
         let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
         for (id, (signal, p)) in &config.pipelines {
@@ -130,18 +137,55 @@ impl Service {
                     processors.push((name.clone(), registry::processor(name, c, &telemetry)?));
                 }
             }
-            let senders = p
-                .exporters
-                .iter()
-                .filter_map(|name| Some(exporters.get(name)?.sender.clone()))
-                .collect();
-            let queue = MemoryQueue::new(senders, QUEUE_WAIT);
-            let pipeline: Arc<dyn Consumer> = Arc::new(Pipeline::new(
-                id.clone(),
-                processors,
-                queue,
-                telemetry.clone(),
-            ));
+            let pipeline: Arc<dyn Consumer> = match config.queue.kind {
+                QueueKind::Memory => {
+                    let senders = p
+                        .exporters
+                        .iter()
+                        .filter_map(|name| Some(exporters.get(name)?.sender.clone()))
+                        .collect();
+                    let queue = MemoryQueue::new(senders, QUEUE_WAIT);
+                    Arc::new(Pipeline::new(
+                        id.clone(),
+                        processors,
+                        queue,
+                        telemetry.clone(),
+                    ))
+                }
+                QueueKind::Disk => {
+                    let q = &config.queue;
+                    let dir = q.dir.join(id.replace('/', "_"));
+                    let (queue, recovery) = DurableQueue::open(
+                        &dir,
+                        q.fsync(),
+                        q.segment_bytes,
+                        q.max_bytes,
+                        q.when_full,
+                    )
+                    .map_err(|e| StartError::Extension {
+                        id: format!("service.queue ({})", dir.display()),
+                        reason: e.to_string(),
+                    })?;
+                    if recovery.truncated_bytes > 0 {
+                        tracing::warn!(pipeline = %id, truncated_bytes = recovery.truncated_bytes, "cut a torn queue tail");
+                    }
+                    telemetry
+                        .counter("llmscope_queue_truncated_bytes_total", &[("pipeline", id)])
+                        .add(recovery.truncated_bytes);
+                    for name in &p.exporters {
+                        if let Some(e) = exporters.get(name) {
+                            let handle = (e.spawn_log)(queue.reader(name), drain_rx.clone());
+                            log_drivers.push((format!("{id}/{name}"), handle));
+                        }
+                    }
+                    Arc::new(Pipeline::new(
+                        id.clone(),
+                        processors,
+                        DurableHandle(queue),
+                        telemetry.clone(),
+                    ))
+                }
+            };
             for r in &p.receivers {
                 feeds
                     .entry((r, *signal))
@@ -257,11 +301,13 @@ impl Service {
         }
 
         // Pipelines now hold the only senders: when the receivers stop, the queues close.
-        let drivers = exporters
+        let mut drivers: Vec<(String, JoinHandle<()>)> = exporters
             .into_iter()
             .map(|(id, e)| (id, e.driver))
             .collect();
+        drivers.extend(log_drivers);
         Ok(Self {
+            drain,
             addresses,
             telemetry,
             stop,
@@ -285,6 +331,7 @@ impl Service {
                     Err(error) => tracing::warn!(receiver = %name, %error, "receiver task failed"),
                 }
             }
+            let _ = self.drain.send(true);
             for (id, handle) in self.drivers {
                 if let Err(error) = handle.await {
                     tracing::warn!(exporter = %id, %error, "exporter task failed");

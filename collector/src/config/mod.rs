@@ -169,6 +169,7 @@ struct RawService {
     pipelines: BTreeMap<String, PipelineConfig>,
     extensions: Vec<String>,
     telemetry: TelemetryConfig,
+    queue: crate::queue::QueueConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +194,8 @@ pub struct Config {
     /// Extensions that run, in order.
     pub service_extensions: Vec<String>,
     pub telemetry: TelemetryConfig,
+    /// Where processed batches wait for the exporters.
+    pub queue: crate::queue::QueueConfig,
 }
 
 impl Config {
@@ -317,7 +320,16 @@ impl Config {
             pipelines: BTreeMap::new(),
             service_extensions: service.extensions,
             telemetry: service.telemetry,
+            queue: service.queue,
         };
+        if let Err(message) = config.queue.validate() {
+            match message.split_once(": ") {
+                Some((field, rest)) => {
+                    problems.push(Problem::new(&format!("service.queue.{field}"), rest))
+                }
+                None => problems.push(Problem::new("service.queue", message)),
+            }
+        }
         config.check_service(service.pipelines, &defined, &mut problems);
         if problems.is_empty() {
             Ok(config)

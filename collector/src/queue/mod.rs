@@ -2,8 +2,11 @@
 //! interface. This one is in memory; a durable, disk-backed one replaces it without touching
 //! pipelines or exporters.
 
+mod config;
 pub mod durable;
 pub mod segment_log;
+
+pub use config::{FsyncPolicy, QueueConfig, QueueKind};
 
 use std::future::Future;
 use std::sync::Arc;

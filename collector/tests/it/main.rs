@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod cli;
 mod config_files;
+mod durable;
 mod end_to_end;
 mod harness;
 mod limits;

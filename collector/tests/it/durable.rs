@@ -1,0 +1,98 @@
+//! The durable queue in the running collector: data flows through it, a restart exports what a
+//! previous run left in it, and a torn tail is cut at start with every valid record kept.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use llmscope::config::Config;
+use llmscope::queue::Queue;
+use llmscope::queue::durable::{DurableHandle, DurableQueue, Fsync};
+use llmscope::queue::segment_log::WhenFull;
+use llmscope_core::test_util::fixtures;
+
+use crate::harness::Collector;
+
+fn config(dir: &std::path::Path) -> Config {
+    let db = dir.join("data/llmscope.db").display().to_string();
+    let text = format!(
+        "{}  queue:\n    kind: disk\n    dir: {}\n    segment_bytes: 65536\n",
+        llmscope::config::DEFAULT_CONFIG,
+        dir.join("queue").display()
+    );
+    Config::parse("durable.yaml", &text, &|var| match var {
+        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("durable config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_flow_through_the_durable_queue_and_its_cursor_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = Collector::start_with(config(dir.path()), tempfile::tempdir().expect("tempdir")).await;
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            fixtures::OPENLLMETRY_OPENAI_CHAT.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    c.eventually("/api/v1/traces", |l| l["traces"][0]["span_count"] == 3)
+        .await;
+    assert!(c.stop().await);
+    let cursor = std::fs::read_to_string(dir.path().join("queue/traces/cursor-sqlite"))
+        .expect("cursor persisted");
+    assert!(!cursor.trim().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_exports_what_was_left_and_cuts_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue_dir = dir.path().join("queue/traces");
+    {
+        // A previous run accepted a batch (on disk, acknowledged) but died before exporting it,
+        // in the middle of writing the next one.
+        let (queue, _) =
+            DurableQueue::open(&queue_dir, Fsync::Always, 65536, 1 << 30, WhenFull::Block)
+                .expect("queue");
+        let mut batch = fixtures::traces_batch(fixtures::OPENINFERENCE_OPENAI_CHAT);
+        // The queue holds processed batches.
+        llmscope_core::Processor::process(
+            &mut llmscope_processors::normalize::Normalize::default(),
+            &mut batch,
+        )
+        .expect("normalize");
+        DurableHandle(queue)
+            .push(Arc::new(batch))
+            .await
+            .expect("appended");
+    }
+    let mut segment = std::fs::OpenOptions::new()
+        .append(true)
+        .open(queue_dir.join(format!("{:020}.seg", 0)))
+        .expect("segment");
+    segment
+        .write_all(&[200, 0, 0, 0, 9, 9, 9])
+        .expect("torn write");
+    drop(segment);
+
+    let c = Collector::start_with(config(dir.path()), tempfile::tempdir().expect("tempdir")).await;
+    let list = c
+        .eventually("/api/v1/traces", |l| l["traces"][0]["span_count"] == 3)
+        .await;
+    assert_eq!(
+        list["traces"][0]["llm_calls"], 2,
+        "the batch left in the queue was exported"
+    );
+    assert_eq!(
+        c.telemetry().value(
+            "llmscope_queue_truncated_bytes_total",
+            &[("pipeline", "traces")]
+        ),
+        7
+    );
+    assert!(c.stop().await);
+}
