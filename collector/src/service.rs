@@ -172,6 +172,10 @@ impl Service {
                     telemetry
                         .counter("llmscope_queue_truncated_bytes_total", &[("pipeline", id)])
                         .add(recovery.truncated_bytes);
+                    queue.count_drops(
+                        telemetry
+                            .counter("llmscope_queue_dropped_records_total", &[("pipeline", id)]),
+                    );
                     for name in &p.exporters {
                         if let Some(e) = exporters.get(name) {
                             let handle = (e.spawn_log)(queue.reader(name), drain_rx.clone());

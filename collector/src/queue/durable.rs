@@ -1,17 +1,16 @@
 //! The durable queue: processed batches appended to a [`SegmentLog`] and acknowledged only once
 //! they are on disk under the fsync policy; each exporter reads with its own cursor and commits
 //! what it exported, so a restart resumes where every exporter stopped.
-//!
-//! Not yet the default: the service still runs the in-memory queue (see issue 7).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use llmscope_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use llmscope_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use llmscope_core::telemetry::Counter;
 use llmscope_core::{Batch, BatchContext, Payload};
 use prost::Message;
 use tokio::sync::{Notify, watch};
@@ -111,6 +110,9 @@ pub struct DurableQueue {
     appended: AtomicU64,
     synced: watch::Sender<u64>,
     new_data: Notify,
+    /// Records `drop_oldest` deleted unread, as last reported to `dropped`.
+    dropped_seen: AtomicU64,
+    dropped: OnceLock<Counter>,
 }
 
 impl DurableQueue {
@@ -130,6 +132,8 @@ impl DurableQueue {
             appended: AtomicU64::new(0),
             synced: watch::channel(0).0,
             new_data: Notify::new(),
+            dropped_seen: AtomicU64::new(0),
+            dropped: OnceLock::new(),
         });
         if let Fsync::Interval(every) = fsync {
             let weak = Arc::downgrade(&queue);
@@ -153,6 +157,11 @@ impl DurableQueue {
 
     pub fn log(&self) -> &SegmentLog {
         &self.log
+    }
+
+    /// Counts in `counter` the records `drop_oldest` deletes before every exporter read them.
+    pub fn count_drops(&self, counter: Counter) {
+        let _ = self.dropped.set(counter);
     }
 
     /// A reader with its own persisted cursor, starting where that cursor last committed.
@@ -184,6 +193,11 @@ impl DurableQueue {
                 tracing::error!(%error, "durable queue append failed");
                 return Err(PushError::Full);
             }
+        }
+        let dropped = self.log.dropped_records();
+        let before = self.dropped_seen.fetch_max(dropped, Ordering::AcqRel);
+        if let (Some(counter), true) = (self.dropped.get(), dropped > before) {
+            counter.add(dropped - before);
         }
         let generation = self.appended.fetch_add(1, Ordering::AcqRel) + 1;
         self.new_data.notify_waiters();
@@ -346,5 +360,31 @@ mod tests {
         }
         assert!(results.iter().any(Result::is_ok));
         assert!(results.iter().any(|r| r == &Err(PushError::Full)));
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_counts_every_record_no_reader_saw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queue, _) =
+            DurableQueue::open(dir.path(), Fsync::Never, 400, 1200, WhenFull::DropOldest)
+                .expect("open");
+        let telemetry = llmscope_core::telemetry::Telemetry::default();
+        let dropped = telemetry.counter("dropped", &[]);
+        queue.count_drops(dropped.clone());
+        let reader = queue.reader("x");
+        let handle = DurableHandle(Arc::clone(&queue));
+        for _ in 0..30 {
+            handle
+                .push(Arc::new(batch(2)))
+                .await
+                .expect("drop_oldest never refuses");
+        }
+        let read = reader.next(100, Duration::ZERO).await.expect("read").len() as u64;
+        assert!(dropped.get() > 0, "the limit forced drops");
+        assert_eq!(
+            read + dropped.get(),
+            30,
+            "every record is either readable or counted"
+        );
     }
 }

@@ -92,6 +92,7 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
     );
     let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
         "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
         v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
         _ => None,
     })
@@ -164,6 +165,7 @@ async fn collectors_share_the_query_cache_through_redis() {
         );
         let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
             "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+            "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
             v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
             _ => None,
         })

@@ -21,6 +21,7 @@ fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
         .replace("  extensions: [api]", "  extensions: [auth, api]");
     Config::parse("auth.yaml", &text, &|var| match var {
         "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
         v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
         _ => None,
     })

@@ -31,6 +31,7 @@ async fn sigterm_flushes_what_was_accepted_and_exits_zero() {
         .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
         .env("LLMSCOPE_API_ENDPOINT", "127.0.0.1:0")
         .env("LLMSCOPE_SQLITE_PATH", &db)
+        .env("LLMSCOPE_QUEUE_DIR", dir.path().join("queue"))
         .env_remove("LLMSCOPE_CONFIG")
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())

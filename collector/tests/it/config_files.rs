@@ -48,10 +48,12 @@ async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/clickhouse.yaml");
     let text = std::fs::read_to_string(file).expect("clickhouse.yaml");
     let database = format!("llmscope_example_{}", std::process::id());
+    let queue_dir = tempfile::tempdir().expect("queue dir");
     let config = Config::parse("clickhouse.yaml", &text, &|var| match var {
         "CLICKHOUSE_URL" => Some(url.clone()),
         "CLICKHOUSE_DATABASE" => Some(database.clone()),
         v if v.starts_with("LLMSCOPE_") && v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        "LLMSCOPE_QUEUE_DIR" => Some(queue_dir.path().display().to_string()),
         _ => None,
     })
     .expect("clickhouse.yaml");
@@ -75,6 +77,7 @@ async fn the_postgres_example_stores_and_answers_from_postgres() {
         return;
     };
     let database = format!("llmscope_example_{}", std::process::id());
+    let queue_dir = tempfile::tempdir().expect("queue dir");
     let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -92,6 +95,7 @@ async fn the_postgres_example_stores_and_answers_from_postgres() {
     let config = Config::parse("postgres.yaml", &text, &|var| match var {
         "POSTGRES_URL" => Some(format!("{base}/{database}")),
         v if v.starts_with("LLMSCOPE_") && v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        "LLMSCOPE_QUEUE_DIR" => Some(queue_dir.path().display().to_string()),
         _ => None,
     })
     .expect("postgres.yaml");

@@ -15,16 +15,17 @@ use crate::harness::Collector;
 
 fn config(dir: &std::path::Path) -> Config {
     let db = dir.join("data/llmscope.db").display().to_string();
-    let text = format!(
-        "{}  queue:\n    kind: disk\n    dir: {}\n    segment_bytes: 65536\n",
+    let queue = dir.join("queue").display().to_string();
+    Config::parse(
+        "durable.yaml",
         llmscope::config::DEFAULT_CONFIG,
-        dir.join("queue").display()
-    );
-    Config::parse("durable.yaml", &text, &|var| match var {
-        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
-        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
-        _ => None,
-    })
+        &|var| match var {
+            "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+            "LLMSCOPE_QUEUE_DIR" => Some(queue.clone()),
+            v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+            _ => None,
+        },
+    )
     .expect("durable config")
 }
 
@@ -55,9 +56,14 @@ async fn a_restart_exports_what_was_left_and_cuts_a_torn_tail() {
     {
         // A previous run accepted a batch (on disk, acknowledged) but died before exporting it,
         // in the middle of writing the next one.
-        let (queue, _) =
-            DurableQueue::open(&queue_dir, Fsync::Always, 65536, 1 << 30, WhenFull::Block)
-                .expect("queue");
+        let (queue, _) = DurableQueue::open(
+            &queue_dir,
+            Fsync::Always,
+            64 << 20,
+            1 << 30,
+            WhenFull::Block,
+        )
+        .expect("queue");
         let mut batch = fixtures::traces_batch(fixtures::OPENINFERENCE_OPENAI_CHAT);
         // The queue holds processed batches.
         llmscope_core::Processor::process(

@@ -47,6 +47,7 @@ impl Collector {
             | "LLMSCOPE_OTLP_HTTP_ENDPOINT"
             | "LLMSCOPE_API_ENDPOINT" => Some("127.0.0.1:0".into()),
             "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+            "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
             _ => None,
         })
         .expect("default config");

@@ -101,8 +101,10 @@ async fn receivers_and_api_serve_tls() {
                 key_file.display()
             ),
         );
-    let config = Config::parse("tls.yaml", &text, &|var| {
-        (var == "LLMSCOPE_SQLITE_PATH").then(|| db.clone())
+    let config = Config::parse("tls.yaml", &text, &|var| match var {
+        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
+        _ => None,
     })
     .expect("tls config");
     let c = Collector::start_with(config, tempfile::tempdir().expect("tempdir")).await;
