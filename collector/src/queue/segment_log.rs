@@ -173,7 +173,26 @@ impl SegmentLog {
             let text = fs::read_to_string(&path)?;
             let mut parts = text.split_whitespace().map(str::parse::<u64>);
             if let (Some(Ok(segment)), Some(Ok(offset))) = (parts.next(), parts.next()) {
-                cursors.insert(name.to_owned(), Position { segment, offset });
+                let at = Position { segment, offset };
+                // A cursor past a cut tail would skip, or land inside, the records appended
+                // where the cut was: it moves back to the end of what is left, durably.
+                let end = segments[&active_id].bytes;
+                let clamped = match segments.get(&segment) {
+                    Some(seg) if offset > seg.bytes => Position {
+                        segment,
+                        offset: seg.bytes,
+                    },
+                    None if segment > active_id => Position {
+                        segment: active_id,
+                        offset: end,
+                    },
+                    _ => at,
+                };
+                if clamped != at {
+                    tracing::warn!(dir = %dir.display(), cursor = name, ?at, ?clamped, "queue cursor was past a cut tail");
+                    persist_cursor(dir, name, clamped)?;
+                }
+                cursors.insert(name.to_owned(), clamped);
             }
         }
         let log = Self {
@@ -323,6 +342,9 @@ impl SegmentLog {
                 let size = u64::from(u32::from_le_bytes([
                     header[0], header[1], header[2], header[3],
                 ]));
+                if size > MAX_RECORD {
+                    return Err(LogError::TooLarge(size));
+                }
                 let mut payload = vec![0u8; size as usize];
                 reader.read_exact(&mut payload)?;
                 at.offset += HEADER + size;
@@ -335,13 +357,7 @@ impl SegmentLog {
     /// Moves `cursor` to `to` (a position returned by `read`), persists it, and deletes the
     /// segments every cursor has passed.
     pub fn commit(&self, cursor: &str, to: Position) -> Result<(), LogError> {
-        let tmp = self.dir.join(format!(".cursor-{cursor}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            writeln!(f, "{} {}", to.segment, to.offset)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, cursor_path(&self.dir, cursor))?;
+        persist_cursor(&self.dir, cursor, to)?;
         let mut state = self.lock();
         state.cursors.insert(cursor.to_owned(), to);
         let oldest_needed = state.cursors.values().map(|c| c.segment).min().unwrap_or(0);
@@ -357,6 +373,17 @@ impl SegmentLog {
         }
         Ok(())
     }
+}
+
+/// Writes `cursor`'s position with a rename, so a crash leaves the old or the new one.
+fn persist_cursor(dir: &Path, cursor: &str, at: Position) -> io::Result<()> {
+    let tmp = dir.join(format!(".cursor-{cursor}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{} {}", at.segment, at.offset)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, cursor_path(dir, cursor))
 }
 
 #[cfg(test)]
@@ -484,6 +511,41 @@ mod tests {
         );
         log.add_cursor("a");
         assert_eq!(log.read("a", 100).expect("read").len(), 5);
+    }
+
+    #[test]
+    fn a_cursor_past_a_cut_tail_reads_what_is_appended_after_the_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (log, _) = open(dir.path(), 1 << 20, 1 << 20, WhenFull::Block);
+            log.add_cursor("a");
+            for i in 0..3u8 {
+                log.append(&[i; 100]).expect("append");
+            }
+            log.sync().expect("sync");
+            let read = log.read("a", 100).expect("read");
+            log.commit("a", read.last().expect("records").0)
+                .expect("commit");
+        }
+        // The last record, already exported, is damaged on disk and cut at the next start.
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).expect("read");
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        fs::write(&path, bytes).expect("write");
+        {
+            let (log, recovery) = open(dir.path(), 1 << 20, 1 << 20, WhenFull::Block);
+            assert_eq!(recovery.truncated_bytes, 108);
+            log.add_cursor("a");
+            log.append(&[7; 300]).expect("append");
+            log.sync().expect("sync");
+            // A crash before the reader commits: the moved cursor was persisted at open.
+        }
+        let (log, _) = open(dir.path(), 1 << 20, 1 << 20, WhenFull::Block);
+        log.add_cursor("a");
+        let read = log.read("a", 100).expect("read");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1, vec![7; 300]);
     }
 
     #[test]

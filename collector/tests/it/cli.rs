@@ -1,59 +1,15 @@
 //! The `llmscope` binary: runs the built-in default, stops gracefully on SIGTERM having
 //! flushed what it accepted, and its `validate` and `migrate` subcommands.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use llmscope_core::test_util::fixtures;
 
-fn llmscope() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llmscope"))
-}
-
-/// The address logged after `marker` (`... addr=127.0.0.1:PORT`).
-fn addr_in(line: &str, marker: &str) -> Option<String> {
-    if !line.contains(marker) {
-        return None;
-    }
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .map(str::to_owned)
-}
+use crate::process::{Process, llmscope};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_what_was_accepted_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("data/llmscope.db");
-    let mut child = llmscope()
-        .current_dir(dir.path())
-        .env("LLMSCOPE_OTLP_GRPC_ENDPOINT", "127.0.0.1:0")
-        .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
-        .env("LLMSCOPE_API_ENDPOINT", "127.0.0.1:0")
-        .env("LLMSCOPE_SQLITE_PATH", &db)
-        .env("LLMSCOPE_QUEUE_DIR", dir.path().join("queue"))
-        .env_remove("LLMSCOPE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn llmscope");
-    // Read the log on a thread; the address arrives through a channel, with a deadline.
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log_drain = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = addr_in(&line, "OTLP/HTTP listening") {
-                let _ = tx.send(addr);
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    let Ok(http) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        panic!("no address logged: {:?}", log_drain.join());
-    };
+    let running = Process::start(dir.path());
+    let http = running.http.clone();
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -66,20 +22,11 @@ async fn sigterm_flushes_what_was_accepted_and_exits_zero() {
     let response = client.request(request).await.expect("response");
     assert_eq!(response.status(), 200);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    let logs = log_drain.join().expect("logs").join("\n");
+    let (exit, logs) = running.stop("TERM").await;
     assert!(exit.success(), "exit {exit:?}; logs:\n{logs}");
     assert!(logs.contains("stopped cleanly"), "{logs}");
 
-    let conn = rusqlite::Connection::open(&db).expect("database");
+    let conn = rusqlite::Connection::open(Process::database(dir.path())).expect("database");
     let spans: i64 = conn
         .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
         .expect("count");
