@@ -176,9 +176,23 @@ impl Service {
                         telemetry
                             .counter("llmscope_queue_dropped_records_total", &[("pipeline", id)]),
                     );
+                    let weak = Arc::downgrade(&queue);
+                    telemetry.gauge("llmscope_queue_bytes", &[("pipeline", id)], move || {
+                        weak.upgrade().map_or(0, |q| q.log().bytes())
+                    });
                     for name in &p.exporters {
                         if let Some(e) = exporters.get(name) {
-                            let handle = (e.spawn_log)(queue.reader(name), drain_rx.clone());
+                            let reader = queue.reader(name);
+                            let weak = Arc::downgrade(&queue);
+                            let cursor = name.clone();
+                            telemetry.gauge(
+                                "llmscope_queue_pending_bytes",
+                                &[("pipeline", id), ("exporter", name)],
+                                move || {
+                                    weak.upgrade().map_or(0, |q| q.log().pending_bytes(&cursor))
+                                },
+                            );
+                            let handle = (e.spawn_log)(reader, drain_rx.clone());
                             log_drivers.push((format!("{id}/{name}"), handle));
                         }
                     }

@@ -1,6 +1,6 @@
-//! The collector's own counters: items received, refused, exported and dropped, by component
-//! and reason. Labels stay low-cardinality (component ids, signals, reasons). Rendered in the
-//! Prometheus text format at `/metrics`.
+//! The collector's own counters (items received, refused, exported and dropped, by component
+//! and reason) and gauges (read when rendered, such as queue bytes). Labels stay low-cardinality
+//! (component ids, signals, reasons). Rendered in the Prometheus text format at `/metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,10 +10,15 @@ use std::sync::{Arc, Mutex};
 /// Counter cells by name and rendered labels.
 type Cells = BTreeMap<(String, String), Arc<AtomicU64>>;
 
-/// A set of counters; cheap to clone, shared by every component of one running service.
+/// A gauge's current value, read when rendered.
+type GaugeFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A set of counters and gauges; cheap to clone, shared by every component of one running
+/// service.
 #[derive(Clone, Default)]
 pub struct Telemetry {
     counters: Arc<Mutex<Cells>>,
+    gauges: Arc<Mutex<BTreeMap<(String, String), GaugeFn>>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -39,17 +44,7 @@ impl Counter {
 impl Telemetry {
     /// The counter `name{labels}`, created at zero on first use.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
-        let mut rendered = String::new();
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                rendered.push(',');
-            }
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(rendered, "{k}=\"{v}\"");
-        }
+        let rendered = render_labels(labels);
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let cell = map
             .entry((name.to_owned(), rendered))
@@ -57,29 +52,73 @@ impl Telemetry {
         Counter(Arc::clone(cell))
     }
 
+    /// Registers the gauge `name{labels}`, whose value `read` gives at each rendering; a later
+    /// registration of the same gauge replaces it.
+    pub fn gauge(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
+        let mut map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((name.to_owned(), render_labels(labels)), Arc::new(read));
+    }
+
     /// The value of `name{labels}`, zero if never counted.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         self.counter(name, labels).get()
     }
 
-    /// Every counter in the Prometheus text exposition format.
+    /// Every counter and gauge in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let counters: Vec<_> = {
+            let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .map(|(key, value)| (key.clone(), value.load(Ordering::Relaxed)))
+                .collect()
+        };
+        // Gauges are read outside the lock: a reader may take locks of its own.
+        let gauges: Vec<_> = {
+            let map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .map(|(k, g)| (k.clone(), Arc::clone(g)))
+                .collect()
+        };
+        let gauges: Vec<_> = gauges.into_iter().map(|(k, g)| (k, g())).collect();
         let mut out = String::new();
-        let mut last = "";
-        for ((name, labels), value) in map.iter() {
-            if name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
-            }
-            let value = value.load(Ordering::Relaxed);
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {value}");
-            }
-        }
+        render_family(&mut out, "counter", &counters);
+        render_family(&mut out, "gauge", &gauges);
         out
+    }
+}
+
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut rendered = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            rendered.push(',');
+        }
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(rendered, "{k}=\"{v}\"");
+    }
+    rendered
+}
+
+fn render_family(out: &mut String, kind: &str, samples: &[((String, String), u64)]) {
+    let mut last = "";
+    for ((name, labels), value) in samples {
+        if name != last {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            last = name;
+        }
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
     }
 }
 
@@ -98,5 +137,21 @@ mod tests {
             t.render(),
             "# TYPE x_total counter\nx_total{reason=\"bad \\\"json\\\"\"} 3\n# TYPE y_total counter\ny_total 5\n"
         );
+    }
+
+    #[test]
+    fn gauges_are_read_at_each_rendering() {
+        let t = Telemetry::default();
+        let cell = Arc::new(AtomicU64::new(7));
+        let read = Arc::clone(&cell);
+        t.gauge("q_bytes", &[("pipeline", "traces")], move || {
+            read.load(Ordering::Relaxed)
+        });
+        assert_eq!(
+            t.render(),
+            "# TYPE q_bytes gauge\nq_bytes{pipeline=\"traces\"} 7\n"
+        );
+        cell.store(9, Ordering::Relaxed);
+        assert!(t.render().contains("q_bytes{pipeline=\"traces\"} 9\n"));
     }
 }

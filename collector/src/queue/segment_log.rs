@@ -224,6 +224,23 @@ impl SegmentLog {
         self.lock().dropped_records
     }
 
+    /// Bytes of records `cursor` has not yet passed.
+    pub fn pending_bytes(&self, cursor: &str) -> u64 {
+        let state = self.lock();
+        let at = state.cursors.get(cursor).copied().unwrap_or_default();
+        state
+            .segments
+            .range(at.segment..)
+            .map(|(id, seg)| {
+                if *id == at.segment {
+                    seg.bytes.saturating_sub(at.offset)
+                } else {
+                    seg.bytes
+                }
+            })
+            .sum()
+    }
+
     /// Registers a reader; a new one starts at the oldest record.
     pub fn add_cursor(&self, name: &str) {
         let mut state = self.lock();
@@ -543,7 +560,10 @@ mod tests {
         }
         let (log, _) = open(dir.path(), 1 << 20, 1 << 20, WhenFull::Block);
         log.add_cursor("a");
+        assert_eq!(log.pending_bytes("a"), 308);
         let read = log.read("a", 100).expect("read");
+        log.commit("a", read[0].0).expect("commit");
+        assert_eq!(log.pending_bytes("a"), 0);
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].1, vec![7; 300]);
     }

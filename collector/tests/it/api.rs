@@ -76,6 +76,29 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
     assert_eq!(around["traces"].as_array().map(Vec::len), Some(1));
     let metrics = String::from_utf8(c.get("/metrics").await.body).expect("utf-8");
     assert!(metrics.contains("llmscope_receiver_accepted_items_total{receiver=\"otlp\",transport=\"http\",signal=\"traces\"} 3"), "{metrics}");
+    // The durable queue holds both requests on disk; the exporter's cursor has passed them.
+    let gauge = |metrics: &str, series: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    };
+    assert!(
+        gauge(&metrics, "llmscope_queue_bytes{pipeline=\"traces\"}") > Some(0),
+        "{metrics}"
+    );
+    let pending = "llmscope_queue_pending_bytes{pipeline=\"traces\",exporter=\"sqlite\"}";
+    let mut left = gauge(&metrics, pending);
+    for _ in 0..50 {
+        if left == Some(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = gauge(
+            &String::from_utf8(c.get("/metrics").await.body).expect("utf-8"),
+            pending,
+        );
+    }
+    assert_eq!(left, Some(0), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
