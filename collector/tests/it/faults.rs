@@ -1,5 +1,6 @@
-//! Fault tests of the durable queue against the real binary: what a client saw acknowledged
-//! survives `kill -9` and is stored exactly once; a damaged queue tail is cut, not fatal.
+//! Fault tests of the durable queue: against the real binary, what a client saw acknowledged
+//! survives `kill -9` and is stored exactly once, and a damaged queue tail is cut, not fatal;
+//! in process, a backend down for 30 seconds loses nothing and holds back no other exporter.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use llmscope_core::test_util::kv;
 use prost::Message;
 use tokio::sync::watch;
 
+use crate::harness::Collector;
 use crate::process::Process;
 
 const REQUESTS: usize = 200;
@@ -19,7 +21,11 @@ const SPANS_PER_REQUEST: usize = 500;
 
 /// Request `n`: GenAI chat spans whose ids encode the request and the span's place in it.
 fn request(n: usize, now_ns: u64) -> Vec<u8> {
-    let spans = (0..SPANS_PER_REQUEST)
+    request_of(n, SPANS_PER_REQUEST, now_ns)
+}
+
+fn request_of(n: usize, spans: usize, now_ns: u64) -> Vec<u8> {
+    let spans = (0..spans)
         .map(|i| {
             let mut trace_id = [0u8; 16];
             trace_id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
@@ -185,4 +191,149 @@ async fn a_damaged_queue_tail_is_cut_at_start_and_the_queue_keeps_working() {
     );
     let expected = 2 * SPANS_PER_REQUEST as i64;
     assert_eq!(stored(dir.path()), (expected, expected));
+}
+
+/// A TCP proxy that can be taken down: while down it refuses new connections and cuts the ones
+/// it carries, as a crashed backend would.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (up, up_rx) = watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut up = up_rx.clone();
+                if !*up.borrow() {
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = up.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exporter() {
+    let Ok(url) = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "LLMSCOPE_TEST_CLICKHOUSE_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: LLMSCOPE_TEST_CLICKHOUSE_URL is not set");
+        return;
+    };
+    let target = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = Proxy::start(target).await;
+    let database = format!("llmscope_outage_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("llmscope.db");
+    let text = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:0}}\n      http: {{endpoint: 127.0.0.1:0}}\n\
+         exporters:\n  sqlite: {{path: {db}}}\n  clickhouse: {{url: http://{proxy}, database: {database}, timeout: 5s}}\n\
+         extensions:\n  api: {{endpoint: 127.0.0.1:0, store: sqlite}}\n\
+         service:\n  extensions: [api]\n  queue: {{kind: disk, dir: {queue}}}\n  pipelines:\n\
+         \x20   traces: {{receivers: [otlp], exporters: [sqlite, clickhouse]}}\n",
+        db = db.display(),
+        proxy = proxy.addr,
+        queue = dir.path().join("queue").display(),
+    );
+    let config = llmscope::config::Config::parse("outage.yaml", &text, &|_| None).expect("config");
+    let c = Collector::start_with(config, dir).await;
+
+    // Load: one request of 100 spans every 50 ms until told to stop.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = c.http.to_string();
+    let sender = tokio::spawn(async move {
+        let client = client();
+        let now_ns = now_ns();
+        let mut n = 0;
+        while !*stop_rx.borrow() {
+            let body = bytes::Bytes::from(request_of(n, 100, now_ns));
+            assert_eq!(post(&client, &http, body).await, Some(200), "request {n}");
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        n
+    });
+    let sqlite_rows = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .expect("database")
+            .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
+            .expect("count")
+    };
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let early_in_outage = sqlite_rows(&c.db);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let late_in_outage = sqlite_rows(&c.db);
+    assert!(
+        late_in_outage >= early_in_outage + 10_000,
+        "SQLite kept storing while ClickHouse was down: {early_in_outage} then {late_in_outage}"
+    );
+    assert!(
+        c.telemetry().value(
+            "llmscope_exporter_retries_total",
+            &[("exporter", "clickhouse")]
+        ) > 0
+    );
+    proxy.set_up(true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_tx.send_replace(true);
+    let requests = sender.await.expect("sender");
+    let expected = (requests * 100) as i64;
+
+    // The backlog drains: every span once in ClickHouse, and in SQLite.
+    let ch = clickhouse::Client::default()
+        .with_url(&url)
+        .with_database(&database);
+    let mut stored = (0u64, 0u64);
+    for _ in 0..600 {
+        stored = ch
+            .query("SELECT count(), uniqExact(trace_id, span_id) FROM spans")
+            .fetch_one::<(u64, u64)>()
+            .await
+            .expect("count");
+        if stored.1 as i64 >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored,
+        (expected as u64, expected as u64),
+        "ClickHouse: (rows, distinct spans)"
+    );
+    assert_eq!(sqlite_rows(&c.db), expected);
+    assert!(c.stop().await);
+    let _ = clickhouse::Client::default()
+        .with_url(url)
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
 }
