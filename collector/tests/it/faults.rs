@@ -201,7 +201,12 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(target: String) -> Self {
+    /// A proxy to the `http://host:port` of `url`.
+    async fn start(url: &str) -> Self {
+        let target = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -233,35 +238,76 @@ impl Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exporter() {
-    let Ok(url) = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
+fn clickhouse_url() -> Option<String> {
+    let url = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL").ok();
+    if url.is_none() {
         assert!(
             std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
             "LLMSCOPE_TEST_CLICKHOUSE_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
         );
         eprintln!("skipping: LLMSCOPE_TEST_CLICKHOUSE_URL is not set");
-        return;
-    };
-    let target = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = Proxy::start(target).await;
-    let database = format!("llmscope_outage_{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("llmscope.db");
+    }
+    url
+}
+
+/// A traces pipeline exporting to `exporters` (of SQLite in `dir` and ClickHouse's `database`
+/// through `proxy`), with a disk queue in `dir` and `queue` settings added.
+fn behind_proxy(
+    dir: &std::path::Path,
+    proxy: &Proxy,
+    database: &str,
+    exporters: &str,
+    queue: &str,
+) -> llmscope::config::Config {
     let text = format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:0}}\n      http: {{endpoint: 127.0.0.1:0}}\n\
          exporters:\n  sqlite: {{path: {db}}}\n  clickhouse: {{url: http://{proxy}, database: {database}, timeout: 5s}}\n\
          extensions:\n  api: {{endpoint: 127.0.0.1:0, store: sqlite}}\n\
-         service:\n  extensions: [api]\n  queue: {{kind: disk, dir: {queue}}}\n  pipelines:\n\
-         \x20   traces: {{receivers: [otlp], exporters: [sqlite, clickhouse]}}\n",
-        db = db.display(),
+         service:\n  extensions: [api]\n  queue: {{kind: disk, dir: {queue_dir}{queue}}}\n  pipelines:\n\
+         \x20   traces: {{receivers: [otlp], exporters: {exporters}}}\n",
+        db = dir.join("llmscope.db").display(),
         proxy = proxy.addr,
-        queue = dir.path().join("queue").display(),
+        queue_dir = dir.join("queue").display(),
     );
-    let config = llmscope::config::Config::parse("outage.yaml", &text, &|_| None).expect("config");
+    llmscope::config::Config::parse("faults.yaml", &text, &|_| None).expect("config")
+}
+
+/// `(rows, distinct spans)` in ClickHouse once it has at least `expected` distinct spans, or
+/// after a minute.
+async fn clickhouse_spans(url: &str, database: &str, expected: u64) -> (u64, u64) {
+    let ch = clickhouse::Client::default()
+        .with_url(url)
+        .with_database(database);
+    let mut stored = (0, 0);
+    for _ in 0..600 {
+        stored = ch
+            .query("SELECT count(), uniqExact(trace_id, span_id) FROM spans")
+            .fetch_one::<(u64, u64)>()
+            .await
+            .expect("count");
+        if stored.1 >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stored
+}
+
+async fn drop_database(url: &str, database: &str) {
+    let _ = clickhouse::Client::default()
+        .with_url(url)
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exporter() {
+    let Some(url) = clickhouse_url() else { return };
+    let proxy = Proxy::start(&url).await;
+    let database = format!("llmscope_outage_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = behind_proxy(dir.path(), &proxy, &database, "[sqlite, clickhouse]", "");
     let c = Collector::start_with(config, dir).await;
 
     // Load: one request of 100 spans every 50 ms until told to stop.
@@ -309,21 +355,7 @@ async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exp
     let expected = (requests * 100) as i64;
 
     // The backlog drains: every span once in ClickHouse, and in SQLite.
-    let ch = clickhouse::Client::default()
-        .with_url(&url)
-        .with_database(&database);
-    let mut stored = (0u64, 0u64);
-    for _ in 0..600 {
-        stored = ch
-            .query("SELECT count(), uniqExact(trace_id, span_id) FROM spans")
-            .fetch_one::<(u64, u64)>()
-            .await
-            .expect("count");
-        if stored.1 as i64 >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stored = clickhouse_spans(&url, &database, expected as u64).await;
     assert_eq!(
         stored,
         (expected as u64, expected as u64),
@@ -331,9 +363,61 @@ async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exp
     );
     assert_eq!(sqlite_rows(&c.db), expected);
     assert!(c.stop().await);
-    let _ = clickhouse::Client::default()
-        .with_url(url)
-        .query(&format!("DROP DATABASE IF EXISTS {database}"))
-        .execute()
-        .await;
+    drop_database(&url, &database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_retryably_and_recovers_with_its_backend() {
+    let Some(url) = clickhouse_url() else { return };
+    let proxy = Proxy::start(&url).await;
+    let database = format!("llmscope_full_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = ", segment_bytes: 65536, max_bytes: 262144";
+    let config = behind_proxy(dir.path(), &proxy, &database, "[clickhouse]", queue);
+    let c = Collector::start_with(config, dir).await;
+    proxy.set_up(false);
+
+    let client = client();
+    let now_ns = now_ns();
+    let http = c.http.to_string();
+    let mut acked = 0;
+    let refused = loop {
+        let body = bytes::Bytes::from(request_of(acked, 100, now_ns));
+        match post(&client, &http, body.clone()).await {
+            Some(200) => acked += 1,
+            Some(503) => break body,
+            other => panic!("request {acked}: {other:?}"),
+        }
+        assert!(acked < 1000, "the queue never filled");
+    };
+    assert!(acked > 0);
+    assert_eq!(
+        c.get("/healthz").await.status,
+        200,
+        "the process stays healthy"
+    );
+    assert!(
+        c.telemetry().value(
+            "llmscope_queue_dropped_records_total",
+            &[("pipeline", "traces")]
+        ) == 0
+    );
+
+    // The backend returns: the queue drains and the refused request goes in on a retry.
+    proxy.set_up(true);
+    let mut retries = 0;
+    while post(&client, &http, refused.clone()).await != Some(200) {
+        retries += 1;
+        assert!(retries < 600, "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expected = (acked as u64 + 1) * 100;
+    let stored = clickhouse_spans(&url, &database, expected).await;
+    assert_eq!(
+        stored,
+        (expected, expected),
+        "ClickHouse: (rows, distinct spans)"
+    );
+    assert!(c.stop().await);
+    drop_database(&url, &database).await;
 }
