@@ -165,11 +165,13 @@ impl DurableQueue {
     }
 
     /// A reader with its own persisted cursor, starting where that cursor last committed.
-    pub fn reader(self: &Arc<Self>, cursor: &str) -> LogReader {
-        self.log.add_cursor(cursor);
+    /// `exporter` may be any component id: it is escaped to name the cursor's file.
+    pub fn reader(self: &Arc<Self>, exporter: &str) -> LogReader {
+        let cursor = file_safe(exporter);
+        self.log.add_cursor(&cursor);
         LogReader {
             queue: Arc::clone(self),
-            cursor: cursor.to_owned(),
+            cursor,
         }
     }
 
@@ -210,6 +212,19 @@ impl DurableQueue {
         }
         Ok(())
     }
+}
+
+/// `name` with every byte other than ASCII letters, digits, `-`, `_` and `.` written `%XX`.
+fn file_safe(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A pipeline's handle on its durable queue.
@@ -312,7 +327,8 @@ mod tests {
             .expect("open")
         };
         let (queue, _) = open();
-        let (a, b) = (queue.reader("sqlite"), queue.reader("clickhouse"));
+        // Exporter ids may hold a `/` (`type/name`): cursors are files all the same.
+        let (a, b) = (queue.reader("sqlite/archive"), queue.reader("clickhouse"));
         let handle = DurableHandle(Arc::clone(&queue));
         for n in 1..=3 {
             handle
@@ -332,7 +348,7 @@ mod tests {
 
         let (queue, recovery) = open();
         assert_eq!(recovery.records, 3);
-        let a = queue.reader("sqlite");
+        let a = queue.reader("sqlite/archive");
         let left = a.next(10, Duration::from_millis(10)).await.expect("read");
         assert_eq!(left.len(), 1, "sqlite resumes after what it committed");
         assert_eq!(
