@@ -184,8 +184,8 @@ pub fn spawn<E: Exporter>(
 
 /// Runs `exporter` over its reader of a durable queue: groups what it reads like [`spawn`],
 /// commits each export's position once it succeeded, and retries transient failures until they
-/// succeed (the batch stays in the queue meanwhile, even across restarts). Permanent failures
-/// are counted and skipped. Stops once `stop` is set and nothing is left to read; what is not
+/// succeed (the batch stays in the queue meanwhile, even across restarts). A batch refused for
+/// good goes to the reader's dead-letter file, counted. Stops once `stop` is set and nothing is left to read; what is not
 /// exported by then stays in the queue for the next start.
 pub fn spawn_log<E: Exporter>(
     id: String,
@@ -199,6 +199,7 @@ pub fn spawn_log<E: Exporter>(
         let labels = [("exporter", id.as_str())];
         let sent = telemetry.counter("llmscope_exporter_sent_items_total", &labels);
         let retries = telemetry.counter("llmscope_exporter_retries_total", &labels);
+        let dead_lettered = telemetry.counter("llmscope_exporter_dead_letter_items_total", &labels);
         let mut rng = Jitter::seeded();
         loop {
             let records = match reader.next(256, Duration::from_millis(100)).await {
@@ -253,13 +254,21 @@ pub fn spawn_log<E: Exporter>(
                             attempt += 1;
                         }
                         Err(error) => {
-                            tracing::error!(exporter = %id, %error, items, "export refused; skipping batch");
-                            telemetry
-                                .counter(
-                                    "llmscope_exporter_dropped_items_total",
-                                    &[("exporter", &id), ("reason", "permanent_error")],
-                                )
-                                .add(items as u64);
+                            match reader.dead_letter(&batch, &error.to_string()).await {
+                                Ok(path) => {
+                                    tracing::error!(exporter = %id, %error, items, file = %path.display(), "export refused; batch written to the dead-letter file");
+                                    dead_lettered.add(items as u64);
+                                }
+                                Err(write_error) => {
+                                    tracing::error!(exporter = %id, %error, %write_error, items, "export refused and the dead-letter file cannot be written; batch dropped");
+                                    telemetry
+                                        .counter(
+                                            "llmscope_exporter_dropped_items_total",
+                                            &[("exporter", &id), ("reason", "permanent_error")],
+                                        )
+                                        .add(items as u64);
+                                }
+                            }
                             break;
                         }
                     }
@@ -405,6 +414,83 @@ mod tests {
             ),
             2
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_for_good_goes_to_the_dead_letter_file() {
+        use crate::queue::Queue as _;
+        use crate::queue::durable::{DurableHandle, DurableQueue, Fsync};
+        use crate::queue::segment_log::WhenFull;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queue, _) =
+            DurableQueue::open(dir.path(), Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block)
+                .expect("open");
+        let reader = queue.reader("clickhouse/main");
+        let mut batch = traces(
+            "svc",
+            vec![span(1, 1, "a", vec![]), span(1, 2, "b", vec![])],
+        );
+        batch.ctx.project = "team-a".into();
+        DurableHandle(Arc::clone(&queue))
+            .push(Arc::new(batch))
+            .await
+            .expect("push");
+        let telemetry = Telemetry::default();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let exporter = Flaky {
+            failures: 0,
+            permanent: true,
+            calls: Arc::new(AtomicU32::new(0)),
+        };
+        let policy = (policy(), BatchPolicy::default());
+        let handle = spawn_log(
+            "x".into(),
+            exporter,
+            reader,
+            policy,
+            telemetry.clone(),
+            stop,
+        );
+        let counted = || {
+            telemetry.value(
+                "llmscope_exporter_dead_letter_items_total",
+                &[("exporter", "x")],
+            )
+        };
+        for _ in 0..100 {
+            if counted() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send_replace(true);
+        handle.await.expect("driver");
+        assert_eq!(counted(), 2);
+        assert_eq!(
+            queue.log().pending_bytes("clickhouse%2Fmain"),
+            0,
+            "the batch is passed"
+        );
+
+        let text = std::fs::read_to_string(dir.path().join("dead-letter-clickhouse%2Fmain.jsonl"))
+            .expect("dead-letter file");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 1);
+        let letter = &lines[0];
+        assert_eq!(letter["reason"], "permanent export error: bad batch");
+        assert_eq!(letter["project"], "team-a");
+        assert_eq!(letter["signal"], "traces");
+        assert_eq!(letter["items"], 2);
+        // The request is OTLP/JSON, ready to be posted again.
+        let request: llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest =
+            serde_json::from_value(letter["request"].clone()).expect("OTLP/JSON");
+        let spans = &request.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[1].span_id, vec![2; 8]);
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! they are on disk under the fsync policy; each exporter reads with its own cursor and commits
 //! what it exported, so a restart resumes where every exporter stopped.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
@@ -272,6 +273,62 @@ impl LogReader {
             let _ = tokio::time::timeout(wait, self.queue.new_data.notified()).await;
         }
         Ok(Vec::new())
+    }
+
+    /// Appends `batch`, which the exporter refused for good, to `dead-letter-<exporter>.jsonl`
+    /// beside the queue, synced: one JSON object a line with the time, the reason, the project,
+    /// the signal, the item count and the batch as an OTLP/JSON export request (`request`),
+    /// which can be posted again to `/v1/<signal>` once the cause is fixed.
+    pub async fn dead_letter(&self, batch: &Batch, reason: &str) -> std::io::Result<PathBuf> {
+        let (signal, request) = match &batch.payload {
+            Payload::Traces(rs) => (
+                "traces",
+                serde_json::to_value(ExportTraceServiceRequest {
+                    resource_spans: rs.clone(),
+                }),
+            ),
+            Payload::Logs(rl) => (
+                "logs",
+                serde_json::to_value(ExportLogsServiceRequest {
+                    resource_logs: rl.clone(),
+                }),
+            ),
+            Payload::Metrics(rm) => (
+                "metrics",
+                serde_json::to_value(ExportMetricsServiceRequest {
+                    resource_metrics: rm.clone(),
+                }),
+            ),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut line = serde_json::to_vec(&serde_json::json!({
+            "time_unix_nano": now.to_string(),
+            "reason": reason,
+            "project": batch.ctx.project,
+            "signal": signal,
+            "items": batch.payload.item_count(),
+            "request": request.map_err(std::io::Error::other)?,
+        }))
+        .map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let path = self
+            .queue
+            .log
+            .dir()
+            .join(format!("dead-letter-{}.jsonl", self.cursor));
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            file.write_all(&line)?;
+            file.sync_data()?;
+            Ok(path)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Marks everything up to `to` exported.

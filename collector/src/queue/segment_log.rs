@@ -214,6 +214,11 @@ impl SegmentLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The folder of the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes of records on disk.
     pub fn bytes(&self) -> u64 {
         self.lock().segments.values().map(|s| s.bytes).sum()
