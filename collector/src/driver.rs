@@ -12,24 +12,14 @@ use tokio::task::JoinHandle;
 
 use crate::telemetry::Telemetry;
 
-/// How failed exports are retried.
+/// How failed exports are retried (from `service.queue.retry`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     /// Attempts per batch, the first included. The in-memory queue cannot keep a batch forever;
-    /// the durable queue will retry indefinitely.
+    /// the durable queue retries without end.
     pub max_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            max_attempts: 8,
-        }
-    }
 }
 
 /// How queued batches are grouped into one export: the first batch waits at most `max_delay`
@@ -528,7 +518,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let p = RetryPolicy::default();
+        let p = crate::queue::RetryConfig::default().policy();
         let mut rng = Jitter::seeded();
         let busy = ExportError::transient("busy");
         for attempt in 1..30 {

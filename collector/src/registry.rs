@@ -70,6 +70,7 @@ pub enum BuildError {
 pub async fn exporter(
     id: &str,
     config: &ExporterConfig,
+    retry: RetryPolicy,
     telemetry: &Telemetry,
 ) -> Result<RunningExporter, BuildError> {
     let owned = || id.to_owned();
@@ -82,7 +83,7 @@ pub async fn exporter(
             let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
             RunningExporter {
                 metadata: Some(metadata),
-                ..running(id, store, telemetry)
+                ..running(id, store, retry, telemetry)
             }
         }
         ExporterConfig::Postgres(c) => {
@@ -97,7 +98,7 @@ pub async fn exporter(
             let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
             RunningExporter {
                 metadata: Some(metadata),
-                ..running(id, store, telemetry)
+                ..running(id, store, retry, telemetry)
             }
         }
         ExporterConfig::ClickHouse(c) => {
@@ -107,7 +108,7 @@ pub async fn exporter(
                     source,
                 }
             })?;
-            running(id, store, telemetry)
+            running(id, store, retry, telemetry)
         }
     })
 }
@@ -116,10 +117,11 @@ pub async fn exporter(
 fn running<S: Exporter + QueryStore + Clone + Sync>(
     id: &str,
     store: S,
+    retry: RetryPolicy,
     telemetry: &Telemetry,
 ) -> RunningExporter {
     let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
-    let policy = (RetryPolicy::default(), BatchPolicy::default());
+    let policy = (retry, BatchPolicy::default());
     let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
     let (log_id, log_store, log_telemetry) = (id.to_owned(), store.clone(), telemetry.clone());
     RunningExporter {

@@ -99,7 +99,10 @@ impl Service {
         let mut exporters: BTreeMap<String, RunningExporter> = BTreeMap::new();
         for id in wanted {
             if let Some(c) = config.exporters.get(id) {
-                exporters.insert(id.clone(), registry::exporter(id, c, &telemetry).await?);
+                exporters.insert(
+                    id.clone(),
+                    registry::exporter(id, c, config.queue.retry.policy(), &telemetry).await?,
+                );
             }
         }
 

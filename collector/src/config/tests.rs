@@ -184,3 +184,33 @@ fn bad_values_and_bad_yaml_are_explained() {
         vec!["service.pipelines: at least one pipeline is required"]
     );
 }
+
+#[test]
+fn the_queue_and_its_retry_policy_are_configured_and_checked() {
+    let with =
+        |queue: &str| MINIMAL.replace("service:\n", &format!("service:\n  queue: {queue}\n"));
+    let config = parse(&with(
+        "{kind: disk, dir: /tmp/q, fsync: always, retry: {initial_interval: 1s, max_interval: 1m}}",
+    ))
+    .expect("valid");
+    assert_eq!(config.queue.kind, crate::queue::QueueKind::Disk);
+    let policy = config.queue.retry.policy();
+    assert_eq!(policy.initial_backoff, std::time::Duration::from_secs(1));
+    assert_eq!(policy.max_backoff, std::time::Duration::from_secs(60));
+    assert_eq!(policy.max_attempts, 8);
+    assert_eq!(
+        problems(&with("{retry: {initial_interval: 10s, max_interval: 1s}}")),
+        vec![
+            "service.queue.retry.max_interval: must be at least initial_interval, itself more than 0"
+        ]
+    );
+    assert_eq!(
+        problems(&with("{retry: {max_attempts: 0}}")),
+        vec!["service.queue.retry.max_attempts: must be at least 1"]
+    );
+    let p = problems(&with("{retry: {max_elapsed: 1s}}"));
+    assert!(
+        p[0].starts_with("service.queue.retry.max_elapsed: unknown field"),
+        "{p:?}"
+    );
+}

@@ -26,6 +26,44 @@ pub struct QueueConfig {
     pub segment_bytes: u64,
     /// `block` (refuse retryably) or `drop_oldest` (counted) when full. Default: `block`.
     pub when_full: WhenFull,
+    /// How every exporter retries a failed export.
+    pub retry: RetryConfig,
+}
+
+/// Backoff between the attempts of a failed export: exponential from `initial_interval`, capped
+/// at `max_interval`, with full jitter, and never shorter than a backend's `Retry-After`. The
+/// disk queue retries without end; the memory queue gives up after `max_attempts`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Default: `100ms`.
+    #[serde(with = "llmscope_core::config::duration")]
+    pub initial_interval: Duration,
+    /// Default: `5s`.
+    #[serde(with = "llmscope_core::config::duration")]
+    pub max_interval: Duration,
+    /// Attempts per batch with the memory queue, the first included. Default: `8`.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(5),
+            max_attempts: 8,
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn policy(&self) -> crate::driver::RetryPolicy {
+        crate::driver::RetryPolicy {
+            initial_backoff: self.initial_interval,
+            max_backoff: self.max_interval,
+            max_attempts: self.max_attempts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -53,6 +91,7 @@ impl Default for QueueConfig {
             max_bytes: 1 << 30,
             segment_bytes: 64 << 20,
             when_full: WhenFull::Block,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -64,6 +103,15 @@ impl QueueConfig {
         }
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval.is_zero() {
             return Err("fsync_interval: must be more than 0".into());
+        }
+        let retry = &self.retry;
+        if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
+            return Err(
+                "retry.max_interval: must be at least initial_interval, itself more than 0".into(),
+            );
+        }
+        if retry.max_attempts == 0 {
+            return Err("retry.max_attempts: must be at least 1".into());
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ mod config;
 pub mod durable;
 pub mod segment_log;
 
-pub use config::{FsyncPolicy, QueueConfig, QueueKind};
+pub use config::{FsyncPolicy, QueueConfig, QueueKind, RetryConfig};
 
 use std::future::Future;
 use std::sync::Arc;
