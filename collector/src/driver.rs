@@ -223,6 +223,7 @@ pub fn spawn_log<E: Exporter>(
                 }
             }
             for (pos, group, items) in groups {
+                reader.mark_oldest(Some(group[0].ctx.received_at));
                 let batch = merge(group);
                 let mut attempt = 1;
                 loop {
@@ -267,6 +268,7 @@ pub fn spawn_log<E: Exporter>(
                     tracing::error!(exporter = %id, %error, "cannot record the queue position");
                 }
             }
+            reader.mark_oldest(None);
         }
         tracing::debug!(exporter = %id, "exporter stopped");
     })

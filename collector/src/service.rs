@@ -195,6 +195,11 @@ impl Service {
                                     weak.upgrade().map_or(0, |q| q.log().pending_bytes(&cursor))
                                 },
                             );
+                            telemetry.gauge(
+                                "llmscope_queue_oldest_unexported_age_seconds",
+                                &[("pipeline", id), ("exporter", name)],
+                                reader.oldest_age(),
+                            );
                             let handle = (e.spawn_log)(reader, drain_rx.clone());
                             log_drivers.push((format!("{id}/{name}"), handle));
                         }

@@ -10,20 +10,38 @@ use std::sync::{Arc, Mutex};
 /// Counter cells by name and rendered labels.
 type Cells = BTreeMap<(String, String), Arc<AtomicU64>>;
 
-/// A gauge's current value, read when rendered.
-type GaugeFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// A gauge's labels and how to read its current value.
+type GaugeCell = (Vec<(String, String)>, Arc<dyn Fn() -> u64 + Send + Sync>);
 
 /// A set of counters and gauges; cheap to clone, shared by every component of one running
 /// service.
 #[derive(Clone, Default)]
 pub struct Telemetry {
     counters: Arc<Mutex<Cells>>,
-    gauges: Arc<Mutex<BTreeMap<(String, String), GaugeFn>>>,
+    gauges: Arc<Mutex<BTreeMap<(String, String), GaugeCell>>>,
 }
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+/// A gauge as read by [`Telemetry::gauges`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeSample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: u64,
+}
+
+impl GaugeSample {
+    /// The value of label `key`, if it has one.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -60,8 +78,34 @@ impl Telemetry {
         labels: &[(&str, &str)],
         read: impl Fn() -> u64 + Send + Sync + 'static,
     ) {
+        let owned = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let mut map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert((name.to_owned(), render_labels(labels)), Arc::new(read));
+        map.insert(
+            (name.to_owned(), render_labels(labels)),
+            (owned, Arc::new(read)),
+        );
+    }
+
+    /// Every gauge whose name starts with `prefix`, read now.
+    pub fn gauges(&self, prefix: &str) -> Vec<GaugeSample> {
+        let cells: Vec<_> = {
+            let map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .filter(|((name, _), _)| name.starts_with(prefix))
+                .map(|((name, _), (labels, read))| (name.clone(), labels.clone(), Arc::clone(read)))
+                .collect()
+        };
+        cells
+            .into_iter()
+            .map(|(name, labels, read)| GaugeSample {
+                name,
+                labels,
+                value: read(),
+            })
+            .collect()
     }
 
     /// The value of `name{labels}`, zero if never counted.
@@ -81,7 +125,7 @@ impl Telemetry {
         let gauges: Vec<_> = {
             let map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
             map.iter()
-                .map(|(k, g)| (k.clone(), Arc::clone(g)))
+                .map(|(k, (_, read))| (k.clone(), Arc::clone(read)))
                 .collect()
         };
         let gauges: Vec<_> = gauges.into_iter().map(|(k, g)| (k, g())).collect();
@@ -153,5 +197,14 @@ mod tests {
         );
         cell.store(9, Ordering::Relaxed);
         assert!(t.render().contains("q_bytes{pipeline=\"traces\"} 9\n"));
+        assert_eq!(
+            t.gauges("q_"),
+            vec![GaugeSample {
+                name: "q_bytes".into(),
+                labels: vec![("pipeline".into(), "traces".into())],
+                value: 9
+            }]
+        );
+        assert!(t.gauges("other_").is_empty());
     }
 }

@@ -116,14 +116,41 @@ pub async fn serve(
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
+    let queues = queue_detail(&s.telemetry);
     match s.store.ready().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(json!({"status": "ready", "queues": queues})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not ready");
-            let body = json!({"status": "not ready", "store": "unavailable"});
+            let body = json!({"status": "not ready", "store": "unavailable", "queues": queues});
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
+}
+
+/// The disk queues' gauges by pipeline, and by exporter within it:
+/// `{"traces": {"bytes": 1024, "exporters": {"sqlite": {"pending_bytes": 0, ...}}}}`.
+fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
+    let mut queues = serde_json::Map::new();
+    for gauge in telemetry.gauges("llmscope_queue_") {
+        let Some(pipeline) = gauge.label("pipeline") else {
+            continue;
+        };
+        let field = gauge.name.trim_start_matches("llmscope_queue_");
+        let entry = queues
+            .entry(pipeline)
+            .or_insert_with(|| json!({"exporters": {}}));
+        match gauge.label("exporter") {
+            Some(exporter) => {
+                let exporters = &mut entry["exporters"];
+                if exporters.get(exporter).is_none() {
+                    exporters[exporter] = json!({});
+                }
+                exporters[exporter][field] = json!(gauge.value);
+            }
+            None => entry[field] = json!(gauge.value),
+        }
+    }
+    serde_json::Value::Object(queues)
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {

@@ -173,6 +173,7 @@ impl DurableQueue {
         LogReader {
             queue: Arc::clone(self),
             cursor,
+            oldest: Arc::default(),
         }
     }
 
@@ -242,6 +243,8 @@ impl Queue for DurableHandle {
 pub struct LogReader {
     queue: Arc<DurableQueue>,
     cursor: String,
+    /// When the oldest batch read but not yet exported was received (Unix ns); 0 when none.
+    oldest: Arc<AtomicU64>,
 }
 
 impl LogReader {
@@ -329,6 +332,28 @@ impl LogReader {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+
+    /// Records that the oldest batch this reader has yet to export was received at `received`
+    /// (`None`: nothing is waiting).
+    pub fn mark_oldest(&self, received: Option<std::time::SystemTime>) {
+        let ns = received
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| (d.as_nanos() as u64).max(1));
+        self.oldest.store(ns, Ordering::Relaxed);
+    }
+
+    /// Seconds since the oldest batch this reader has yet to export was received; 0 when none.
+    pub fn oldest_age(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let oldest = Arc::clone(&self.oldest);
+        move || match oldest.load(Ordering::Relaxed) {
+            0 => 0,
+            ns => std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |now| {
+                    (now.as_nanos() as u64).saturating_sub(ns) / 1_000_000_000
+                }),
+        }
     }
 
     /// Marks everything up to `to` exported.

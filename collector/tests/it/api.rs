@@ -99,6 +99,14 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
         );
     }
     assert_eq!(left, Some(0), "{metrics}");
+    let ready = c.get("/readyz").await.json();
+    let traces = &ready["queues"]["traces"];
+    assert!(traces["bytes"].as_u64() > Some(0), "{ready}");
+    assert_eq!(traces["exporters"]["sqlite"]["pending_bytes"], 0, "{ready}");
+    assert_eq!(
+        traces["exporters"]["sqlite"]["oldest_unexported_age_seconds"], 0,
+        "{ready}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -348,6 +348,19 @@ async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exp
             &[("exporter", "clickhouse")]
         ) > 0
     );
+    // `/readyz` tells how far behind each exporter is.
+    let ready = c.get("/readyz").await.json();
+    let clickhouse = &ready["queues"]["traces"]["exporters"]["clickhouse"];
+    assert!(clickhouse["pending_bytes"].as_u64() > Some(0), "{ready}");
+    assert!(
+        clickhouse["oldest_unexported_age_seconds"].as_u64() >= Some(25),
+        "{ready}"
+    );
+    assert!(
+        ready["queues"]["traces"]["exporters"]["sqlite"]["oldest_unexported_age_seconds"].as_u64()
+            <= Some(2),
+        "{ready}"
+    );
     proxy.set_up(true);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_tx.send_replace(true);
