@@ -17,7 +17,7 @@ pub struct QueueConfig {
     /// `always`, `interval` or `never`: when appended batches are fsynced (and acknowledged).
     /// Default: `interval`.
     pub fsync: FsyncPolicy,
-    /// The `interval` period. Default: `100ms`.
+    /// The `interval` period. Default: `10ms`.
     #[serde(with = "llmscope_core::config::duration")]
     pub fsync_interval: Duration,
     /// Bytes on disk per pipeline at most. Default: 1073741824 (1 GiB).
@@ -87,7 +87,7 @@ impl Default for QueueConfig {
             kind: QueueKind::Memory,
             dir: PathBuf::from("./data/queue"),
             fsync: FsyncPolicy::Interval,
-            fsync_interval: Duration::from_millis(100),
+            fsync_interval: Duration::from_millis(10),
             max_bytes: 1 << 30,
             segment_bytes: 64 << 20,
             when_full: WhenFull::Block,

@@ -17,6 +17,8 @@ use std::sync::Mutex;
 const HEADER: u64 = 8;
 /// The largest record accepted (a sanity bound for reading lengths back).
 pub const MAX_RECORD: u64 = 256 * 1024 * 1024;
+/// Payload bytes one read returns at most (beyond its first record).
+pub const READ_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What happens when the log is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -329,7 +331,9 @@ impl SegmentLog {
         state.active.sync_data()
     }
 
-    /// Up to `max` records from `cursor`'s position, each with the position after it.
+    /// Up to `max` records from `cursor`'s position, each with the position after it; past the
+    /// first record, no more than [`READ_BYTES`] of payload, so a reader far behind holds a
+    /// bounded amount in memory.
     pub fn read(&self, cursor: &str, max: usize) -> Result<Vec<(Position, Vec<u8>)>, LogError> {
         let (mut at, segments) = {
             let state = self.lock();
@@ -342,8 +346,10 @@ impl SegmentLog {
             (at, segments)
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
+        let full = |out: &Vec<_>, bytes: u64| out.len() >= max || bytes >= READ_BYTES;
         for (id, seg) in segments {
-            if out.len() >= max {
+            if full(&out, bytes) {
                 break;
             }
             if id > at.segment {
@@ -358,7 +364,7 @@ impl SegmentLog {
             let mut file = File::open(segment_path(&self.dir, id))?;
             file.seek(SeekFrom::Start(at.offset))?;
             let mut reader = io::BufReader::new(file);
-            while at.offset < seg.bytes && out.len() < max {
+            while at.offset < seg.bytes && !full(&out, bytes) {
                 let mut header = [0u8; 8];
                 reader.read_exact(&mut header)?;
                 let size = u64::from(u32::from_le_bytes([
@@ -370,6 +376,7 @@ impl SegmentLog {
                 let mut payload = vec![0u8; size as usize];
                 reader.read_exact(&mut payload)?;
                 at.offset += HEADER + size;
+                bytes += size;
                 out.push((at, payload));
             }
         }
