@@ -175,8 +175,8 @@ pub fn spawn<E: Exporter>(
 /// Runs `exporter` over its reader of a durable queue: groups what it reads like [`spawn`],
 /// commits each export's position once it succeeded, and retries transient failures until they
 /// succeed (the batch stays in the queue meanwhile, even across restarts). A batch refused for
-/// good goes to the reader's dead-letter file, counted. Stops once `stop` is set and nothing is left to read; what is not
-/// exported by then stays in the queue for the next start.
+/// good goes to the reader's dead-letter file, counted. Stops once `stop` is set and nothing is
+/// left to read; what is not exported by then stays in the queue for the next start.
 pub fn spawn_log<E: Exporter>(
     id: String,
     exporter: E,
