@@ -162,6 +162,7 @@ impl SegmentLog {
             .create(true)
             .append(true)
             .open(segment_path(dir, active_id))?;
+        sync_dir(dir)?;
         let mut cursors = HashMap::new();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
@@ -283,6 +284,7 @@ impl SegmentLog {
                 .create(true)
                 .append(true)
                 .open(segment_path(&self.dir, active_id))?;
+            sync_dir(&self.dir)?;
             state.segments.insert(active_id, Segment::default());
         }
         let mut buf = Vec::with_capacity(frame as usize);
@@ -412,7 +414,13 @@ fn persist_cursor(dir: &Path, cursor: &str, at: Position) -> io::Result<()> {
         writeln!(f, "{} {}", at.segment, at.offset)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, cursor_path(dir, cursor))
+    fs::rename(&tmp, cursor_path(dir, cursor))?;
+    sync_dir(dir)
+}
+
+/// Makes the folder's entries (new segments, renamed cursors) survive a power loss.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
