@@ -9,6 +9,20 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use crate::{Batch, BatchContext, Payload};
 
 /// A key-value pair from anything that converts to an attribute value.
+/// The URL of a test service from `var` (`LLMSCOPE_TEST_POSTGRES_URL`, ...), or `None` after
+/// saying the test skips; a failure instead when `LLMSCOPE_REQUIRE_SERVICES=1` (as in CI).
+pub fn service_url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok();
+    if url.is_none() {
+        assert!(
+            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "{var} is not set but LLMSCOPE_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: {var} is not set");
+    }
+    url
+}
+
 pub fn kv(key: &str, value: impl Into<TestValue>) -> KeyValue {
     KeyValue {
         key: key.to_owned(),

@@ -179,12 +179,7 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
 /// With Redis, the cache is shared: one collector's answer serves another's identical query.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collectors_share_the_query_cache_through_redis() {
-    let Ok(url) = std::env::var("LLMSCOPE_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "LLMSCOPE_TEST_REDIS_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
-        );
-        eprintln!("skipping: LLMSCOPE_TEST_REDIS_URL is not set");
+    let Some(url) = llmscope_core::test_util::service_url("LLMSCOPE_TEST_REDIS_URL") else {
         return;
     };
     let start = |url: String| async move {

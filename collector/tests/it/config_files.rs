@@ -37,12 +37,7 @@ fn the_default_example_is_the_builtin_default() {
 /// The ClickHouse example runs end to end: spans in over OTLP, read back from ClickHouse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
-    let Ok(url) = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
-        assert!(
-            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "LLMSCOPE_TEST_CLICKHOUSE_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
-        );
-        eprintln!("skipping: LLMSCOPE_TEST_CLICKHOUSE_URL is not set");
+    let Some(url) = llmscope_core::test_util::service_url("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
         return;
     };
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/clickhouse.yaml");
@@ -68,12 +63,7 @@ async fn the_clickhouse_example_stores_and_answers_from_clickhouse() {
 /// The PostgreSQL example runs end to end: spans in over OTLP, read back from PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_example_stores_and_answers_from_postgres() {
-    let Ok(url) = std::env::var("LLMSCOPE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "LLMSCOPE_TEST_POSTGRES_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
-        );
-        eprintln!("skipping: LLMSCOPE_TEST_POSTGRES_URL is not set");
+    let Some(url) = llmscope_core::test_util::service_url("LLMSCOPE_TEST_POSTGRES_URL") else {
         return;
     };
     let database = format!("llmscope_example_{}", std::process::id());

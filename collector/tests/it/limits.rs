@@ -116,17 +116,7 @@ async fn over_the_limit_is_refused_retryably_on_both_transports() {
 }
 
 fn redis_url() -> Option<String> {
-    match std::env::var("LLMSCOPE_TEST_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "LLMSCOPE_TEST_REDIS_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
-            );
-            eprintln!("skipping: LLMSCOPE_TEST_REDIS_URL is not set");
-            None
-        }
-    }
+    llmscope_core::test_util::service_url("LLMSCOPE_TEST_REDIS_URL")
 }
 
 /// Accepted requests when `rounds` requests alternate between the collectors, as fast as they go.

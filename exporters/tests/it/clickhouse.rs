@@ -10,14 +10,7 @@ use crate::data;
 
 /// A store on a fresh database, or `None` (skipped, said) when no ClickHouse is configured.
 pub async fn store(name: &str) -> Option<ClickHouseStore> {
-    let Ok(url) = std::env::var("LLMSCOPE_TEST_CLICKHOUSE_URL") else {
-        assert!(
-            std::env::var("LLMSCOPE_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "LLMSCOPE_TEST_CLICKHOUSE_URL is not set but LLMSCOPE_REQUIRE_SERVICES=1"
-        );
-        eprintln!("skipping {name}: LLMSCOPE_TEST_CLICKHOUSE_URL is not set");
-        return None;
-    };
+    let url = llmscope_core::test_util::service_url("LLMSCOPE_TEST_CLICKHOUSE_URL")?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
