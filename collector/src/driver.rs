@@ -1,25 +1,32 @@
 //! The exporter driver: the one place that takes batches off an exporter's queue, groups them
-//! into larger exports (by items, bytes and time), calls the exporter, retries transient
-//! failures with exponential backoff and full jitter (honouring `retry_after`), and counts what
-//! was sent and what was dropped.
+//! into larger exports (by items, bytes and time), sends up to `concurrency` of them at once,
+//! retries transient failures with exponential backoff and full jitter (honouring
+//! `retry_after`), and counts what was sent, retried, dead-lettered and dropped.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use llmscope_core::telemetry::Counter;
 use llmscope_core::{Batch, ExportError, Exporter, Payload};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use crate::queue::durable::{LogReader, Record};
+use crate::queue::segment_log::Position;
 use crate::telemetry::Telemetry;
 
-/// How failed exports are retried (from `service.queue.retry`).
+/// How failed exports are retried (`service.queue.retry`, or an exporter's `retry_on_failure`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
-    /// Attempts per batch, the first included. The in-memory queue cannot keep a batch forever;
-    /// the durable queue retries without end.
-    pub max_attempts: u32,
+    /// Attempts per export, the first included; `None`: until it succeeds.
+    pub max_attempts: Option<u32>,
 }
 
 /// How queued batches are grouped into one export: the first batch waits at most `max_delay`
@@ -42,6 +49,16 @@ impl Default for BatchPolicy {
     }
 }
 
+/// Everything about how one exporter is fed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub retry: RetryPolicy,
+    pub batching: BatchPolicy,
+    /// Exports in flight at once, at least 1. With the durable queue, the cursor still moves in
+    /// order: past an export only once every export before it is done.
+    pub concurrency: usize,
+}
+
 fn encoded_len(batch: &Batch) -> usize {
     use prost::Message;
     match &batch.payload {
@@ -56,7 +73,8 @@ fn compatible(a: &Batch, b: &Batch) -> bool {
         && a.ctx.project == b.ctx.project
 }
 
-/// Several batches of one signal and project as one: payloads and events concatenated.
+/// Several batches of one signal and project as one: payloads and events concatenated. A batch
+/// no one else holds is moved, not copied.
 fn merge(group: Vec<Arc<Batch>>) -> Arc<Batch> {
     if group.len() == 1 {
         return group
@@ -72,14 +90,15 @@ fn merge(group: Vec<Arc<Batch>>) -> Arc<Batch> {
         },
         group[0].ctx.clone(),
     );
-    for b in &group {
-        match (&mut merged.payload, &b.payload) {
-            (Payload::Traces(out), Payload::Traces(rs)) => out.extend(rs.iter().cloned()),
-            (Payload::Logs(out), Payload::Logs(rl)) => out.extend(rl.iter().cloned()),
-            (Payload::Metrics(out), Payload::Metrics(rm)) => out.extend(rm.iter().cloned()),
+    for b in group {
+        let b = Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone());
+        match (&mut merged.payload, b.payload) {
+            (Payload::Traces(out), Payload::Traces(rs)) => out.extend(rs),
+            (Payload::Logs(out), Payload::Logs(rl)) => out.extend(rl),
+            (Payload::Metrics(out), Payload::Metrics(rm)) => out.extend(rm),
             _ => {}
         }
-        merged.events.extend(b.events.iter().cloned());
+        merged.events.extend(b.events);
     }
     Arc::new(merged)
 }
@@ -96,7 +115,7 @@ async fn next_export(
         Some(b) => b,
         None => rx.recv().await?,
     };
-    let deadline = tokio::time::Instant::now() + policy.max_delay;
+    let deadline = Instant::now() + policy.max_delay;
     let mut items = first.payload.item_count();
     let mut bytes = encoded_len(&first);
     let mut group = vec![first];
@@ -119,158 +138,285 @@ async fn next_export(
     Some(merge(group))
 }
 
-/// Runs `exporter` over its queue until every sender is gone and the queue is drained.
+/// What one exporter's driver counts.
+struct Meters {
+    id: String,
+    telemetry: Telemetry,
+    sent: Counter,
+    retries: Counter,
+}
+
+impl Meters {
+    fn new(id: String, telemetry: Telemetry) -> Self {
+        let labels = [("exporter", id.as_str())];
+        Self {
+            sent: telemetry.counter("llmscope_exporter_sent_items_total", &labels),
+            retries: telemetry.counter("llmscope_exporter_retries_total", &labels),
+            id,
+            telemetry,
+        }
+    }
+
+    fn dropped(&self, reason: &str, items: u64) {
+        self.telemetry
+            .counter(
+                "llmscope_exporter_dropped_items_total",
+                &[("exporter", &self.id), ("reason", reason)],
+            )
+            .add(items);
+    }
+}
+
+/// Why an export was given up.
+struct GaveUp {
+    error: ExportError,
+    /// `permanent_error` or `retries_exhausted`.
+    reason: &'static str,
+}
+
+/// Sends `batch` until it is exported; gives up only when the backend refuses it for good or
+/// the policy's attempts (if it has a limit) all failed.
+async fn deliver<E: Exporter>(
+    exporter: &E,
+    batch: &Batch,
+    policy: &RetryPolicy,
+    meters: &Meters,
+) -> Result<(), GaveUp> {
+    let mut rng = Jitter::seeded();
+    let mut attempt = 1;
+    loop {
+        let error = match exporter.export(batch).await {
+            Ok(()) => {
+                meters.sent.add(batch.payload.item_count() as u64);
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        if !error.is_retryable() {
+            return Err(GaveUp {
+                error,
+                reason: "permanent_error",
+            });
+        }
+        if policy.max_attempts.is_some_and(|max| attempt >= max) {
+            return Err(GaveUp {
+                error,
+                reason: "retries_exhausted",
+            });
+        }
+        let wait = backoff(policy, attempt, &error, &mut rng);
+        tracing::warn!(exporter = %meters.id, %error, attempt, ?wait, "export failed; retrying");
+        meters.retries.add(1);
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// Runs `exporter` over its in-memory queue until every sender is gone and the queue is
+/// drained. An export given up on is dropped, counted and logged.
 pub fn spawn<E: Exporter>(
     id: String,
     exporter: E,
-    mut rx: mpsc::Receiver<Arc<Batch>>,
-    (policy, batching): (RetryPolicy, BatchPolicy),
+    rx: mpsc::Receiver<Arc<Batch>>,
+    delivery: Delivery,
     telemetry: Telemetry,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let labels = [("exporter", id.as_str())];
-        let sent = telemetry.counter("llmscope_exporter_sent_items_total", &labels);
-        let retries = telemetry.counter("llmscope_exporter_retries_total", &labels);
-        let mut rng = Jitter::seeded();
-        let mut held = None;
-        while let Some(batch) = next_export(&mut rx, &mut held, &batching).await {
-            let items = batch.payload.item_count() as u64;
-            let mut attempt = 1;
-            loop {
-                match exporter.export(&batch).await {
-                    Ok(()) => {
-                        sent.add(items);
-                        break;
-                    }
-                    Err(error) if error.is_retryable() && attempt < policy.max_attempts => {
-                        let wait = backoff(&policy, attempt, &error, &mut rng);
-                        tracing::warn!(exporter = %id, %error, attempt, ?wait, "export failed; retrying");
-                        retries.add(1);
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    Err(error) => {
-                        let reason = if error.is_retryable() {
-                            "retries_exhausted"
-                        } else {
-                            "permanent_error"
-                        };
-                        tracing::error!(exporter = %id, %error, items, reason, "export failed; dropping batch");
-                        telemetry
-                            .counter(
-                                "llmscope_exporter_dropped_items_total",
-                                &[("exporter", &id), ("reason", reason)],
-                            )
-                            .add(items);
-                        break;
-                    }
+        let meters = Meters::new(id, telemetry);
+        let exports = stream::unfold((rx, None), |(mut rx, mut held)| async move {
+            let batch = next_export(&mut rx, &mut held, &delivery.batching).await?;
+            Some((batch, (rx, held)))
+        });
+        let (exporter, meters) = (&exporter, &meters);
+        exports
+            .for_each_concurrent(delivery.concurrency.max(1), |batch| async move {
+                if let Err(GaveUp { error, reason }) =
+                    deliver(exporter, &batch, &delivery.retry, meters).await
+                {
+                    let items = batch.payload.item_count();
+                    tracing::error!(exporter = %meters.id, %error, items, reason, "export failed; dropping batch");
+                    meters.dropped(reason, items as u64);
                 }
-            }
-        }
+            })
+            .await;
         exporter.shutdown().await;
-        tracing::debug!(exporter = %id, "exporter stopped");
+        tracing::debug!(exporter = %meters.id, "exporter stopped");
     })
 }
 
-/// Runs `exporter` over its reader of a durable queue: groups what it reads like [`spawn`],
-/// commits each export's position once it succeeded, and retries transient failures until they
-/// succeed (the batch stays in the queue meanwhile, even across restarts). A batch refused for
-/// good goes to the reader's dead-letter file, counted. Stops once `stop` is set and nothing is
-/// left to read; what is not exported by then stays in the queue for the next start.
-pub fn spawn_log<E: Exporter>(
-    id: String,
-    exporter: E,
-    reader: crate::queue::durable::LogReader,
-    (policy, batching): (RetryPolicy, BatchPolicy),
-    telemetry: Telemetry,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let labels = [("exporter", id.as_str())];
-        let sent = telemetry.counter("llmscope_exporter_sent_items_total", &labels);
-        let retries = telemetry.counter("llmscope_exporter_retries_total", &labels);
-        let dead_lettered = telemetry.counter("llmscope_exporter_dead_letter_items_total", &labels);
-        let mut rng = Jitter::seeded();
-        loop {
-            let records = match reader.next(256, Duration::from_millis(100)).await {
-                Ok(r) => r,
-                Err(error) => {
-                    tracing::error!(exporter = %id, %error, "cannot read the queue");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if records.is_empty() {
-                if *stop.borrow() {
+/// Records per read of the durable queue.
+const READ_RECORDS: usize = 256;
+/// How long an idle reader waits for data before it checks whether to stop.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Consecutive records of the durable queue grouped into exports, like [`next_export`] does
+/// for the memory queue.
+struct LogGroups {
+    reader: Arc<LogReader>,
+    policy: BatchPolicy,
+    stop: watch::Receiver<bool>,
+    /// Read, not yet in a group.
+    pending: VecDeque<Record>,
+}
+
+/// One export read from the durable queue.
+struct Group {
+    batch: Arc<Batch>,
+    /// Commit this once the export is done.
+    end: Position,
+    /// When the group's first batch was received.
+    received_at: SystemTime,
+}
+
+impl LogGroups {
+    /// Reads more records into `pending`, waiting up to `wait` for them. False when there were
+    /// none (or the read failed, logged).
+    async fn fill(&mut self, wait: Duration) -> bool {
+        match self.reader.next(READ_RECORDS, wait).await {
+            Ok(records) => {
+                self.pending.extend(records);
+                !self.pending.is_empty()
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// The next export; `None` once stopping and nothing is left to read.
+    async fn next(&mut self) -> Option<Group> {
+        let first = loop {
+            if let Some(record) = self.pending.pop_front() {
+                break record;
+            }
+            if !self.fill(IDLE_WAIT).await && self.stopping() {
+                return None;
+            }
+        };
+        let deadline = Instant::now() + self.policy.max_delay;
+        let (mut items, mut bytes) = (first.batch.payload.item_count(), first.bytes);
+        let (mut end, received_at) = (first.end, first.batch.ctx.received_at);
+        let mut group = vec![Arc::new(first.batch)];
+        while items < self.policy.max_items && bytes < self.policy.max_bytes {
+            let Some(next) = self.pending.front() else {
+                let now = Instant::now();
+                if self.stopping() || now >= deadline || !self.fill(deadline - now).await {
                     break;
                 }
                 continue;
+            };
+            let n = next.batch.payload.item_count();
+            if !compatible(&group[0], &next.batch)
+                || items + n > self.policy.max_items
+                || bytes + next.bytes > self.policy.max_bytes
+            {
+                break;
             }
-            // Consecutive compatible batches within the limits become one export.
-            let mut groups: Vec<(crate::queue::segment_log::Position, Vec<Arc<Batch>>, usize)> =
-                Vec::new();
-            for (pos, batch) in records {
-                let n = batch.payload.item_count();
-                match groups.last_mut() {
-                    Some((last, group, items))
-                        if compatible(&group[0], &batch) && *items + n <= batching.max_items =>
-                    {
-                        *last = pos;
-                        *items += n;
-                        group.push(Arc::new(batch));
-                    }
-                    _ => groups.push((pos, vec![Arc::new(batch)], n)),
-                }
-            }
-            for (pos, group, items) in groups {
-                reader.mark_oldest(Some(group[0].ctx.received_at));
-                let batch = merge(group);
-                let mut attempt = 1;
-                loop {
-                    match exporter.export(&batch).await {
-                        Ok(()) => {
-                            sent.add(items as u64);
-                            break;
-                        }
-                        Err(error) if error.is_retryable() => {
-                            let wait = backoff(
-                                &policy,
-                                attempt.min(policy.max_attempts),
-                                &error,
-                                &mut rng,
-                            );
-                            tracing::warn!(exporter = %id, %error, attempt, ?wait, "export failed; retrying");
-                            retries.add(1);
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                        }
-                        Err(error) => {
-                            match reader.dead_letter(&batch, &error.to_string()).await {
-                                Ok(path) => {
-                                    tracing::error!(exporter = %id, %error, items, file = %path.display(), "export refused; batch written to the dead-letter file");
-                                    dead_lettered.add(items as u64);
-                                }
-                                Err(write_error) => {
-                                    tracing::error!(exporter = %id, %error, %write_error, items, "export refused and the dead-letter file cannot be written; batch dropped");
-                                    telemetry
-                                        .counter(
-                                            "llmscope_exporter_dropped_items_total",
-                                            &[("exporter", &id), ("reason", "permanent_error")],
-                                        )
-                                        .add(items as u64);
-                                }
-                            }
-                            break;
-                        }
-                    }
-                }
-                if let Err(error) = reader.commit(pos).await {
-                    tracing::error!(exporter = %id, %error, "cannot record the queue position");
-                }
-            }
-            reader.mark_oldest(None);
+            let Some(next) = self.pending.pop_front() else {
+                break;
+            };
+            items += n;
+            bytes += next.bytes;
+            end = next.end;
+            group.push(Arc::new(next.batch));
         }
-        tracing::debug!(exporter = %id, "exporter stopped");
+        Some(Group {
+            batch: merge(group),
+            end,
+            received_at,
+        })
+    }
+}
+
+/// Runs `exporter` over its reader of a durable queue: groups what it reads like [`spawn`],
+/// sends up to `concurrency` exports at once, and moves the reader's cursor past an export once
+/// it and every export before it are done. Transient failures are retried (by default until
+/// they succeed; the batch stays in the queue meanwhile, even across restarts). An export given
+/// up on goes to the reader's dead-letter file with its reason, counted. Stops once `stop` is
+/// set and nothing is left to read; what is not exported by then stays in the queue for the
+/// next start.
+pub fn spawn_log<E: Exporter>(
+    id: String,
+    exporter: E,
+    reader: LogReader,
+    delivery: Delivery,
+    telemetry: Telemetry,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let meters = Meters::new(id, telemetry);
+        let dead_lettered = meters.telemetry.counter(
+            "llmscope_exporter_dead_letter_items_total",
+            &[("exporter", &meters.id)],
+        );
+        // When each export read and not yet committed was received, oldest first.
+        let unexported = Mutex::new(VecDeque::new());
+        let reader = Arc::new(reader);
+        let groups = LogGroups {
+            reader: Arc::clone(&reader),
+            policy: delivery.batching,
+            stop,
+            pending: VecDeque::new(),
+        };
+        let groups = stream::unfold(groups, |mut groups| async move {
+            let group = groups.next().await?;
+            Some((group, groups))
+        });
+        let (exporter, meters, reader) = (&exporter, &meters, &*reader);
+        let (unexported, dead_lettered) = (&unexported, &dead_lettered);
+        let concurrency = delivery.concurrency.max(1);
+        groups
+            .map(|group| {
+                let mut waiting = unexported.lock().unwrap_or_else(|p| p.into_inner());
+                if waiting.is_empty() {
+                    reader.mark_oldest(Some(group.received_at));
+                }
+                waiting.push_back(group.received_at);
+                async move {
+                    let items = group.batch.payload.item_count();
+                    let Err(GaveUp { error, reason }) =
+                        deliver(exporter, &group.batch, &delivery.retry, meters).await
+                    else {
+                        return group.end;
+                    };
+                    let why = match reason {
+                        "retries_exhausted" => format!("retries exhausted: {error}"),
+                        _ => error.to_string(),
+                    };
+                    match reader.dead_letter(&group.batch, &why).await {
+                        Ok(path) => {
+                            tracing::error!(exporter = %meters.id, %error, items, reason, file = %path.display(), "export given up; batch written to the dead-letter file");
+                            dead_lettered.add(items as u64);
+                        }
+                        Err(write_error) => {
+                            tracing::error!(exporter = %meters.id, %error, %write_error, items, reason, "export given up and the dead-letter file cannot be written; batch dropped");
+                            meters.dropped(reason, items as u64);
+                        }
+                    }
+                    group.end
+                }
+            })
+            .buffered(concurrency)
+            // Exports done together are committed together: one cursor write.
+            .ready_chunks(concurrency)
+            .for_each(|done| async move {
+                let Some(&end) = done.last() else { return };
+                if let Err(error) = reader.commit(end).await {
+                    tracing::error!(exporter = %meters.id, %error, "cannot record the queue position");
+                }
+                let mut waiting = unexported.lock().unwrap_or_else(|p| p.into_inner());
+                let passed = done.len().min(waiting.len());
+                waiting.drain(..passed);
+                reader.mark_oldest(waiting.front().copied());
+            })
+            .await;
+        tracing::debug!(exporter = %meters.id, "exporter stopped");
     })
 }
 
@@ -295,11 +441,15 @@ fn backoff(policy: &RetryPolicy, attempt: u32, error: &ExportError, rng: &mut Ji
 struct Jitter(u64);
 
 impl Jitter {
+    /// Seeded from the clock and a process-wide count, so exports retrying side by side
+    /// spread apart.
     fn seeded() -> Self {
+        static SEEDS: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        Self(nanos | 1)
+        let n = SEEDS.fetch_add(1, Ordering::Relaxed);
+        Self((nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
     }
 
     fn unit(&mut self) -> f64 {
@@ -338,11 +488,15 @@ mod tests {
         }
     }
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(5),
-            max_attempts: 4,
+    fn delivery() -> Delivery {
+        Delivery {
+            retry: RetryPolicy {
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                max_attempts: Some(4),
+            },
+            batching: BatchPolicy::default(),
+            concurrency: 1,
         }
     }
 
@@ -355,13 +509,7 @@ mod tests {
             permanent,
             calls: Arc::clone(&calls),
         };
-        let handle = spawn(
-            "x".into(),
-            exporter,
-            rx,
-            (policy(), BatchPolicy::default()),
-            telemetry.clone(),
-        );
+        let handle = spawn("x".into(), exporter, rx, delivery(), telemetry.clone());
         let batch = traces(
             "svc",
             vec![span(1, 1, "a", vec![]), span(1, 2, "b", vec![])],
@@ -435,12 +583,11 @@ mod tests {
             permanent: true,
             calls: Arc::new(AtomicU32::new(0)),
         };
-        let policy = (policy(), BatchPolicy::default());
         let handle = spawn_log(
             "x".into(),
             exporter,
             reader,
-            policy,
+            delivery(),
             telemetry.clone(),
             stop,
         );
@@ -515,6 +662,184 @@ mod tests {
         assert_eq!(
             sizes,
             vec![("traces", 5), ("logs", 1), ("traces", 4), ("traces", 5)]
+        );
+    }
+
+    /// Records each export's item count; holds the first export until `release` is notified
+    /// (the others take 5 ms); tracks how many exports run at once.
+    #[derive(Clone, Default)]
+    struct Gated {
+        exported: Arc<std::sync::Mutex<Vec<usize>>>,
+        release: Arc<tokio::sync::Notify>,
+        calls: Arc<AtomicU32>,
+        in_flight: Arc<AtomicU32>,
+        most_in_flight: Arc<AtomicU32>,
+    }
+
+    impl Exporter for Gated {
+        async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.release.notified().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.exported
+                .lock()
+                .expect("lock")
+                .push(batch.payload.item_count());
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A durable queue in `dir` holding `batches` batches of `spans` spans each.
+    async fn queue_of(
+        dir: &std::path::Path,
+        batches: usize,
+        spans: u8,
+    ) -> Arc<crate::queue::durable::DurableQueue> {
+        use crate::queue::Queue as _;
+        use crate::queue::durable::{DurableHandle, DurableQueue, Fsync};
+        use crate::queue::segment_log::WhenFull;
+
+        let (queue, _) =
+            DurableQueue::open(dir, Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block).expect("open");
+        let handle = DurableHandle(Arc::clone(&queue));
+        for _ in 0..batches {
+            let batch = traces(
+                "svc",
+                (0..spans).map(|i| span(1, i + 1, "a", vec![])).collect(),
+            );
+            handle.push(Arc::new(batch)).await.expect("push");
+        }
+        queue
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test]
+    async fn exports_run_side_by_side_but_the_cursor_passes_only_finished_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue_of(dir.path(), 8, 2).await;
+        let reader = queue.reader("x");
+        let all = queue.log().pending_bytes("x");
+        let exporter = Gated::default();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut delivery = delivery();
+        delivery.batching.max_items = 1; // one batch per export
+        delivery.concurrency = 3;
+        let handle = spawn_log(
+            "x".into(),
+            exporter.clone(),
+            reader,
+            delivery,
+            Telemetry::default(),
+            stop,
+        );
+        // The first export hangs; the two beside it finish. No more start: the window of
+        // exports in flight begins at the oldest one not done (memory stays bounded).
+        let exported = || exporter.exported.lock().expect("lock").len();
+        until("the exports beside the held one finish", || exported() == 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(exported(), 2);
+        assert_eq!(
+            queue.log().pending_bytes("x"),
+            all,
+            "nothing is committed while the first export is in flight"
+        );
+        exporter.release.notify_one();
+        until("every batch is exported", || exported() == 8).await;
+        until("the cursor reaches the end", || {
+            queue.log().pending_bytes("x") == 0
+        })
+        .await;
+        stop_tx.send_replace(true);
+        handle.await.expect("driver");
+        assert_eq!(exporter.most_in_flight.load(Ordering::SeqCst), 3);
+        assert_eq!(exporter.calls.load(Ordering::SeqCst), 8, "each batch once");
+    }
+
+    #[tokio::test]
+    async fn queued_records_are_grouped_by_bytes_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue_of(dir.path(), 6, 2).await;
+        let record = (queue.log().pending_bytes("x") / 6) as usize;
+        let reader = queue.reader("x");
+        let exporter = Gated::default();
+        exporter.release.notify_one();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut delivery = delivery();
+        // Room for two records and a half, whatever the item count.
+        delivery.batching.max_bytes = record * 5 / 2;
+        let handle = spawn_log(
+            "x".into(),
+            exporter.clone(),
+            reader,
+            delivery,
+            Telemetry::default(),
+            stop,
+        );
+        until("every batch is exported", || {
+            exporter
+                .exported
+                .lock()
+                .expect("lock")
+                .iter()
+                .sum::<usize>()
+                == 12
+        })
+        .await;
+        stop_tx.send_replace(true);
+        handle.await.expect("driver");
+        assert_eq!(*exporter.exported.lock().expect("lock"), [4, 4, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_retries_run_out_goes_to_the_dead_letter_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue_of(dir.path(), 1, 2).await;
+        let reader = queue.reader("x");
+        let telemetry = Telemetry::default();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let calls = Arc::new(AtomicU32::new(0));
+        let exporter = Flaky {
+            failures: u32::MAX,
+            permanent: false,
+            calls: Arc::clone(&calls),
+        };
+        let handle = spawn_log(
+            "x".into(),
+            exporter,
+            reader,
+            delivery(),
+            telemetry.clone(),
+            stop,
+        );
+        let counted = || {
+            telemetry.value(
+                "llmscope_exporter_dead_letter_items_total",
+                &[("exporter", "x")],
+            )
+        };
+        until("the batch is dead-lettered", || counted() == 2).await;
+        stop_tx.send_replace(true);
+        handle.await.expect("driver");
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "max_attempts");
+        let text =
+            std::fs::read_to_string(dir.path().join("dead-letter-x.jsonl")).expect("dead letters");
+        assert!(
+            text.contains(r#""reason":"retries exhausted: transient export error: busy""#),
+            "{text}"
         );
     }
 

@@ -86,6 +86,7 @@ impl<Q: Queue> Consumer for Pipeline<Q> {
                     let reason = match e {
                         PushError::Full => "queue_full",
                         PushError::Closed => "shutting_down",
+                        PushError::Storage => "queue_storage_error",
                     };
                     self.telemetry
                         .counter(

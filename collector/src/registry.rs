@@ -18,7 +18,7 @@ use crate::queue::durable::LogReader;
 use tokio::task::JoinHandle;
 
 use crate::config::{ExporterConfig, ProcessorConfig};
-use crate::driver::{self, BatchPolicy, RetryPolicy};
+use crate::driver::{self, Delivery};
 use crate::telemetry::Telemetry;
 
 /// Batches each exporter's queue holds before pipelines wait (and then refuse, retryably).
@@ -70,7 +70,7 @@ pub enum BuildError {
 pub async fn exporter(
     id: &str,
     config: &ExporterConfig,
-    retry: RetryPolicy,
+    delivery: Delivery,
     telemetry: &Telemetry,
 ) -> Result<RunningExporter, BuildError> {
     let owned = || id.to_owned();
@@ -83,7 +83,7 @@ pub async fn exporter(
             let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
             RunningExporter {
                 metadata: Some(metadata),
-                ..running(id, store, retry, telemetry)
+                ..running(id, store, delivery, telemetry)
             }
         }
         ExporterConfig::Postgres(c) => {
@@ -98,7 +98,7 @@ pub async fn exporter(
             let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
             RunningExporter {
                 metadata: Some(metadata),
-                ..running(id, store, retry, telemetry)
+                ..running(id, store, delivery, telemetry)
             }
         }
         ExporterConfig::ClickHouse(c) => {
@@ -108,7 +108,7 @@ pub async fn exporter(
                     source,
                 }
             })?;
-            running(id, store, retry, telemetry)
+            running(id, store, delivery, telemetry)
         }
     })
 }
@@ -117,12 +117,17 @@ pub async fn exporter(
 fn running<S: Exporter + QueryStore + Clone + Sync>(
     id: &str,
     store: S,
-    retry: RetryPolicy,
+    delivery: Delivery,
     telemetry: &Telemetry,
 ) -> RunningExporter {
     let (sender, rx) = mpsc::channel(EXPORTER_QUEUE_BATCHES);
-    let policy = (retry, BatchPolicy::default());
-    let driver = driver::spawn(id.to_owned(), store.clone(), rx, policy, telemetry.clone());
+    let driver = driver::spawn(
+        id.to_owned(),
+        store.clone(),
+        rx,
+        delivery,
+        telemetry.clone(),
+    );
     let (log_id, log_store, log_telemetry) = (id.to_owned(), store.clone(), telemetry.clone());
     RunningExporter {
         sender,
@@ -134,7 +139,7 @@ fn running<S: Exporter + QueryStore + Clone + Sync>(
                 log_id.clone(),
                 log_store.clone(),
                 reader,
-                policy,
+                delivery,
                 log_telemetry.clone(),
                 stop,
             )

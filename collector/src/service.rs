@@ -101,7 +101,7 @@ impl Service {
             if let Some(c) = config.exporters.get(id) {
                 exporters.insert(
                     id.clone(),
-                    registry::exporter(id, c, config.queue.retry.policy(), &telemetry).await?,
+                    registry::exporter(id, c, config.delivery_of(id), &telemetry).await?,
                 );
             }
         }

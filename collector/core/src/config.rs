@@ -15,6 +15,15 @@ pub mod duration {
     }
 }
 
+/// `#[serde(default, with = "llmscope_core::config::option_duration")]` for `Option<Duration>`.
+pub mod option_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
 /// Parses a duration such as `200ms`, `5s`, `1h30m`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {

@@ -196,9 +196,17 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Where processed batches wait for the exporters.
     pub queue: crate::queue::QueueConfig,
+    /// Each exporter's own `retry_on_failure` and `sending_queue`.
+    pub delivery: BTreeMap<String, crate::queue::DeliveryConfig>,
 }
 
 impl Config {
+    /// How the exporter `id` is fed: the queue's settings with the exporter's own.
+    pub fn delivery_of(&self, id: &str) -> crate::driver::Delivery {
+        self.queue
+            .delivery(&self.delivery.get(id).cloned().unwrap_or_default())
+    }
+
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
@@ -280,23 +288,32 @@ impl Config {
             raw.exporters,
             "exporters",
             &mut problems,
-            |kind, v, p, pr| match kind {
-                "sqlite" => checked(v, p, pr, SqliteConfig::validate).map(ExporterConfig::Sqlite),
-                "clickhouse" => {
-                    checked(v, p, pr, ClickHouseConfig::validate).map(ExporterConfig::ClickHouse)
-                }
-                "postgres" => {
-                    checked(v, p, pr, PostgresConfig::validate).map(ExporterConfig::Postgres)
-                }
-                _ => unknown_type(
-                    p,
-                    pr,
-                    "exporter",
-                    kind,
-                    &["sqlite", "clickhouse", "postgres"],
-                ),
+            |kind, mut v, p, pr| {
+                let delivery = take_delivery(&mut v, p, pr);
+                let exporter = match kind {
+                    "sqlite" => {
+                        checked(v, p, pr, SqliteConfig::validate).map(ExporterConfig::Sqlite)
+                    }
+                    "clickhouse" => checked(v, p, pr, ClickHouseConfig::validate)
+                        .map(ExporterConfig::ClickHouse),
+                    "postgres" => {
+                        checked(v, p, pr, PostgresConfig::validate).map(ExporterConfig::Postgres)
+                    }
+                    _ => unknown_type(
+                        p,
+                        pr,
+                        "exporter",
+                        kind,
+                        &["sqlite", "clickhouse", "postgres"],
+                    ),
+                };
+                Some((exporter?, delivery?))
             },
         );
+        let (exporters, delivery) = exporters
+            .into_iter()
+            .map(|(id, (exporter, delivery))| ((id.clone(), exporter), (id, delivery)))
+            .unzip();
         let extensions = components(
             raw.extensions,
             "extensions",
@@ -321,13 +338,19 @@ impl Config {
             service_extensions: service.extensions,
             telemetry: service.telemetry,
             queue: service.queue,
+            delivery,
         };
         if let Err(message) = config.queue.validate() {
-            match message.split_once(": ") {
-                Some((field, rest)) => {
-                    problems.push(Problem::new(&format!("service.queue.{field}"), rest))
-                }
-                None => problems.push(Problem::new("service.queue", message)),
+            problems.push(field_problem("service.queue", &message));
+        }
+        for (id, own) in &config.delivery {
+            let retry = config.queue.retry.overridden(&own.retry_on_failure);
+            // A problem the global settings have is reported once, there.
+            if config.queue.retry.validate().is_ok()
+                && let Err(message) = retry.validate()
+            {
+                let path = format!("exporters.{id}.retry_on_failure");
+                problems.push(field_problem(&path, &message));
             }
         }
         config.check_service(service.pipelines, &defined, &mut problems);
@@ -527,15 +550,45 @@ fn checked<T: DeserializeOwned>(
         Ok(()) => Some(config),
         Err(message) => {
             // `validate` messages start with the field they are about: `field: what is wrong`.
-            match message.split_once(": ") {
-                Some((field, rest)) if !field.contains(' ') => {
-                    problems.push(Problem::new(&join(path, field), rest))
-                }
-                _ => problems.push(Problem::new(path, message)),
-            }
+            problems.push(field_problem(path, &message));
             None
         }
     }
+}
+
+/// A problem from a `field: what is wrong` message about the section at `path`.
+fn field_problem(path: &str, message: &str) -> Problem {
+    match message.split_once(": ") {
+        Some((field, rest)) if !field.contains(' ') => Problem::new(&join(path, field), rest),
+        _ => Problem::new(path, message),
+    }
+}
+
+/// Takes an exporter's `retry_on_failure` and `sending_queue` out of its settings; they are
+/// the collector's, not the exporter's. `None` (a problem noted) when they are invalid.
+fn take_delivery(
+    value: &mut Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::queue::DeliveryConfig> {
+    let mut own = Mapping::new();
+    if let Value::Mapping(settings) = value {
+        for key in ["retry_on_failure", "sending_queue"] {
+            if let Some(v) = settings.remove(key) {
+                own.insert(Value::from(key), v);
+            }
+        }
+    }
+    let delivery: crate::queue::DeliveryConfig = from_value(Value::Mapping(own), path, problems)?;
+    let consumers = delivery.sending_queue.num_consumers;
+    if !(1..=crate::queue::MAX_CONSUMERS).contains(&consumers) {
+        problems.push(Problem::new(
+            &join(path, "sending_queue.num_consumers"),
+            format!("must be 1 to {}", crate::queue::MAX_CONSUMERS),
+        ));
+        return None;
+    }
+    Some(delivery)
 }
 
 fn unknown_type<T>(

@@ -197,7 +197,7 @@ fn the_queue_and_its_retry_policy_are_configured_and_checked() {
     let policy = config.queue.retry.policy();
     assert_eq!(policy.initial_backoff, std::time::Duration::from_secs(1));
     assert_eq!(policy.max_backoff, std::time::Duration::from_secs(60));
-    assert_eq!(policy.max_attempts, 8);
+    assert_eq!(policy.max_attempts, None, "retries forever by default");
     assert_eq!(
         problems(&with("{retry: {initial_interval: 10s, max_interval: 1s}}")),
         vec![
@@ -211,6 +211,61 @@ fn the_queue_and_its_retry_policy_are_configured_and_checked() {
     let p = problems(&with("{retry: {max_elapsed: 1s}}"));
     assert!(
         p[0].starts_with("service.queue.retry.max_elapsed: unknown field"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn an_exporter_has_its_own_retry_and_consumers_beside_its_settings() {
+    let with = |own: &str| {
+        MINIMAL
+            .replace(
+                "  sqlite:\n",
+                &format!("  sqlite:\n    path: /tmp/x.db\n{own}"),
+            )
+            .replace(
+                "service:\n",
+                "service:\n  queue: {retry: {initial_interval: 1s, max_interval: 1m}}\n",
+            )
+    };
+    let config = parse(&with(
+        "    retry_on_failure: {max_interval: 30s, max_attempts: 5}\n    sending_queue: {num_consumers: 4}\n",
+    ))
+    .expect("valid");
+    let ExporterConfig::Sqlite(sqlite) = &config.exporters["sqlite"] else {
+        panic!("sqlite exporter")
+    };
+    assert_eq!(sqlite.path, std::path::Path::new("/tmp/x.db"));
+    let delivery = config.delivery_of("sqlite");
+    assert_eq!(delivery.concurrency, 4);
+    assert_eq!(
+        delivery.retry.initial_backoff,
+        std::time::Duration::from_secs(1),
+        "from service.queue.retry"
+    );
+    assert_eq!(
+        delivery.retry.max_backoff,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(delivery.retry.max_attempts, Some(5));
+
+    let plain = parse(&with("")).expect("valid").delivery_of("sqlite");
+    assert_eq!(plain.concurrency, 1);
+    assert_eq!(plain.retry.max_attempts, None);
+
+    assert_eq!(
+        problems(&with("    retry_on_failure: {initial_interval: 2m}\n")),
+        vec![
+            "exporters.sqlite.retry_on_failure.max_interval: must be at least initial_interval, itself more than 0"
+        ]
+    );
+    assert_eq!(
+        problems(&with("    sending_queue: {num_consumers: 0}\n")),
+        vec!["exporters.sqlite.sending_queue.num_consumers: must be 1 to 64"]
+    );
+    let p = problems(&with("    sending_queue: {queue_size: 10}\n"));
+    assert!(
+        p[0].starts_with("exporters.sqlite.sending_queue.queue_size: unknown field"),
         "{p:?}"
     );
 }

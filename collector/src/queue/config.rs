@@ -31,8 +31,7 @@ pub struct QueueConfig {
 }
 
 /// Backoff between the attempts of a failed export: exponential from `initial_interval`, capped
-/// at `max_interval`, with full jitter, and never shorter than a backend's `Retry-After`. The
-/// disk queue retries without end; the memory queue gives up after `max_attempts`.
+/// at `max_interval`, with full jitter, and never shorter than a backend's `Retry-After`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
@@ -42,8 +41,10 @@ pub struct RetryConfig {
     /// Default: `5s`.
     #[serde(with = "llmscope_core::config::duration")]
     pub max_interval: Duration,
-    /// Attempts per batch with the memory queue, the first included. Default: `8`.
-    pub max_attempts: u32,
+    /// Attempts per export, the first included; then the batch goes to the dead-letter file
+    /// (disk queue) or is dropped (memory queue), counted either way. Default: unset, retry
+    /// until the export succeeds (the queue fills meanwhile, then refuses clients retryably).
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for RetryConfig {
@@ -51,7 +52,7 @@ impl Default for RetryConfig {
         Self {
             initial_interval: Duration::from_millis(100),
             max_interval: Duration::from_secs(5),
-            max_attempts: 8,
+            max_attempts: None,
         }
     }
 }
@@ -64,7 +65,67 @@ impl RetryConfig {
             max_attempts: self.max_attempts,
         }
     }
+
+    /// Messages start with the field they are about.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.initial_interval.is_zero() || self.max_interval < self.initial_interval {
+            return Err(
+                "max_interval: must be at least initial_interval, itself more than 0".into(),
+            );
+        }
+        if self.max_attempts == Some(0) {
+            return Err("max_attempts: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// These settings with `over`'s set fields in their place.
+    pub fn overridden(&self, over: &RetryOverride) -> Self {
+        Self {
+            initial_interval: over.initial_interval.unwrap_or(self.initial_interval),
+            max_interval: over.max_interval.unwrap_or(self.max_interval),
+            max_attempts: over.max_attempts.or(self.max_attempts),
+        }
+    }
 }
+
+/// How one exporter is fed, set beside its own settings in `exporters.<id>` (the names are
+/// the OpenTelemetry Collector's exporter helper's).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Overrides `service.queue.retry` field by field for this exporter.
+    pub retry_on_failure: RetryOverride,
+    pub sending_queue: SendingQueue,
+}
+
+/// [`RetryConfig`] with every field optional.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryOverride {
+    #[serde(with = "llmscope_core::config::option_duration")]
+    pub initial_interval: Option<Duration>,
+    #[serde(with = "llmscope_core::config::option_duration")]
+    pub max_interval: Option<Duration>,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendingQueue {
+    /// Exports in flight at once. Default: 1 (ClickHouse prefers few large inserts; SQLite has
+    /// one writer). The durable queue's cursor still moves in order.
+    pub num_consumers: usize,
+}
+
+impl Default for SendingQueue {
+    fn default() -> Self {
+        Self { num_consumers: 1 }
+    }
+}
+
+/// Most exports one exporter may have in flight.
+pub const MAX_CONSUMERS: usize = 64;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -104,16 +165,16 @@ impl QueueConfig {
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval.is_zero() {
             return Err("fsync_interval: must be more than 0".into());
         }
-        let retry = &self.retry;
-        if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
-            return Err(
-                "retry.max_interval: must be at least initial_interval, itself more than 0".into(),
-            );
+        self.retry.validate().map_err(|e| format!("retry.{e}"))
+    }
+
+    /// How the exporter with these settings of its own is fed.
+    pub fn delivery(&self, own: &DeliveryConfig) -> crate::driver::Delivery {
+        crate::driver::Delivery {
+            retry: self.retry.overridden(&own.retry_on_failure).policy(),
+            batching: crate::driver::BatchPolicy::default(),
+            concurrency: own.sending_queue.num_consumers,
         }
-        if retry.max_attempts == 0 {
-            return Err("retry.max_attempts: must be at least 1".into());
-        }
-        Ok(())
     }
 
     pub fn fsync(&self) -> super::durable::Fsync {

@@ -94,6 +94,16 @@ pub fn decode(bytes: &[u8]) -> Result<Batch, prost::DecodeError> {
     Ok(batch)
 }
 
+/// How far the `interval` syncs got, in append generations (the n-th append is generation n).
+#[derive(Debug, Clone, Copy, Default)]
+struct Synced {
+    /// Every append up to this one is on disk.
+    through: u64,
+    /// A sync covering appends up to this one failed: they are refused, so their clients retry
+    /// (a later sync that succeeds does not prove their pages were not lost).
+    failed_through: u64,
+}
+
 /// When appended batches are made durable, and so when a client is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
@@ -109,7 +119,7 @@ pub struct DurableQueue {
     log: Arc<SegmentLog>,
     fsync: Fsync,
     appended: AtomicU64,
-    synced: watch::Sender<u64>,
+    synced: watch::Sender<Synced>,
     new_data: Notify,
     /// Records `drop_oldest` deleted unread, as last reported to `dropped`.
     dropped_seen: AtomicU64,
@@ -131,7 +141,7 @@ impl DurableQueue {
             log: Arc::new(log),
             fsync,
             appended: AtomicU64::new(0),
-            synced: watch::channel(0).0,
+            synced: watch::channel(Synced::default()).0,
             new_data: Notify::new(),
             dropped_seen: AtomicU64::new(0),
             dropped: OnceLock::new(),
@@ -144,10 +154,20 @@ impl DurableQueue {
                     tick.tick().await;
                     let Some(queue) = weak.upgrade() else { break };
                     let target = queue.appended.load(Ordering::Acquire);
-                    if target > *queue.synced.borrow() {
+                    let done = *queue.synced.borrow();
+                    if target > done.through.max(done.failed_through) {
                         let log = Arc::clone(&queue.log);
-                        if let Ok(Ok(())) = tokio::task::spawn_blocking(move || log.sync()).await {
-                            queue.synced.send_replace(target);
+                        match tokio::task::spawn_blocking(move || log.sync()).await {
+                            Ok(Ok(())) => queue.synced.send_modify(|s| s.through = target),
+                            failed => {
+                                let error = match failed {
+                                    Ok(Err(e)) => e.to_string(),
+                                    Err(e) => e.to_string(),
+                                    Ok(Ok(())) => unreachable!("matched above"),
+                                };
+                                tracing::error!(%error, "durable queue sync failed; refusing the batches it covered");
+                                queue.synced.send_modify(|s| s.failed_through = target);
+                            }
                         }
                     }
                 }
@@ -171,6 +191,7 @@ impl DurableQueue {
         let cursor = file_safe(exporter);
         self.log.add_cursor(&cursor);
         LogReader {
+            read_at: std::sync::Mutex::new(self.log.position(&cursor)),
             queue: Arc::clone(self),
             cursor,
             oldest: Arc::default(),
@@ -195,7 +216,7 @@ impl DurableQueue {
             Err(LogError::Full) => return Err(PushError::Full),
             Err(error) => {
                 tracing::error!(%error, "durable queue append failed");
-                return Err(PushError::Full);
+                return Err(PushError::Storage);
             }
         }
         let dropped = self.log.dropped_records();
@@ -207,10 +228,13 @@ impl DurableQueue {
         self.new_data.notify_waiters();
         if let Fsync::Interval(_) = self.fsync {
             let mut synced = self.synced.subscribe();
-            synced
-                .wait_for(|s| *s >= generation)
+            let done = *synced
+                .wait_for(|s| s.through >= generation || s.failed_through >= generation)
                 .await
                 .map_err(|_| PushError::Closed)?;
+            if done.failed_through >= generation {
+                return Err(PushError::Storage);
+            }
         }
         Ok(())
     }
@@ -239,33 +263,48 @@ impl Queue for DurableHandle {
     }
 }
 
+/// A batch read from the queue.
+pub struct Record {
+    /// Where the queue stands after this record: commit it once the batch is exported.
+    pub end: Position,
+    pub batch: Batch,
+    /// Its size as stored.
+    pub bytes: usize,
+}
+
 /// One exporter's reading of the queue.
 pub struct LogReader {
     queue: Arc<DurableQueue>,
     cursor: String,
+    /// Where the next read starts: ahead of the committed cursor while exports are in flight.
+    read_at: std::sync::Mutex<Position>,
     /// When the oldest batch read but not yet exported was received (Unix ns); 0 when none.
     oldest: Arc<AtomicU64>,
 }
 
 impl LogReader {
-    /// Up to `max` batches after this reader's cursor, each with the position to commit once it
-    /// is exported; waits up to `wait` for data when there is none.
-    pub async fn next(
-        &self,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<(Position, Batch)>, LogError> {
+    /// Up to `max` batches after the last ones this reader returned (after its committed
+    /// cursor at first), each with the position to commit once it is exported; waits up to
+    /// `wait` for data when there is none.
+    pub async fn next(&self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
         for attempt in 0..2 {
             let log = Arc::clone(&self.queue.log);
-            let cursor = self.cursor.clone();
-            let records = tokio::task::spawn_blocking(move || log.read(&cursor, max))
+            let at = *self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            let records = tokio::task::spawn_blocking(move || log.read_from(at, max))
                 .await
                 .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
+            if let Some((last, _)) = records.last() {
+                *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = *last;
+            }
             if !records.is_empty() || attempt == 1 {
                 let mut out = Vec::with_capacity(records.len());
-                for (pos, bytes) in records {
+                for (end, bytes) in records {
                     match decode(&bytes) {
-                        Ok(batch) => out.push((pos, batch)),
+                        Ok(batch) => out.push(Record {
+                            end,
+                            batch,
+                            bytes: bytes.len(),
+                        }),
                         Err(error) => {
                             tracing::error!(%error, cursor = %self.cursor, "undecodable queue record skipped")
                         }
@@ -421,11 +460,11 @@ mod tests {
         let read = a.next(10, Duration::from_millis(10)).await.expect("read");
         assert_eq!(
             read.iter()
-                .map(|(_, b)| b.payload.item_count())
+                .map(|r| r.batch.payload.item_count())
                 .collect::<Vec<_>>(),
             [1, 2, 3]
         );
-        a.commit(read[1].0).await.expect("commit");
+        a.commit(read[1].end).await.expect("commit");
         drop((a, b, handle, queue));
 
         let (queue, recovery) = open();

@@ -6,7 +6,10 @@ mod config;
 pub mod durable;
 pub mod segment_log;
 
-pub use config::{FsyncPolicy, QueueConfig, QueueKind, RetryConfig};
+pub use config::{
+    DeliveryConfig, FsyncPolicy, MAX_CONSUMERS, QueueConfig, QueueKind, RetryConfig, RetryOverride,
+    SendingQueue,
+};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +24,9 @@ pub enum PushError {
     Full,
     #[error("the collector is shutting down; retry later")]
     Closed,
+    /// The durable queue could not write or sync the batch (a disk error).
+    #[error("the export queue cannot store the batch; retry later")]
+    Storage,
 }
 
 /// Where a pipeline puts processed batches. `push` resolves once the batch is queued for every

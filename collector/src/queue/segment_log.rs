@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const HEADER: u64 = 8;
 /// The largest record accepted (a sanity bound for reading lengths back).
@@ -63,7 +63,8 @@ struct Segment {
 
 struct State {
     segments: BTreeMap<u64, Segment>,
-    active: File,
+    /// The segment appends go to; shared so a sync runs outside the lock.
+    active: Arc<File>,
     cursors: HashMap<String, Position>,
     dropped_records: u64,
 }
@@ -205,7 +206,7 @@ impl SegmentLog {
             when_full,
             state: Mutex::new(State {
                 segments,
-                active,
+                active: Arc::new(active),
                 cursors,
                 dropped_records: 0,
             }),
@@ -280,10 +281,12 @@ impl SegmentLog {
         {
             state.active.sync_all()?;
             active_id += 1;
-            state.active = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&self.dir, active_id))?;
+            state.active = Arc::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(segment_path(&self.dir, active_id))?,
+            );
             sync_dir(&self.dir)?;
             state.segments.insert(active_id, Segment::default());
         }
@@ -291,7 +294,15 @@ impl SegmentLog {
         buf.extend_from_slice(&(size as u32).to_le_bytes());
         buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         buf.extend_from_slice(payload);
-        state.active.write_all(&buf)?;
+        let segment = state.segments.entry(active_id).or_default();
+        let valid = segment.bytes;
+        if let Err(error) = (&*state.active).write_all(&buf) {
+            // A short write (a full disk) must not stay in front of the next record.
+            if let Err(cut) = state.active.set_len(valid) {
+                tracing::error!(%cut, "cannot cut a failed append off the queue segment");
+            }
+            return Err(error.into());
+        }
         let segment = state.segments.entry(active_id).or_default();
         segment.bytes += frame;
         segment.records += 1;
@@ -328,24 +339,40 @@ impl SegmentLog {
     }
 
     /// Makes everything appended so far durable.
+    /// Appends go on meanwhile: a segment closed by rotation was synced as it closed.
     pub fn sync(&self) -> io::Result<()> {
-        let state = self.lock();
-        state.active.sync_data()
+        let active = Arc::clone(&self.lock().active);
+        active.sync_data()
     }
 
     /// Up to `max` records from `cursor`'s position, each with the position after it; past the
     /// first record, no more than [`READ_BYTES`] of payload, so a reader far behind holds a
     /// bounded amount in memory.
     pub fn read(&self, cursor: &str, max: usize) -> Result<Vec<(Position, Vec<u8>)>, LogError> {
-        let (mut at, segments) = {
+        self.read_from(self.position(cursor), max)
+    }
+
+    /// Where `cursor` stands: everything before it is exported.
+    pub fn position(&self, cursor: &str) -> Position {
+        self.lock().cursors.get(cursor).copied().unwrap_or_default()
+    }
+
+    /// Like [`SegmentLog::read`], from `at` (a position `read` returned, or a cursor's): a
+    /// reader with exports in flight reads ahead of its committed cursor. A position in a
+    /// segment `drop_oldest` deleted reads from the oldest segment left.
+    pub fn read_from(
+        &self,
+        mut at: Position,
+        max: usize,
+    ) -> Result<Vec<(Position, Vec<u8>)>, LogError> {
+        let segments = {
             let state = self.lock();
-            let at = state.cursors.get(cursor).copied().unwrap_or_default();
             let segments: Vec<(u64, Segment)> = state
                 .segments
                 .range(at.segment..)
                 .map(|(k, v)| (*k, *v))
                 .collect();
-            (at, segments)
+            segments
         };
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -388,9 +415,12 @@ impl SegmentLog {
     /// Moves `cursor` to `to` (a position returned by `read`), persists it, and deletes the
     /// segments every cursor has passed.
     pub fn commit(&self, cursor: &str, to: Position) -> Result<(), LogError> {
+        // `drop_oldest` may have moved the cursor past `to` meanwhile: it never goes back.
+        let to = self.position(cursor).max(to);
         persist_cursor(&self.dir, cursor, to)?;
         let mut state = self.lock();
-        state.cursors.insert(cursor.to_owned(), to);
+        let at = state.cursors.entry(cursor.to_owned()).or_default();
+        *at = (*at).max(to);
         let oldest_needed = state.cursors.values().map(|c| c.segment).min().unwrap_or(0);
         let active = state.segments.keys().next_back().copied().unwrap_or(0);
         let done: Vec<u64> = state
