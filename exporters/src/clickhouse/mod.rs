@@ -49,15 +49,22 @@ impl std::fmt::Debug for ClickHouseStore {
 pub struct ClickHouseError {
     pub message: String,
     pub retryable: bool,
+    /// The least wait before a retry, when the server said it is overloaded.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// Server error codes that mean the data or the schema is wrong (bad syntax, unknown table or
 /// column, type mismatch, unparsable input): the same batch would fail again. Every other
-/// failure (overload, timeouts, replication or network trouble) is retried; the driver bounds
-/// how often.
+/// failure (overload, timeouts, replication or network trouble) is retried with backoff.
 const PERMANENT_CODES: &[u32] = &[
     6, 16, 26, 27, 32, 33, 38, 41, 53, 60, 62, 69, 70, 72, 117, 128, 130,
 ];
+
+/// Codes by which the server says it is overloaded (TOO_MANY_SIMULTANEOUS_QUERIES,
+/// MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS): ClickHouse sends no `Retry-After`, so the exporter
+/// asks the driver for at least [`OVERLOAD_WAIT`] before the next attempt, giving merges time.
+const OVERLOAD_CODES: &[u32] = &[202, 241, 252];
+const OVERLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn classify(e: clickhouse::error::Error) -> ClickHouseError {
     let message = e.to_string();
@@ -67,13 +74,23 @@ fn classify(e: clickhouse::error::Error) -> ClickHouseError {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<u32>().ok());
     let retryable = !code.is_some_and(|c| PERMANENT_CODES.contains(&c));
-    ClickHouseError { message, retryable }
+    let retry_after = code
+        .is_some_and(|c| OVERLOAD_CODES.contains(&c))
+        .then_some(OVERLOAD_WAIT);
+    ClickHouseError {
+        message,
+        retryable,
+        retry_after,
+    }
 }
 
 impl From<ClickHouseError> for ExportError {
     fn from(e: ClickHouseError) -> Self {
         if e.retryable {
-            ExportError::transient(e.message)
+            ExportError::Transient {
+                message: e.message,
+                retry_after: e.retry_after,
+            }
         } else {
             ExportError::permanent(e.message)
         }
@@ -309,6 +326,20 @@ mod tests {
                 .retryable
         );
         assert!(server("connection refused").retryable);
+        let parts: ExportError =
+            server("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)").into();
+        assert!(
+            matches!(parts, ExportError::Transient { retry_after: Some(wait), .. } if wait == OVERLOAD_WAIT),
+            "{parts:?}"
+        );
+        let refused: ExportError = server("connection refused").into();
+        assert!(matches!(
+            refused,
+            ExportError::Transient {
+                retry_after: None,
+                ..
+            }
+        ));
         let export: ExportError = server("Code: 62. DB::Exception: Syntax error").into();
         assert!(!export.is_retryable());
     }
