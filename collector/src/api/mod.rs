@@ -127,8 +127,10 @@ async fn readyz(State(s): State<ApiState>) -> Response {
     }
 }
 
-/// The disk queues' gauges by pipeline, and by exporter within it:
-/// `{"traces": {"bytes": 1024, "exporters": {"sqlite": {"pending_bytes": 0, ...}}}}`.
+/// The disk queues' gauges by pipeline, and by exporter within it, with the counts of what went
+/// wrong so far: `{"traces": {"bytes": 1024, "dropped_records": 0, "exporters": {"sqlite":
+/// {"pending_bytes": 0, "oldest_unexported_age_seconds": 0, "retries": 0,
+/// "dead_letter_items": 0, "dropped_items": 0}}}}`.
 fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
     let mut queues = serde_json::Map::new();
     for gauge in telemetry.gauges("llmscope_queue_") {
@@ -148,6 +150,28 @@ fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
                 exporters[exporter][field] = json!(gauge.value);
             }
             None => entry[field] = json!(gauge.value),
+        }
+    }
+    for (pipeline, entry) in &mut queues {
+        entry["dropped_records"] = json!(telemetry.value(
+            "llmscope_queue_dropped_records_total",
+            &[("pipeline", pipeline)]
+        ));
+        let Some(exporters) = entry["exporters"].as_object_mut() else {
+            continue;
+        };
+        for (exporter, detail) in exporters {
+            let count = |name| telemetry.value(name, &[("exporter", exporter)]);
+            let dropped = |reason| {
+                telemetry.value(
+                    "llmscope_exporter_dropped_items_total",
+                    &[("exporter", exporter), ("reason", reason)],
+                )
+            };
+            detail["retries"] = json!(count("llmscope_exporter_retries_total"));
+            detail["dead_letter_items"] = json!(count("llmscope_exporter_dead_letter_items_total"));
+            detail["dropped_items"] =
+                json!(dropped("permanent_error") + dropped("retries_exhausted"));
         }
     }
     serde_json::Value::Object(queues)

@@ -500,6 +500,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_queue_that_cannot_write_refuses_retryably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("traces");
+        let (queue, _) = DurableQueue::open(&folder, Fsync::Never, 4096, 1 << 20, WhenFull::Block)
+            .expect("open");
+        let handle = DurableHandle(Arc::clone(&queue));
+        handle.push(Arc::new(batch(2))).await.expect("stored");
+        // Gone from under the queue: the next segment cannot be created.
+        std::fs::remove_dir_all(&folder).expect("remove");
+        let mut refused = None;
+        for _ in 0..1000 {
+            if let Err(e) = handle.push(Arc::new(batch(2))).await {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert_eq!(refused, Some(PushError::Storage));
+        assert!(PushError::Storage.to_string().contains("retry later"));
+    }
+
+    #[tokio::test]
     async fn drop_oldest_counts_every_record_no_reader_saw() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (queue, _) =

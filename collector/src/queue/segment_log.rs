@@ -504,6 +504,34 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_behind_drop_oldest_resumes_at_the_oldest_segment_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Two 28-byte frames a segment, four segments at most.
+        let (log, _) = open(dir.path(), 64, 256, WhenFull::DropOldest);
+        log.add_cursor("a");
+        log.append(&[0; 20]).expect("append");
+        let (early, _) = log.read("a", 1).expect("read")[0];
+        for i in 1..20u8 {
+            log.append(&[i; 20]).expect("append");
+        }
+        assert!(log.dropped_records() > 0);
+        let from_cursor = log.read("a", 100).expect("read");
+        assert!(log.position("a") > early, "drop_oldest moved the cursor on");
+        assert_eq!(
+            payloads(&log.read_from(early, 100).expect("read")),
+            payloads(&from_cursor),
+            "a read from a dropped segment starts at the oldest one left"
+        );
+        let moved = log.position("a");
+        log.commit("a", early).expect("a late commit");
+        assert_eq!(
+            log.position("a"),
+            moved,
+            "a commit never moves a cursor back"
+        );
+    }
+
+    #[test]
     fn segments_go_once_every_cursor_has_passed_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (log, _) = open(dir.path(), 64, 1 << 20, WhenFull::Block);

@@ -102,7 +102,12 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
     let ready = c.get("/readyz").await.json();
     let traces = &ready["queues"]["traces"];
     assert!(traces["bytes"].as_u64() > Some(0), "{ready}");
-    assert_eq!(traces["exporters"]["sqlite"]["pending_bytes"], 0, "{ready}");
+    assert_eq!(traces["dropped_records"], 0, "{ready}");
+    let sqlite = &traces["exporters"]["sqlite"];
+    assert_eq!(sqlite["pending_bytes"], 0, "{ready}");
+    for count in ["retries", "dead_letter_items", "dropped_items"] {
+        assert_eq!(sqlite[count], 0, "{count}: {ready}");
+    }
     assert_eq!(
         traces["exporters"]["sqlite"]["oldest_unexported_age_seconds"], 0,
         "{ready}"

@@ -347,6 +347,8 @@ async fn a_backend_down_for_30_seconds_loses_nothing_and_holds_back_no_other_exp
     let ready = c.get("/readyz").await.json();
     let clickhouse = &ready["queues"]["traces"]["exporters"]["clickhouse"];
     assert!(clickhouse["pending_bytes"].as_u64() > Some(0), "{ready}");
+    assert!(clickhouse["retries"].as_u64() > Some(0), "{ready}");
+    assert_eq!(clickhouse["dead_letter_items"], 0, "{ready}");
     assert!(
         clickhouse["oldest_unexported_age_seconds"].as_u64() >= Some(25),
         "{ready}"
