@@ -558,54 +558,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_refused_for_good_goes_to_the_dead_letter_file() {
-        use crate::queue::Queue as _;
-        use crate::queue::durable::{DurableHandle, DurableQueue, Fsync};
-        use crate::queue::segment_log::WhenFull;
-
         let dir = tempfile::tempdir().expect("tempdir");
-        let (queue, _) =
-            DurableQueue::open(dir.path(), Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block)
-                .expect("open");
-        let reader = queue.reader("clickhouse/main");
-        let mut batch = traces(
-            "svc",
-            vec![span(1, 1, "a", vec![]), span(1, 2, "b", vec![])],
-        );
-        batch.ctx.project = "team-a".into();
-        DurableHandle(Arc::clone(&queue))
-            .push(Arc::new(batch))
-            .await
-            .expect("push");
-        let telemetry = Telemetry::default();
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let queue = queue_of(dir.path(), 1, 2).await;
         let exporter = Flaky {
             failures: 0,
             permanent: true,
             calls: Arc::new(AtomicU32::new(0)),
         };
-        let handle = spawn_log(
-            "x".into(),
+        let reader = queue.reader("clickhouse/main");
+        drive(
             exporter,
             reader,
             delivery(),
-            telemetry.clone(),
-            stop,
-        );
-        let counted = || {
-            telemetry.value(
-                "llmscope_exporter_dead_letter_items_total",
-                &[("exporter", "x")],
-            )
-        };
-        for _ in 0..100 {
-            if counted() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        stop_tx.send_replace(true);
-        handle.await.expect("driver");
-        assert_eq!(counted(), 2);
+            "the batch is dead-lettered",
+            |t| dead_letters(t) == 2,
+        )
+        .await;
         assert_eq!(
             queue.log().pending_bytes("clickhouse%2Fmain"),
             0,
@@ -708,13 +676,46 @@ mod tests {
             DurableQueue::open(dir, Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block).expect("open");
         let handle = DurableHandle(Arc::clone(&queue));
         for _ in 0..batches {
-            let batch = traces(
+            let mut batch = traces(
                 "svc",
                 (0..spans).map(|i| span(1, i + 1, "a", vec![])).collect(),
             );
+            batch.ctx.project = "team-a".into();
             handle.push(Arc::new(batch)).await.expect("push");
         }
         queue
+    }
+
+    /// Runs `exporter` over `reader` until `done` holds of the driver's counters, then stops
+    /// the driver and waits for it.
+    async fn drive<E: Exporter>(
+        exporter: E,
+        reader: LogReader,
+        delivery: Delivery,
+        what: &str,
+        done: impl Fn(&Telemetry) -> bool,
+    ) -> Telemetry {
+        let telemetry = Telemetry::default();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let handle = spawn_log(
+            "x".into(),
+            exporter,
+            reader,
+            delivery,
+            telemetry.clone(),
+            stop,
+        );
+        until(what, || done(&telemetry)).await;
+        stop_tx.send_replace(true);
+        handle.await.expect("driver");
+        telemetry
+    }
+
+    fn dead_letters(telemetry: &Telemetry) -> u64 {
+        telemetry.value(
+            "llmscope_exporter_dead_letter_items_total",
+            &[("exporter", "x")],
+        )
     }
 
     async fn until(what: &str, done: impl Fn() -> bool) {
@@ -774,33 +775,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = queue_of(dir.path(), 6, 2).await;
         let record = (queue.log().pending_bytes("x") / 6) as usize;
-        let reader = queue.reader("x");
         let exporter = Gated::default();
         exporter.release.notify_one();
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let mut delivery = delivery();
         // Room for two records and a half, whatever the item count.
         delivery.batching.max_bytes = record * 5 / 2;
-        let handle = spawn_log(
-            "x".into(),
+        let sent =
+            |t: &Telemetry| t.value("llmscope_exporter_sent_items_total", &[("exporter", "x")]);
+        drive(
             exporter.clone(),
-            reader,
+            queue.reader("x"),
             delivery,
-            Telemetry::default(),
-            stop,
-        );
-        until("every batch is exported", || {
-            exporter
-                .exported
-                .lock()
-                .expect("lock")
-                .iter()
-                .sum::<usize>()
-                == 12
-        })
+            "every batch is exported",
+            |t| sent(t) == 12,
+        )
         .await;
-        stop_tx.send_replace(true);
-        handle.await.expect("driver");
         assert_eq!(*exporter.exported.lock().expect("lock"), [4, 4, 4]);
     }
 
@@ -808,32 +797,20 @@ mod tests {
     async fn a_batch_whose_retries_run_out_goes_to_the_dead_letter_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = queue_of(dir.path(), 1, 2).await;
-        let reader = queue.reader("x");
-        let telemetry = Telemetry::default();
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let calls = Arc::new(AtomicU32::new(0));
         let exporter = Flaky {
             failures: u32::MAX,
             permanent: false,
             calls: Arc::clone(&calls),
         };
-        let handle = spawn_log(
-            "x".into(),
+        drive(
             exporter,
-            reader,
+            queue.reader("x"),
             delivery(),
-            telemetry.clone(),
-            stop,
-        );
-        let counted = || {
-            telemetry.value(
-                "llmscope_exporter_dead_letter_items_total",
-                &[("exporter", "x")],
-            )
-        };
-        until("the batch is dead-lettered", || counted() == 2).await;
-        stop_tx.send_replace(true);
-        handle.await.expect("driver");
+            "the batch is dead-lettered",
+            |t| dead_letters(t) == 2,
+        )
+        .await;
         assert_eq!(calls.load(Ordering::SeqCst), 4, "max_attempts");
         let text =
             std::fs::read_to_string(dir.path().join("dead-letter-x.jsonl")).expect("dead letters");
