@@ -521,6 +521,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_fsync_refuses_what_it_covered_at_once_and_later_syncs_acknowledge() {
+        use std::sync::atomic::Ordering::Relaxed;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queue, _) = DurableQueue::open(
+            dir.path(),
+            Fsync::Interval(Duration::from_millis(5)),
+            1 << 20,
+            1 << 24,
+            WhenFull::Block,
+        )
+        .expect("open");
+        let handle = DurableHandle(Arc::clone(&queue));
+        let push = || {
+            let handle = handle.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), handle.push(Arc::new(batch(1))))
+                    .await
+                    .expect("answered without waiting for the client's timeout")
+            }
+        };
+        queue.log().fail_syncs.store(true, Relaxed);
+        assert_eq!(push().await, Err(PushError::Storage));
+        queue.log().fail_syncs.store(false, Relaxed);
+        assert_eq!(push().await, Ok(()));
+    }
+
+    #[tokio::test]
     async fn drop_oldest_counts_every_record_no_reader_saw() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (queue, _) =

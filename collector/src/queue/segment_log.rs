@@ -75,6 +75,9 @@ pub struct SegmentLog {
     max_bytes: u64,
     when_full: WhenFull,
     state: Mutex<State>,
+    /// Tests make `sync` fail with this, as a disk error would.
+    #[cfg(test)]
+    pub(crate) fail_syncs: std::sync::atomic::AtomicBool,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -210,6 +213,8 @@ impl SegmentLog {
                 cursors,
                 dropped_records: 0,
             }),
+            #[cfg(test)]
+            fail_syncs: Default::default(),
         };
         Ok((log, recovery))
     }
@@ -341,6 +346,10 @@ impl SegmentLog {
     /// Makes everything appended so far durable.
     /// Appends go on meanwhile: a segment closed by rotation was synced as it closed.
     pub fn sync(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_syncs.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
         let active = Arc::clone(&self.lock().active);
         active.sync_data()
     }
