@@ -243,7 +243,8 @@ fn clickhouse_url() -> Option<String> {
 }
 
 /// A traces pipeline exporting to `exporters` (of SQLite in `dir` and ClickHouse's `database`
-/// through `proxy`), with a disk queue in `dir` and `queue` settings added.
+/// through `proxy`, up to 4 exports in flight), with a disk queue in `dir` and `queue` settings
+/// added.
 fn behind_proxy(
     dir: &std::path::Path,
     proxy: &Proxy,
@@ -253,7 +254,7 @@ fn behind_proxy(
 ) -> llmscope::config::Config {
     let text = format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:0}}\n      http: {{endpoint: 127.0.0.1:0}}\n\
-         exporters:\n  sqlite: {{path: {db}}}\n  clickhouse: {{url: http://{proxy}, database: {database}, timeout: 5s}}\n\
+         exporters:\n  sqlite: {{path: {db}}}\n  clickhouse: {{url: http://{proxy}, database: {database}, timeout: 5s, sending_queue: {{num_consumers: 4}}}}\n\
          extensions:\n  api: {{endpoint: 127.0.0.1:0, store: sqlite}}\n\
          service:\n  extensions: [api]\n  queue: {{kind: disk, dir: {queue_dir}{queue}}}\n  pipelines:\n\
          \x20   traces: {{receivers: [otlp], exporters: {exporters}}}\n",
