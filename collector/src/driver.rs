@@ -170,8 +170,28 @@ impl Meters {
 /// Why an export was given up.
 struct GaveUp {
     error: ExportError,
-    /// `permanent_error` or `retries_exhausted`.
-    reason: &'static str,
+    /// The backend refused it for good, or every attempt the policy allows failed.
+    exhausted: bool,
+}
+
+impl GaveUp {
+    /// The `reason` label of the drop counter.
+    fn reason(&self) -> &'static str {
+        if self.exhausted {
+            "retries_exhausted"
+        } else {
+            "permanent_error"
+        }
+    }
+
+    /// What the dead-letter file says.
+    fn explain(&self) -> String {
+        if self.exhausted {
+            format!("retries exhausted: {}", self.error)
+        } else {
+            self.error.to_string()
+        }
+    }
 }
 
 /// Sends `batch` until it is exported; gives up only when the backend refuses it for good or
@@ -195,13 +215,13 @@ async fn deliver<E: Exporter>(
         if !error.is_retryable() {
             return Err(GaveUp {
                 error,
-                reason: "permanent_error",
+                exhausted: false,
             });
         }
         if policy.max_attempts.is_some_and(|max| attempt >= max) {
             return Err(GaveUp {
                 error,
-                reason: "retries_exhausted",
+                exhausted: true,
             });
         }
         let wait = backoff(policy, attempt, &error, &mut rng);
@@ -230,11 +250,9 @@ pub fn spawn<E: Exporter>(
         let (exporter, meters) = (&exporter, &meters);
         exports
             .for_each_concurrent(delivery.concurrency.max(1), |batch| async move {
-                if let Err(GaveUp { error, reason }) =
-                    deliver(exporter, &batch, &delivery.retry, meters).await
-                {
-                    let items = batch.payload.item_count();
-                    tracing::error!(exporter = %meters.id, %error, items, reason, "export failed; dropping batch");
+                if let Err(gave_up) = deliver(exporter, &batch, &delivery.retry, meters).await {
+                    let (items, reason) = (batch.payload.item_count(), gave_up.reason());
+                    tracing::error!(exporter = %meters.id, error = %gave_up.error, items, reason, "export failed; dropping batch");
                     meters.dropped(reason, items as u64);
                 }
             })
@@ -380,16 +398,13 @@ pub fn spawn_log<E: Exporter>(
                 waiting.push_back(group.received_at);
                 async move {
                     let items = group.batch.payload.item_count();
-                    let Err(GaveUp { error, reason }) =
+                    let Err(gave_up) =
                         deliver(exporter, &group.batch, &delivery.retry, meters).await
                     else {
                         return group.end;
                     };
-                    let why = match reason {
-                        "retries_exhausted" => format!("retries exhausted: {error}"),
-                        _ => error.to_string(),
-                    };
-                    match reader.dead_letter(&group.batch, &why).await {
+                    let (error, reason) = (&gave_up.error, gave_up.reason());
+                    match reader.dead_letter(&group.batch, &gave_up.explain()).await {
                         Ok(path) => {
                             tracing::error!(exporter = %meters.id, %error, items, reason, file = %path.display(), "export given up; batch written to the dead-letter file");
                             dead_lettered.add(items as u64);
