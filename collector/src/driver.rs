@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::queue::durable::{LogReader, Record};
+use crate::queue::durable::{DeadLetterError, LogReader, Record};
 use crate::queue::segment_log::Position;
 use crate::telemetry::Telemetry;
 
@@ -410,7 +410,11 @@ pub fn spawn_log<E: Exporter>(
                             dead_lettered.add(items as u64);
                         }
                         Err(write_error) => {
-                            tracing::error!(exporter = %meters.id, %error, %write_error, items, reason, "export given up and the dead-letter file cannot be written; batch dropped");
+                            tracing::error!(exporter = %meters.id, %error, %write_error, items, reason, "export given up and not dead-lettered; batch dropped");
+                            let reason = match write_error {
+                                DeadLetterError::Full { .. } => "dead_letter_full",
+                                DeadLetterError::Io(_) => reason,
+                            };
                             meters.dropped(reason, items as u64);
                         }
                     }
@@ -806,6 +810,41 @@ mod tests {
         )
         .await;
         assert_eq!(*exporter.exported.lock().expect("lock"), [4, 4, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_full_dead_letter_file_takes_no_more_and_the_drop_is_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue_of(dir.path(), 3, 2).await;
+        // Room for the first letter (about 1,050 bytes), not for the next.
+        queue.limit_dead_letters(1500);
+        let exporter = Flaky {
+            failures: 0,
+            permanent: true,
+            calls: Arc::new(AtomicU32::new(0)),
+        };
+        let mut delivery = delivery();
+        delivery.batching.max_items = 1; // one batch per export
+        let full = |t: &Telemetry| {
+            t.value(
+                "llmscope_exporter_dropped_items_total",
+                &[("exporter", "x"), ("reason", "dead_letter_full")],
+            )
+        };
+        let telemetry = drive(
+            exporter,
+            queue.reader("x"),
+            delivery,
+            "the letters are handled",
+            |t| dead_letters(t) + full(t) == 6,
+        )
+        .await;
+        assert_eq!((dead_letters(&telemetry), full(&telemetry)), (2, 4));
+        let text =
+            std::fs::read_to_string(dir.path().join("dead-letter-x.jsonl")).expect("dead letters");
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.len() <= 1500);
+        assert_eq!(queue.log().pending_bytes("x"), 0, "nothing is stuck");
     }
 
     #[tokio::test]

@@ -175,6 +175,7 @@ impl Service {
                     telemetry
                         .counter("llmscope_queue_truncated_bytes_total", &[("pipeline", id)])
                         .add(recovery.truncated_bytes);
+                    queue.limit_dead_letters(q.dead_letter_max_bytes);
                     queue.count_drops(
                         telemetry
                             .counter("llmscope_queue_dropped_records_total", &[("pipeline", id)]),

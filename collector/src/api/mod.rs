@@ -170,8 +170,12 @@ fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
             };
             detail["retries"] = json!(count("llmscope_exporter_retries_total"));
             detail["dead_letter_items"] = json!(count("llmscope_exporter_dead_letter_items_total"));
-            detail["dropped_items"] =
-                json!(dropped("permanent_error") + dropped("retries_exhausted"));
+            detail["dropped_items"] = json!(
+                ["permanent_error", "retries_exhausted", "dead_letter_full"]
+                    .into_iter()
+                    .map(dropped)
+                    .sum::<u64>()
+            );
         }
     }
     serde_json::Value::Object(queues)

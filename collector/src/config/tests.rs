@@ -208,6 +208,10 @@ fn the_queue_and_its_retry_policy_are_configured_and_checked() {
         problems(&with("{retry: {max_attempts: 0}}")),
         vec!["service.queue.retry.max_attempts: must be at least 1"]
     );
+    assert_eq!(
+        problems(&with("{dead_letter_max_bytes: 10}")),
+        vec!["service.queue.dead_letter_max_bytes: at least 4096"]
+    );
     let p = problems(&with("{retry: {max_elapsed: 1s}}"));
     assert!(
         p[0].starts_with("service.queue.retry.max_elapsed: unknown field"),

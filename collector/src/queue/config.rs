@@ -28,6 +28,9 @@ pub struct QueueConfig {
     pub when_full: WhenFull,
     /// How every exporter retries a failed export.
     pub retry: RetryConfig,
+    /// Bytes each exporter's dead-letter file may reach; past it, batches given up on are
+    /// dropped (counted). Default: 268435456 (256 MiB).
+    pub dead_letter_max_bytes: u64,
 }
 
 /// Backoff between the attempts of a failed export: exponential from `initial_interval`, capped
@@ -153,6 +156,7 @@ impl Default for QueueConfig {
             segment_bytes: 64 << 20,
             when_full: WhenFull::Block,
             retry: RetryConfig::default(),
+            dead_letter_max_bytes: super::durable::DEAD_LETTER_MAX_BYTES,
         }
     }
 }
@@ -161,6 +165,9 @@ impl QueueConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes < 4096 || self.max_bytes < self.segment_bytes {
             return Err("segment_bytes: at least 4096, and max_bytes at least one segment".into());
+        }
+        if self.dead_letter_max_bytes < 4096 {
+            return Err("dead_letter_max_bytes: at least 4096".into());
         }
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval.is_zero() {
             return Err("fsync_interval: must be more than 0".into());

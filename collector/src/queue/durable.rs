@@ -124,7 +124,21 @@ pub struct DurableQueue {
     /// Records `drop_oldest` deleted unread, as last reported to `dropped`.
     dropped_seen: AtomicU64,
     dropped: OnceLock<Counter>,
+    /// Bytes each exporter's dead-letter file may reach.
+    dead_letter_max: AtomicU64,
 }
+
+/// Why a batch could not be dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("the dead-letter file {} is full ({max} bytes)", path.display())]
+    Full { path: PathBuf, max: u64 },
+    #[error("cannot write the dead-letter file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Bytes a dead-letter file may reach unless [`DurableQueue::limit_dead_letters`] says.
+pub const DEAD_LETTER_MAX_BYTES: u64 = 256 << 20;
 
 impl DurableQueue {
     /// Opens the queue in `dir`; with `Fsync::Interval`, starts the syncing task (needs a Tokio
@@ -145,6 +159,7 @@ impl DurableQueue {
             new_data: Notify::new(),
             dropped_seen: AtomicU64::new(0),
             dropped: OnceLock::new(),
+            dead_letter_max: AtomicU64::new(DEAD_LETTER_MAX_BYTES),
         });
         if let Fsync::Interval(every) = fsync {
             let weak = Arc::downgrade(&queue);
@@ -183,6 +198,12 @@ impl DurableQueue {
     /// Counts in `counter` the records `drop_oldest` deletes before every exporter read them.
     pub fn count_drops(&self, counter: Counter) {
         let _ = self.dropped.set(counter);
+    }
+
+    /// Caps each exporter's dead-letter file at `max` bytes: past it, batches are refused by
+    /// [`LogReader::dead_letter`] (and so dropped, counted) until the file is moved away.
+    pub fn limit_dead_letters(&self, max: u64) {
+        self.dead_letter_max.store(max, Ordering::Relaxed);
     }
 
     /// A reader with its own persisted cursor, starting where that cursor last committed.
@@ -320,8 +341,13 @@ impl LogReader {
     /// Appends `batch`, which the exporter refused for good, to `dead-letter-<exporter>.jsonl`
     /// beside the queue, synced: one JSON object a line with the time, the reason, the project,
     /// the signal, the item count and the batch as an OTLP/JSON export request (`request`),
-    /// which can be posted again to `/v1/<signal>` once the cause is fixed.
-    pub async fn dead_letter(&self, batch: &Batch, reason: &str) -> std::io::Result<PathBuf> {
+    /// which can be posted again to `/v1/<signal>` once the cause is fixed. A line that would
+    /// take the file past its cap is refused.
+    pub async fn dead_letter(
+        &self,
+        batch: &Batch,
+        reason: &str,
+    ) -> Result<PathBuf, DeadLetterError> {
         let (signal, request) = match &batch.payload {
             Payload::Traces(rs) => (
                 "traces",
@@ -360,17 +386,21 @@ impl LogReader {
             .log
             .dir()
             .join(format!("dead-letter-{}.jsonl", self.cursor));
+        let max = self.queue.dead_letter_max.load(Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)?;
+            if file.metadata()?.len() + line.len() as u64 > max {
+                return Err(DeadLetterError::Full { path, max });
+            }
             file.write_all(&line)?;
             file.sync_data()?;
             Ok(path)
         })
         .await
-        .map_err(std::io::Error::other)?
+        .map_err(|e| DeadLetterError::Io(std::io::Error::other(e)))?
     }
 
     /// Records that the oldest batch this reader has yet to export was received at `received`
