@@ -5,8 +5,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llmscope_benches::{kv, prompt_text};
 use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use llmscope_core::otlp::common::v1::any_value::Value;
-use llmscope_core::otlp::resource::v1::Resource;
-use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use llmscope_core::otlp::trace::v1::Span;
 use llmscope_core::telemetry::Telemetry;
 use llmscope_core::{Batch, BatchContext, Payload, Processor};
 use llmscope_processors::anomaly::{Anomaly, AnomalyConfig};
@@ -45,20 +44,7 @@ fn request(n: usize) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", Value::StringValue("agent".into()))],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
-    .encode_to_vec()
+    llmscope_core::test_util::traces_request("agent", spans).encode_to_vec()
 }
 
 fn bench(c: &mut Criterion) {

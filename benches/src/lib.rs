@@ -1,5 +1,6 @@
 //! LLMScope benchmarks (`cargo bench -p llmscope-benches`); results in `benches/README.md`.
-//! This library holds the synthetic inputs the benches share.
+//! This library holds the synthetic inputs the benches share (requests are wrapped by
+//! `llmscope_core::test_util::traces_request`).
 
 use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 

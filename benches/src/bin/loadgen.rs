@@ -18,8 +18,7 @@ use llmscope_core::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use llmscope_core::otlp::common::v1::any_value::Value;
-use llmscope_core::otlp::resource::v1::Resource;
-use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use llmscope_core::otlp::trace::v1::Span;
 use prost::Message;
 use tokio::sync::Mutex;
 
@@ -113,19 +112,7 @@ fn request(args: &Args, seq: u64, content: &str) -> ExportTraceServiceRequest {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", Value::StringValue("loadgen".into()))],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    llmscope_core::test_util::traces_request("loadgen", spans)
 }
 
 #[derive(Default)]

@@ -78,7 +78,18 @@ pub fn span(trace: u8, span_id: u8, name: &str, attributes: Vec<KeyValue>) -> Sp
 /// A traces batch holding `spans` under one resource with `service.name = service`.
 pub fn traces(service: &str, spans: Vec<Span>) -> Batch {
     Batch::new(
-        Payload::Traces(vec![ResourceSpans {
+        Payload::Traces(traces_request(service, spans).resource_spans),
+        BatchContext::default(),
+    )
+}
+
+/// An OTLP export request holding `spans` under one resource with `service.name = service`.
+pub fn traces_request(
+    service: &str,
+    spans: Vec<Span>,
+) -> crate::otlp::collector::trace::v1::ExportTraceServiceRequest {
+    crate::otlp::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
                 attributes: vec![kv("service.name", service)],
                 ..Default::default()
@@ -88,9 +99,8 @@ pub fn traces(service: &str, spans: Vec<Span>) -> Batch {
                 ..Default::default()
             }],
             schema_url: String::new(),
-        }]),
-        BatchContext::default(),
-    )
+        }],
+    }
 }
 
 /// A logs batch holding `records` under one resource with `service.name = service`.

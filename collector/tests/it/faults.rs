@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use llmscope_core::otlp::resource::v1::Resource;
-use llmscope_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use llmscope_core::otlp::trace::v1::Span;
 use llmscope_core::test_util::kv;
 use prost::Message;
 use tokio::sync::watch;
@@ -47,20 +45,7 @@ fn request_of(n: usize, spans: usize, now_ns: u64) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "faults")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
-    .encode_to_vec()
+    llmscope_core::test_util::traces_request("faults", spans).encode_to_vec()
 }
 
 type Client = hyper_util::client::legacy::Client<
