@@ -172,14 +172,13 @@ impl DurableQueue {
                     let done = *queue.synced.borrow();
                     if target > done.through.max(done.failed_through) {
                         let log = Arc::clone(&queue.log);
-                        match tokio::task::spawn_blocking(move || log.sync()).await {
-                            Ok(Ok(())) => queue.synced.send_modify(|s| s.through = target),
-                            failed => {
-                                let error = match failed {
-                                    Ok(Err(e)) => e.to_string(),
-                                    Err(e) => e.to_string(),
-                                    Ok(Ok(())) => unreachable!("matched above"),
-                                };
+                        let synced = tokio::task::spawn_blocking(move || log.sync())
+                            .await
+                            .map_err(std::io::Error::other)
+                            .and_then(|r| r);
+                        match synced {
+                            Ok(()) => queue.synced.send_modify(|s| s.through = target),
+                            Err(error) => {
                                 tracing::error!(%error, "durable queue sync failed; refusing the batches it covered");
                                 queue.synced.send_modify(|s| s.failed_through = target);
                             }
