@@ -105,6 +105,87 @@ fn bench(c: &mut Criterion) {
         });
     }
     stages.finish();
+    threads(c, &bytes);
+}
+
+/// Two threads sending requests of 100 spans into one pipeline (normalize, cost, redact,
+/// anomaly; no exporter), with one processor chain and with two: what running requests side by
+/// side buys on this machine's two cores.
+fn threads(c: &mut Criterion, bytes: &[u8]) {
+    use llmscope::config::ProcessorConfig;
+    use llmscope::pipeline::{Consumer, Pipeline};
+    use llmscope::queue::MemoryQueue;
+
+    const PER_THREAD: usize = 20;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let configs = [
+        (
+            "normalize",
+            ProcessorConfig::Normalize(NormalizeConfig::default()),
+        ),
+        ("cost", ProcessorConfig::Cost(CostConfig::default())),
+        ("redact", ProcessorConfig::Redact(RedactConfig::default())),
+        (
+            "anomaly",
+            ProcessorConfig::Anomaly(AnomalyConfig::default()),
+        ),
+    ];
+    let configs: Vec<_> = configs.iter().map(|(id, c)| (*id, c)).collect();
+    let mut group = c.benchmark_group("pipeline_threads");
+    group.throughput(Throughput::Elements((2 * PER_THREAD * 100) as u64));
+    for chains in [1usize, 2] {
+        let telemetry = Telemetry::default();
+        let chain_set =
+            llmscope::registry::processor_chains(&configs, chains, &telemetry).expect("chains");
+        let queue = MemoryQueue::new(Vec::new(), std::time::Duration::from_secs(1));
+        let pipeline =
+            std::sync::Arc::new(Pipeline::new("traces".into(), chain_set, queue, telemetry));
+        group.bench_function(format!("2_threads_{chains}_chains"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let batches: Vec<Vec<Batch>> = (0..2)
+                        .map(|_| {
+                            (0..PER_THREAD)
+                                .map(|_| {
+                                    let request =
+                                        ExportTraceServiceRequest::decode(bytes).expect("decode");
+                                    Batch::new(
+                                        Payload::Traces(request.resource_spans),
+                                        BatchContext::default(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let start = std::time::Instant::now();
+                    runtime.block_on(async {
+                        let tasks: Vec<_> = batches
+                            .into_iter()
+                            .map(|mine| {
+                                let pipeline = std::sync::Arc::clone(&pipeline);
+                                tokio::spawn(async move {
+                                    for batch in mine {
+                                        pipeline.consume(batch).await.expect("accepted");
+                                    }
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.expect("task");
+                        }
+                    });
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

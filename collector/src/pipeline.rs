@@ -1,6 +1,7 @@
 //! A pipeline: processors in config order, then the queue that hands batches to the exporters.
 //! Receivers see pipelines only as [`Consumer`]s.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use llmscope_core::{Batch, Processor};
@@ -33,32 +34,67 @@ pub trait Consumer: Send + Sync + 'static {
     fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>>;
 }
 
-/// Processors, run in order under one lock (they take `&mut self` and never block), then the
-/// queue.
+/// The pipeline's processors in config order, each with its id.
+pub type Chain = Vec<(String, Box<dyn Processor>)>;
+
+/// Processors, run in order, then the queue. A pipeline holds several equal chains of its
+/// processors so that requests on different threads are processed side by side: each request
+/// takes a free chain (processors take `&mut self` and never block). Processors whose state
+/// must be one for the whole pipeline (anomaly baselines) are one instance shared by every chain
+/// ([`Shared`]).
 pub struct Pipeline<Q> {
     id: String,
-    processors: Mutex<Vec<(String, Box<dyn Processor>)>>,
+    chains: Vec<Mutex<Chain>>,
+    /// Where the next request starts looking for a free chain.
+    next: AtomicUsize,
     queue: Q,
     telemetry: Telemetry,
 }
 
+/// One processor instance behind a lock, in several chains.
+pub struct Shared(pub Arc<Mutex<Box<dyn Processor>>>);
+
+impl Processor for Shared {
+    fn process(&mut self, batch: &mut Batch) -> Result<(), llmscope_core::ProcessError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .process(batch)
+    }
+}
+
 impl<Q: Queue> Pipeline<Q> {
-    pub fn new(
-        id: String,
-        processors: Vec<(String, Box<dyn Processor>)>,
-        queue: Q,
-        telemetry: Telemetry,
-    ) -> Self {
+    /// `chains` must be at least one; each holds the same processors in the same order.
+    pub fn new(id: String, chains: Vec<Chain>, queue: Q, telemetry: Telemetry) -> Self {
+        let mut chains: Vec<Mutex<Chain>> = chains.into_iter().map(Mutex::new).collect();
+        if chains.is_empty() {
+            chains.push(Mutex::new(Vec::new()));
+        }
         Self {
             id,
-            processors: Mutex::new(processors),
+            chains,
+            next: AtomicUsize::new(0),
             queue,
             telemetry,
         }
     }
 
+    /// A free chain if there is one (there always is while no more requests are processed at
+    /// once than there are chains), else waits for the next in turn.
+    fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
+        let n = self.chains.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .find_map(|i| self.chains[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.chains[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            })
+    }
+
     fn process(&self, batch: &mut Batch) -> Result<(), ConsumeError> {
-        let mut processors = self.processors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut processors = self.chain();
         for (id, p) in processors.iter_mut() {
             if let Err(e) = p.process(batch) {
                 let items = batch.payload.item_count() as u64;
@@ -116,5 +152,116 @@ impl Consumer for Fanout {
             }
             last.consume(batch).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Condvar;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use llmscope_core::test_util::traces;
+
+    use super::*;
+    use crate::queue::MemoryQueue;
+
+    /// Waits (up to 500 ms) inside `process` until two requests are inside at once, and
+    /// records whether they were.
+    #[derive(Clone, Default)]
+    struct Meet {
+        inside: Arc<(Mutex<u32>, Condvar)>,
+        met: Arc<AtomicBool>,
+    }
+
+    impl Processor for Meet {
+        fn process(&mut self, _: &mut Batch) -> Result<(), llmscope_core::ProcessError> {
+            let (count, arrived) = &*self.inside;
+            let mut n = count.lock().expect("lock");
+            *n += 1;
+            arrived.notify_all();
+            let (mut n, _) = arrived
+                .wait_timeout_while(n, Duration::from_millis(500), |n| *n < 2)
+                .expect("wait");
+            if *n >= 2 {
+                self.met.store(true, Ordering::SeqCst);
+            }
+            *n -= 1;
+            Ok(())
+        }
+    }
+
+    /// Whether two requests on two threads were processed at the same time.
+    fn side_by_side(chains: usize) -> bool {
+        let meet = Meet::default();
+        let chains = (0..chains)
+            .map(|_| {
+                vec![(
+                    "meet".to_owned(),
+                    Box::new(meet.clone()) as Box<dyn Processor>,
+                )]
+            })
+            .collect();
+        let queue = MemoryQueue::new(Vec::new(), Duration::from_millis(10));
+        let pipeline = Pipeline::new("traces".into(), chains, queue, Telemetry::default());
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    pipeline
+                        .process(&mut traces("svc", vec![]))
+                        .expect("processed")
+                });
+            }
+        });
+        meet.met.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn requests_on_different_threads_take_different_chains() {
+        assert!(side_by_side(2));
+        assert!(!side_by_side(1), "one chain takes one request at a time");
+    }
+
+    #[test]
+    fn a_shared_processor_is_one_instance_in_every_chain() {
+        /// Numbers the batches it sees, in its own state, and writes each number down.
+        struct Count {
+            seen: u32,
+            log: Arc<Mutex<Vec<u32>>>,
+        }
+        impl Processor for Count {
+            fn process(&mut self, _: &mut Batch) -> Result<(), llmscope_core::ProcessError> {
+                self.seen += 1;
+                self.log.lock().expect("lock").push(self.seen);
+                Ok(())
+            }
+        }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let one: Arc<Mutex<Box<dyn Processor>>> = Arc::new(Mutex::new(Box::new(Count {
+            seen: 0,
+            log: Arc::clone(&log),
+        })));
+        let chains = (0..3)
+            .map(|_| {
+                let shared: Box<dyn Processor> = Box::new(Shared(Arc::clone(&one)));
+                vec![("count".to_owned(), shared)]
+            })
+            .collect();
+        let queue = MemoryQueue::new(Vec::new(), Duration::from_millis(10));
+        let pipeline = Pipeline::new("traces".into(), chains, queue, Telemetry::default());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        pipeline
+                            .process(&mut traces("svc", vec![]))
+                            .expect("processed");
+                    }
+                });
+            }
+        });
+        let mut numbers = log.lock().expect("lock").clone();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=100).collect::<Vec<_>>(), "one count of 100");
     }
 }

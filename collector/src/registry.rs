@@ -42,6 +42,35 @@ pub fn processor(
     })
 }
 
+/// Most processor chains a pipeline runs side by side.
+pub const MAX_CHAINS: usize = 8;
+
+/// `chains` equal chains of the processors `ids` (with their configs), for one pipeline.
+/// Stateless processors get an instance per chain; the anomaly processor, whose baselines must
+/// see every span of the pipeline, is one instance shared by all chains.
+pub fn processor_chains(
+    processors: &[(&str, &ProcessorConfig)],
+    chains: usize,
+    telemetry: &Telemetry,
+) -> Result<Vec<crate::pipeline::Chain>, BuildError> {
+    let chains = chains.clamp(1, MAX_CHAINS);
+    let mut out: Vec<crate::pipeline::Chain> = (0..chains).map(|_| Vec::new()).collect();
+    for &(id, config) in processors {
+        if let ProcessorConfig::Anomaly(_) = config {
+            let one = Arc::new(std::sync::Mutex::new(processor(id, config, telemetry)?));
+            for chain in &mut out {
+                let shared = crate::pipeline::Shared(Arc::clone(&one));
+                chain.push((id.to_owned(), Box::new(shared)));
+            }
+        } else {
+            for chain in &mut out {
+                chain.push((id.to_owned(), processor(id, config, telemetry)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A running exporter: the sender side of its queue, its driver task, and the store it can
 /// answer queries from, if any.
 pub struct RunningExporter {

@@ -134,12 +134,13 @@ impl Service {
         // Pipelines, and for each receiver the pipelines it feeds per signal.
         let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
         for (id, (signal, p)) in &config.pipelines {
-            let mut processors = Vec::with_capacity(p.processors.len());
-            for name in &p.processors {
-                if let Some(c) = config.processors.get(name) {
-                    processors.push((name.clone(), registry::processor(name, c, &telemetry)?));
-                }
-            }
+            let configs: Vec<_> = p
+                .processors
+                .iter()
+                .filter_map(|name| Some((name.as_str(), config.processors.get(name)?)))
+                .collect();
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let processors = registry::processor_chains(&configs, cores, &telemetry)?;
             let pipeline: Arc<dyn Consumer> = match config.queue.kind {
                 QueueKind::Memory => {
                     let senders = p
