@@ -317,10 +317,34 @@ impl LogGroups {
                 return None;
             }
         };
-        let deadline = Instant::now() + self.policy.max_delay;
-        let (mut items, mut bytes) = (first.batch.payload.item_count(), first.bytes);
         let (mut end, received_at) = (first.end, first.batch.ctx.received_at);
         let mut group = vec![Arc::new(first.batch)];
+        if let Some(planned) = self.reader.replayed_end(end) {
+            // The export in flight when the process last stopped: the same records again.
+            while end < planned {
+                let Some(next) = self.pending.front() else {
+                    if self.stopping() || !self.fill(IDLE_WAIT).await {
+                        break;
+                    }
+                    continue;
+                };
+                if next.end > planned {
+                    break;
+                }
+                let Some(next) = self.pending.pop_front() else {
+                    break;
+                };
+                end = next.end;
+                group.push(Arc::new(next.batch));
+            }
+            return Some(Group {
+                batch: merge(group),
+                end,
+                received_at,
+            });
+        }
+        let deadline = Instant::now() + self.policy.max_delay;
+        let (mut items, mut bytes) = (group[0].payload.item_count(), first.bytes);
         while items < self.policy.max_items && bytes < self.policy.max_bytes {
             let Some(next) = self.pending.front() else {
                 let now = Instant::now();
@@ -344,6 +368,7 @@ impl LogGroups {
             end = next.end;
             group.push(Arc::new(next.batch));
         }
+        self.reader.plan_export(end);
         Some(Group {
             batch: merge(group),
             end,
@@ -787,6 +812,61 @@ mod tests {
         handle.await.expect("driver");
         assert_eq!(exporter.most_in_flight.load(Ordering::SeqCst), 3);
         assert_eq!(exporter.calls.load(Ordering::SeqCst), 8, "each batch once");
+    }
+
+    #[tokio::test]
+    async fn an_export_in_flight_at_a_crash_is_sent_again_as_the_same_export() {
+        use crate::queue::Queue as _;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue_of(dir.path(), 3, 2).await;
+        // The first run's export of the three batches hangs; then the process "dies".
+        let stuck = Gated::default();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let first = spawn_log(
+            "x".into(),
+            stuck.clone(),
+            queue.reader("x"),
+            delivery(),
+            Telemetry::default(),
+            stop,
+        );
+        until("the export is in flight", || {
+            stuck.calls.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        first.abort();
+        let _ = first.await;
+        // More arrives before the restart; the export in flight is re-sent as it was.
+        let handle = crate::queue::durable::DurableHandle(Arc::clone(&queue));
+        for _ in 0..3 {
+            let mut batch = traces(
+                "svc",
+                vec![span(2, 1, "a", vec![]), span(2, 2, "b", vec![])],
+            );
+            batch.ctx.project = "team-a".into();
+            handle.push(Arc::new(batch)).await.expect("push");
+        }
+        let exporter = Gated::default();
+        exporter.release.notify_one();
+        let sent =
+            |t: &Telemetry| t.value("llmscope_exporter_sent_items_total", &[("exporter", "x")]);
+        drive(
+            exporter.clone(),
+            queue.reader("x"),
+            delivery(),
+            "every batch is exported",
+            |t| sent(t) == 12,
+        )
+        .await;
+        assert_eq!(*exporter.exported.lock().expect("lock"), [6, 6]);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("plan-x"))
+                .expect("plan")
+                .len(),
+            0,
+            "the plan is emptied once its exports are committed"
+        );
     }
 
     #[tokio::test]

@@ -210,8 +210,13 @@ impl DurableQueue {
     pub fn reader(self: &Arc<Self>, exporter: &str) -> LogReader {
         let cursor = file_safe(exporter);
         self.log.add_cursor(&cursor);
+        let committed = self.log.position(&cursor);
         LogReader {
-            read_at: std::sync::Mutex::new(self.log.position(&cursor)),
+            read_at: std::sync::Mutex::new(committed),
+            plan: std::sync::Mutex::new(Plan::open(
+                &self.log.dir().join(format!("plan-{cursor}")),
+                committed,
+            )),
             queue: Arc::clone(self),
             cursor,
             oldest: Arc::default(),
@@ -292,8 +297,73 @@ pub struct Record {
     pub bytes: usize,
 }
 
+/// Where the exports an exporter started end, in order, so that after a crash the exports that
+/// were in flight are formed again from the same records: a re-sent export is then the same
+/// export, which every store takes once (ClickHouse's insert token covers its rollups too).
+/// Written, not synced: it survives a crash of the process, not of the machine.
+struct Plan {
+    path: PathBuf,
+    /// `None` when the file cannot be opened: planning is best effort.
+    file: Option<std::fs::File>,
+    /// Ends read back at open past the committed cursor, oldest first.
+    replay: std::collections::VecDeque<Position>,
+    /// The last end in the file.
+    last: Position,
+}
+
+impl Plan {
+    fn open(path: &Path, committed: Position) -> Self {
+        let mut replay = std::collections::VecDeque::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines() {
+                let mut parts = line.split(' ').map(str::parse::<u64>);
+                if let (Some(Ok(segment)), Some(Ok(offset))) = (parts.next(), parts.next()) {
+                    let end = Position { segment, offset };
+                    if end > committed && replay.back().is_none_or(|&last| end > last) {
+                        replay.push_back(end);
+                    }
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .inspect_err(|error| tracing::warn!(%error, path = %path.display(), "cannot keep the export plan; exports in flight at a crash may be re-sent regrouped"))
+            .ok();
+        let mut plan = Self {
+            path: path.to_owned(),
+            file,
+            last: replay.back().copied().unwrap_or_default(),
+            replay,
+        };
+        plan.forget_passed(committed);
+        plan
+    }
+
+    fn write(&mut self, end: Position) {
+        if let Some(file) = &mut self.file
+            && let Err(error) = writeln!(file, "{} {}", end.segment, end.offset)
+        {
+            tracing::warn!(%error, path = %self.path.display(), "cannot write the export plan");
+        }
+        self.last = end;
+    }
+
+    /// Empties the file once every export in it is committed.
+    fn forget_passed(&mut self, committed: Position) {
+        if committed >= self.last
+            && self.replay.is_empty()
+            && let Some(file) = &self.file
+        {
+            let _ = file.set_len(0);
+        }
+    }
+}
+
 /// One exporter's reading of the queue.
 pub struct LogReader {
+    plan: std::sync::Mutex<Plan>,
     queue: Arc<DurableQueue>,
     cursor: String,
     /// Where the next read starts: ahead of the committed cursor while exports are in flight.
@@ -430,7 +500,28 @@ impl LogReader {
         let cursor = self.cursor.clone();
         tokio::task::spawn_blocking(move || log.commit(&cursor, to))
             .await
-            .map_err(|e| LogError::Io(std::io::Error::other(e)))?
+            .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
+        self.plan().forget_passed(to);
+        Ok(())
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that an export ending at `end` is about to be sent.
+    pub fn plan_export(&self, end: Position) {
+        self.plan().write(end);
+    }
+
+    /// Where the next export must end to be the one in flight when the process last stopped,
+    /// given that its first record ends at `first`; `None` when there is no such export (left).
+    pub fn replayed_end(&self, first: Position) -> Option<Position> {
+        let mut plan = self.plan();
+        while plan.replay.front().is_some_and(|&end| end < first) {
+            plan.replay.pop_front();
+        }
+        plan.replay.pop_front()
     }
 }
 
