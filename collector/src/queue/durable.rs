@@ -305,17 +305,21 @@ struct Plan {
     path: PathBuf,
     /// `None` when the file cannot be opened: planning is best effort.
     file: Option<std::fs::File>,
-    /// Ends read back at open past the committed cursor, oldest first.
+    /// Ends read back at open past the committed cursor, oldest first, not yet replayed.
     replay: std::collections::VecDeque<Position>,
-    /// The last end in the file.
-    last: Position,
+    /// Every end in the file past the committed cursor, oldest first.
+    uncommitted: std::collections::VecDeque<Position>,
+    /// Lines in the file.
+    lines: usize,
 }
 
 impl Plan {
     fn open(path: &Path, committed: Position) -> Self {
         let mut replay = std::collections::VecDeque::new();
+        let mut lines = 0;
         if let Ok(text) = std::fs::read_to_string(path) {
             for line in text.lines() {
+                lines += 1;
                 let mut parts = line.split(' ').map(str::parse::<u64>);
                 if let (Some(Ok(segment)), Some(Ok(offset))) = (parts.next(), parts.next()) {
                     let end = Position { segment, offset };
@@ -334,10 +338,11 @@ impl Plan {
         let mut plan = Self {
             path: path.to_owned(),
             file,
-            last: replay.back().copied().unwrap_or_default(),
+            uncommitted: replay.clone(),
             replay,
+            lines,
         };
-        plan.forget_passed(committed);
+        plan.committed(committed);
         plan
     }
 
@@ -347,17 +352,31 @@ impl Plan {
         {
             tracing::warn!(%error, path = %self.path.display(), "cannot write the export plan");
         }
-        self.last = end;
+        self.lines += 1;
+        self.uncommitted.push_back(end);
     }
 
-    /// Empties the file once every export in it is committed.
-    fn forget_passed(&mut self, committed: Position) {
-        if committed >= self.last
-            && self.replay.is_empty()
-            && let Some(file) = &self.file
-        {
-            let _ = file.set_len(0);
+    /// Forgets the exports up to `to`; empties the file once none is left, and rewrites it when
+    /// most of its lines are stale, so it stays small under steady load.
+    fn committed(&mut self, to: Position) {
+        while self.uncommitted.front().is_some_and(|&end| end <= to) {
+            self.uncommitted.pop_front();
         }
+        if self.lines <= 4 * self.uncommitted.len() + 64 && !self.uncommitted.is_empty() {
+            return;
+        }
+        let Some(file) = &mut self.file else { return };
+        let mut text = String::new();
+        for end in &self.uncommitted {
+            text.push_str(&format!("{} {}\n", end.segment, end.offset));
+        }
+        if let Err(error) = file
+            .set_len(0)
+            .and_then(|()| file.write_all(text.as_bytes()))
+        {
+            tracing::warn!(%error, path = %self.path.display(), "cannot rewrite the export plan");
+        }
+        self.lines = self.uncommitted.len();
     }
 }
 
@@ -501,7 +520,7 @@ impl LogReader {
         tokio::task::spawn_blocking(move || log.commit(&cursor, to))
             .await
             .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
-        self.plan().forget_passed(to);
+        self.plan().committed(to);
         Ok(())
     }
 
@@ -601,6 +620,29 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn the_export_plan_stays_small_and_replays_what_was_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan-x");
+        let at = |offset| Position { segment: 0, offset };
+        let mut plan = Plan::open(&path, at(0));
+        // Steady load: each export is planned before the one ahead of it is committed.
+        for i in 1..=1000 {
+            plan.write(at(i + 1));
+            plan.committed(at(i));
+        }
+        let lines = std::fs::read_to_string(&path)
+            .expect("plan")
+            .lines()
+            .count();
+        assert!(lines <= 70, "{lines} lines for one export in flight");
+        drop(plan);
+        let mut reopened = Plan::open(&path, at(1000));
+        assert_eq!(reopened.replay, [at(1001)], "the export in flight");
+        reopened.committed(at(1001));
+        assert_eq!(std::fs::metadata(&path).expect("plan").len(), 0);
     }
 
     #[tokio::test]
