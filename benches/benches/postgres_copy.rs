@@ -3,11 +3,9 @@
 //! normalized, priced chat spans (~1 KiB of content each). Needs `LLMSCOPE_BENCH_POSTGRES_URL`
 //! (or `LLMSCOPE_TEST_POSTGRES_URL`); says so and does nothing without one.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use llmscope_benches::{priced_chat_batch, prompt_text};
-use llmscope_core::{Batch, Exporter};
+use criterion::{Criterion, criterion_group, criterion_main};
 use llmscope_exporters::postgres::{PostgresConfig, PostgresStore};
 
 fn bench(c: &mut Criterion) {
@@ -39,28 +37,7 @@ fn bench(c: &mut Criterion) {
         .await
         .expect("store")
     });
-    let content = serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": prompt_text(900)}]}]).to_string();
-    let mut group = c.benchmark_group("postgres_copy");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10));
-    for n in [1_000usize, 5_000] {
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(format!("{n}_spans"), |b| {
-            b.iter_custom(|iters| {
-                let batches: Vec<Batch> =
-                    (0..iters).map(|_| priced_chat_batch(n, &content)).collect();
-                let start = Instant::now();
-                runtime.block_on(async {
-                    for b in &batches {
-                        store.export(b).await.expect("export");
-                    }
-                });
-                start.elapsed()
-            })
-        });
-    }
-    group.finish();
+    common::export_group(c, "postgres_copy", &runtime, &store, &[1_000, 5_000]);
     runtime.block_on(async {
         store.pool().close();
         let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
