@@ -170,7 +170,7 @@ impl Meters {
 /// Why an export was given up.
 struct GaveUp {
     error: ExportError,
-    /// The backend refused it for good, or every attempt the policy allows failed.
+    /// `true`: every attempt the policy allows failed; `false`: the backend refused it for good.
     exhausted: bool,
 }
 
