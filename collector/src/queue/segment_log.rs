@@ -470,6 +470,18 @@ mod tests {
         SegmentLog::open(dir, segment, max, full).expect("open")
     }
 
+    /// A log of 64-byte segments holding records `[i; 20]` for i in 0..10, with cursors `a`
+    /// and `b` at its start.
+    fn ten_records_two_cursors(dir: &Path) -> SegmentLog {
+        let (log, _) = open(dir, 64, 1 << 20, WhenFull::Block);
+        log.add_cursor("a");
+        log.add_cursor("b");
+        for i in 0..10u8 {
+            log.append(&[i; 20]).expect("append");
+        }
+        log
+    }
+
     fn payloads(records: &[(Position, Vec<u8>)]) -> Vec<Vec<u8>> {
         records.iter().map(|(_, p)| p.clone()).collect()
     }
@@ -477,12 +489,7 @@ mod tests {
     #[test]
     fn records_read_back_in_order_and_cursors_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (log, _) = open(dir.path(), 64, 1 << 20, WhenFull::Block);
-        log.add_cursor("a");
-        log.add_cursor("b");
-        for i in 0..10u8 {
-            log.append(&[i; 20]).expect("append");
-        }
+        let log = ten_records_two_cursors(dir.path());
         log.sync().expect("sync");
         let first = log.read("a", 4).expect("read");
         assert_eq!(
@@ -543,12 +550,7 @@ mod tests {
     #[test]
     fn segments_go_once_every_cursor_has_passed_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (log, _) = open(dir.path(), 64, 1 << 20, WhenFull::Block);
-        log.add_cursor("a");
-        log.add_cursor("b");
-        for i in 0..10u8 {
-            log.append(&[i; 20]).expect("append");
-        }
+        let log = ten_records_two_cursors(dir.path());
         let segments = || {
             fs::read_dir(dir.path())
                 .expect("dir")

@@ -2,7 +2,7 @@
 
 use hyper::StatusCode;
 
-use crate::harness::Collector;
+use crate::harness::{Collector, default_config_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_bad_requests_are_answered_clearly() {
@@ -117,22 +117,12 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("data/llmscope.db").display().to_string();
-    let text = llmscope::config::DEFAULT_CONFIG.replace(
-        "    store: sqlite
-",
-        "    store: sqlite
-    cache:
-      closed_ttl: 400ms
-",
-    );
-    let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
-        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
-        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
-        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
-        _ => None,
-    })
-    .expect("config");
+    let config = default_config_with(&dir, |text| {
+        text.replace(
+            "    store: sqlite\n",
+            "    store: sqlite\n    cache:\n      closed_ttl: 400ms\n",
+        )
+    });
     let c = Collector::start_with(config, dir).await;
     let json = [("content-type", "application/json")];
     let fixtures = llmscope_core::test_util::fixtures::OPENLLMETRY_OPENAI_CHAT;
@@ -189,18 +179,12 @@ async fn collectors_share_the_query_cache_through_redis() {
     };
     let start = |url: String| async move {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("data/llmscope.db").display().to_string();
-        let text = llmscope::config::DEFAULT_CONFIG.replace(
-            "    store: sqlite\n",
-            &format!("    store: sqlite\n    cache:\n      redis_url: {url}\n"),
-        );
-        let config = llmscope::config::Config::parse("cache.yaml", &text, &|var| match var {
-            "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
-            "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
-            v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
-            _ => None,
-        })
-        .expect("config");
+        let config = default_config_with(&dir, |text| {
+            text.replace(
+                "    store: sqlite\n",
+                &format!("    store: sqlite\n    cache:\n      redis_url: {url}\n"),
+            )
+        });
         Collector::start_with(config, dir).await
     };
     let (a, b) = (start(url.clone()).await, start(url).await);

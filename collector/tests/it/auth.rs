@@ -10,22 +10,15 @@ use llmscope_core::otlp::collector::trace::v1::trace_service_client::TraceServic
 use llmscope_core::test_util::fixtures;
 use serde_json::{Value as J, json};
 
-use crate::harness::Collector;
+use crate::harness::{Collector, default_config_with};
 
 const ADMIN: &str = "admin-token-0123456789";
 
 fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
-    let db = dir.path().join("data/llmscope.db").display().to_string();
-    let text = llmscope::config::DEFAULT_CONFIG
-        .replace("extensions:\n  api:", &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 100ms\n{extra}  api:"))
-        .replace("  extensions: [api]", "  extensions: [auth, api]");
-    Config::parse("auth.yaml", &text, &|var| match var {
-        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
-        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
-        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
-        _ => None,
+    default_config_with(dir, |text| {
+        text.replace("extensions:\n  api:", &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 100ms\n{extra}  api:"))
+            .replace("  extensions: [api]", "  extensions: [auth, api]")
     })
-    .expect("auth config")
 }
 
 async fn start() -> Collector {

@@ -37,20 +37,24 @@ impl Reply {
     }
 }
 
+/// The built-in default config as `edit` rewrites its text, on ephemeral loopback ports,
+/// storing (database and queue) under `dir`.
+pub fn default_config_with(dir: &tempfile::TempDir, edit: impl FnOnce(&str) -> String) -> Config {
+    let db = dir.path().join("data/llmscope.db").display().to_string();
+    Config::parse("edited default", &edit(DEFAULT_CONFIG), &|var| match var {
+        "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
+        "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
+        v if v.ends_with("_ENDPOINT") => Some("127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("config")
+}
+
 impl Collector {
     /// The built-in default config, on ephemeral loopback ports, storing under a temp folder.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("data/llmscope.db").display().to_string();
-        let config = Config::parse("default", DEFAULT_CONFIG, &|var| match var {
-            "LLMSCOPE_OTLP_GRPC_ENDPOINT"
-            | "LLMSCOPE_OTLP_HTTP_ENDPOINT"
-            | "LLMSCOPE_API_ENDPOINT" => Some("127.0.0.1:0".into()),
-            "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
-            "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),
-            _ => None,
-        })
-        .expect("default config");
+        let config = default_config_with(&dir, str::to_owned);
         let mut c = Self::start_with(config, dir).await;
         c.db = c._dir.path().join("data/llmscope.db");
         c
