@@ -12,6 +12,7 @@ use llmscope_processors::anomaly::{Anomaly, AnomalyConfig};
 use llmscope_processors::cost::{Cost, CostConfig};
 use llmscope_processors::normalize::{Normalize, NormalizeConfig};
 use llmscope_processors::redact::{Redact, RedactConfig};
+use llmscope_processors::{anomaly, cost, normalize, redact};
 use prost::Message;
 
 /// A request of `n` chat spans (OpenLLMetry-style attributes, deprecated token names so the
@@ -125,13 +126,19 @@ fn threads(c: &mut Criterion, bytes: &[u8]) {
     let configs = [
         (
             "normalize",
-            ProcessorConfig::Normalize(NormalizeConfig::default()),
+            ProcessorConfig::of::<normalize::Factory>(NormalizeConfig::default()),
         ),
-        ("cost", ProcessorConfig::Cost(CostConfig::default())),
-        ("redact", ProcessorConfig::Redact(RedactConfig::default())),
+        (
+            "cost",
+            ProcessorConfig::of::<cost::Factory>(CostConfig::default()),
+        ),
+        (
+            "redact",
+            ProcessorConfig::of::<redact::Factory>(RedactConfig::default()),
+        ),
         (
             "anomaly",
-            ProcessorConfig::Anomaly(AnomalyConfig::default()),
+            ProcessorConfig::of::<anomaly::Factory>(AnomalyConfig::default()),
         ),
     ];
     let configs: Vec<_> = configs.iter().map(|(id, c)| (*id, c)).collect();
@@ -139,8 +146,7 @@ fn threads(c: &mut Criterion, bytes: &[u8]) {
     group.throughput(Throughput::Elements((2 * PER_THREAD * 100) as u64));
     for chains in [1usize, 2] {
         let telemetry = Telemetry::default();
-        let chain_set =
-            llmscope::registry::processor_chains(&configs, chains, &telemetry).expect("chains");
+        let chain_set = llmscope::pipeline::chains(&configs, chains, &telemetry).expect("chains");
         let queue = MemoryQueue::new(Vec::new(), std::time::Duration::from_secs(1));
         let pipeline =
             std::sync::Arc::new(Pipeline::new("traces".into(), chain_set, queue, telemetry));

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ConfigError};
-use crate::registry;
 use crate::service::Service;
 
 /// How long shutdown waits for queued batches to be exported.
@@ -140,7 +139,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> ExitCode {
-    use crate::config::{ExporterConfig, ExtensionConfig};
+    use crate::config::ExtensionConfig;
+    // The auth extension's store, else the first exporter that can keep keys.
     let store_id = config
         .extensions
         .values()
@@ -152,17 +152,29 @@ async fn keys(config: &Config, command: KeysCommand) -> ExitCode {
             config
                 .exporters
                 .iter()
-                .find(|(_, e)| matches!(e, ExporterConfig::Sqlite(_) | ExporterConfig::Postgres(_)))
+                .find(|(_, e)| e.offers().metadata)
                 .map(|(id, _)| id.clone())
         });
-    let Some(exporter) = store_id.as_ref().and_then(|id| config.exporters.get(id)) else {
+    let Some((id, exporter)) = store_id
+        .as_ref()
+        .and_then(|id| Some((id, config.exporters.get(id)?)))
+    else {
         eprintln!("error: the config has no sqlite or postgres exporter to keep keys in");
         return ExitCode::FAILURE;
     };
-    let store = match registry::metadata_store(exporter).await {
-        Ok(s) => s,
+    let telemetry = crate::telemetry::Telemetry::default();
+    let store = match exporter.build(id, &telemetry).await {
+        Ok(built) => match built.metadata {
+            Some(store) => store,
+            None => {
+                eprintln!(
+                    "error: exporter {id} cannot hold keys; use a sqlite or postgres exporter"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: exporter {id}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -231,7 +243,11 @@ async fn keys(config: &Config, command: KeysCommand) -> ExitCode {
 async fn migrate(config: &Config) -> ExitCode {
     let mut ok = true;
     for (id, exporter) in &config.exporters {
-        match registry::migrate(exporter).await {
+        if !exporter.offers().migrations {
+            println!("{id}: no schema to migrate");
+            continue;
+        }
+        match exporter.migrate().await {
             Ok(applied) if applied.is_empty() => println!("{id}: schema is up to date"),
             Ok(applied) => println!("{id}: applied {}", applied.join(", ")),
             Err(e) => {

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use llmscope_core::{Batch, Processor};
 
+use crate::config::ProcessorConfig;
 use crate::queue::{PushError, Queue};
 use crate::telemetry::Telemetry;
 
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub use llmscope_core::BoxFuture;
 
 /// Why a batch was not accepted. Receivers map these to OTLP status codes.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,40 @@ pub trait Consumer: Send + Sync + 'static {
 
 /// The pipeline's processors in config order, each with its id.
 pub type Chain = Vec<(String, Box<dyn Processor>)>;
+
+/// Most processor chains a pipeline runs side by side.
+pub const MAX_CHAINS: usize = 8;
+
+/// `chains` equal chains of the processors `processors` (ids with their configs), for one
+/// pipeline. Each processor gets an instance per chain, except those whose state must see every
+/// item ([`ProcessorConfig::shared`]): one instance shared by all chains. A processor that cannot
+/// be built is returned as (id, reason).
+pub fn chains(
+    processors: &[(&str, &ProcessorConfig)],
+    chains: usize,
+    telemetry: &Telemetry,
+) -> Result<Vec<Chain>, (String, String)> {
+    let chains = chains.clamp(1, MAX_CHAINS);
+    let mut out: Vec<Chain> = (0..chains).map(|_| Vec::new()).collect();
+    for &(id, config) in processors {
+        let build = || {
+            config
+                .build(telemetry)
+                .map_err(|reason| (id.to_owned(), reason))
+        };
+        if config.shared() {
+            let one = Arc::new(Mutex::new(build()?));
+            for chain in &mut out {
+                chain.push((id.to_owned(), Box::new(Shared(Arc::clone(&one)))));
+            }
+        } else {
+            for chain in &mut out {
+                chain.push((id.to_owned(), build()?));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Processors, run in order, then the queue. A pipeline holds several equal chains of its
 /// processors so that requests on different threads are processed side by side: each request

@@ -1,5 +1,5 @@
 //! LLMScope core: the [`Batch`] that flows through every pipeline, the component traits
-//! ([`Processor`], [`Exporter`]), the GenAI semantic-convention keys and accessors
+//! ([`Processor`], [`Exporter`]) and their [`factory`] traits, the GenAI semantic-convention keys and accessors
 //! ([`semconv`]), and helpers for OTLP attribute values ([`attr`]).
 //!
 //! The pipeline carries decoded OTLP (the `opentelemetry-proto` prost types) from receiver to
@@ -9,6 +9,7 @@ pub mod attr;
 mod batch;
 mod component;
 pub mod config;
+pub mod factory;
 pub mod semconv;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
@@ -16,4 +17,5 @@ pub mod test_util;
 
 pub use batch::{Batch, BatchContext, DEFAULT_PROJECT, Payload};
 pub use component::{ExportError, Exporter, ProcessError, Processor};
+pub use factory::{BoxFuture, DynExporter, ProcessorFactory, Settings};
 pub use opentelemetry_proto::tonic as otlp;

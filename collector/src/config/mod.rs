@@ -9,13 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use llmscope_exporters::clickhouse::ClickHouseConfig;
-use llmscope_exporters::postgres::PostgresConfig;
-use llmscope_exporters::sqlite::SqliteConfig;
-use llmscope_processors::anomaly::AnomalyConfig;
-use llmscope_processors::cost::CostConfig;
-use llmscope_processors::normalize::NormalizeConfig;
-use llmscope_processors::redact::RedactConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
@@ -23,6 +16,9 @@ use serde_yaml::{Mapping, Value};
 use crate::api::ApiConfig;
 use crate::auth::{AuthConfig, AuthMode};
 use crate::receiver::OtlpReceiverConfig;
+use crate::registry::Registry;
+pub use crate::registry::{ExporterConfig, ProcessorConfig};
+use llmscope_exporters::factory::Offers;
 
 /// The built-in default: `otel-config/default.yaml`, compiled in.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../otel-config/default.yaml");
@@ -84,8 +80,6 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
-const PROCESSOR_TYPES: &[&str] = &["normalize", "cost", "redact", "anomaly"];
-
 /// The signals a pipeline carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Signal {
@@ -108,21 +102,6 @@ impl Signal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(OtlpReceiverConfig),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProcessorConfig {
-    Normalize(NormalizeConfig),
-    Cost(CostConfig),
-    Redact(RedactConfig),
-    Anomaly(AnomalyConfig),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExporterConfig {
-    Sqlite(SqliteConfig),
-    ClickHouse(ClickHouseConfig),
-    Postgres(PostgresConfig),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,8 +203,19 @@ impl Config {
         })
     }
 
-    /// Parses and checks config text; `lookup` resolves `${env:VAR}`.
+    /// Parses and checks config text with the built-in component types; `lookup` resolves
+    /// `${env:VAR}`.
     pub fn parse(
+        source_name: &str,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse_in(&Registry::default(), source_name, text, lookup)
+    }
+
+    /// Parses and checks config text whose processors and exporters are types of `registry`.
+    pub fn parse_in(
+        registry: &Registry,
         source_name: &str,
         text: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
@@ -272,16 +262,9 @@ impl Config {
             raw.processors,
             "processors",
             &mut problems,
-            |kind, v, p, pr| match kind {
-                "normalize" => {
-                    checked(v, p, pr, NormalizeConfig::validate).map(ProcessorConfig::Normalize)
-                }
-                "cost" => checked(v, p, pr, CostConfig::validate).map(ProcessorConfig::Cost),
-                "redact" => checked(v, p, pr, RedactConfig::validate).map(ProcessorConfig::Redact),
-                "anomaly" => {
-                    checked(v, p, pr, AnomalyConfig::validate).map(ProcessorConfig::Anomaly)
-                }
-                _ => unknown_type(p, pr, "processor", kind, PROCESSOR_TYPES),
+            |kind, v, p, pr| match registry.processor(kind) {
+                Some(k) => k.parse(v, p, pr).map(|s| ProcessorConfig::new(k, s)),
+                None => unknown_type(p, pr, "processor", kind, &registry.processor_types()),
             },
         );
         let exporters = components(
@@ -290,22 +273,9 @@ impl Config {
             &mut problems,
             |kind, mut v, p, pr| {
                 let delivery = take_delivery(&mut v, p, pr);
-                let exporter = match kind {
-                    "sqlite" => {
-                        checked(v, p, pr, SqliteConfig::validate).map(ExporterConfig::Sqlite)
-                    }
-                    "clickhouse" => checked(v, p, pr, ClickHouseConfig::validate)
-                        .map(ExporterConfig::ClickHouse),
-                    "postgres" => {
-                        checked(v, p, pr, PostgresConfig::validate).map(ExporterConfig::Postgres)
-                    }
-                    _ => unknown_type(
-                        p,
-                        pr,
-                        "exporter",
-                        kind,
-                        &["sqlite", "clickhouse", "postgres"],
-                    ),
+                let exporter = match registry.exporter(kind) {
+                    Some(k) => k.parse(v, p, pr).map(|s| ExporterConfig::new(k, s)),
+                    None => unknown_type(p, pr, "exporter", kind, &registry.exporter_types()),
                 };
                 Some((exporter?, delivery?))
             },
@@ -419,31 +389,27 @@ impl Config {
             }
         }
         for (id, ext) in &self.extensions {
-            match ext {
-                ExtensionConfig::Api(api) if !exporters.contains(&api.store) => {
-                    problems.push(Problem::new(
-                        &format!("extensions.{id}.store"),
-                        format!(
-                            "{:?} is not defined under exporters; the API reads from the store of an exporter",
-                            api.store
-                        ),
-                    ));
+            let (store, needs, offered): (&String, &str, fn(Offers) -> bool) = match ext {
+                ExtensionConfig::Api(api) => (
+                    &api.store,
+                    "answers no queries (it is write-only); the API reads from a store such as sqlite, postgres or clickhouse",
+                    |o| o.query,
+                ),
+                ExtensionConfig::Auth(auth) => (
+                    &auth.store,
+                    "cannot hold keys; use a sqlite or postgres exporter",
+                    |o| o.metadata,
+                ),
+            };
+            let path = format!("extensions.{id}.store");
+            match self.exporters.get(store) {
+                Some(exporter) if !offered(exporter.offers()) => {
+                    problems.push(Problem::new(&path, format!("{store:?} {needs}")));
                 }
-                ExtensionConfig::Auth(auth) => match self.exporters.get(&auth.store) {
-                    Some(ExporterConfig::Sqlite(_) | ExporterConfig::Postgres(_)) => {}
-                    Some(_) => problems.push(Problem::new(
-                        &format!("extensions.{id}.store"),
-                        format!(
-                            "{:?} cannot hold keys; use a sqlite or postgres exporter",
-                            auth.store
-                        ),
-                    )),
-                    None if !exporters.contains(&auth.store) => problems.push(Problem::new(
-                        &format!("extensions.{id}.store"),
-                        format!("{:?} is not defined under exporters", auth.store),
-                    )),
-                    None => {}
-                },
+                None if !exporters.contains(store) => problems.push(Problem::new(
+                    &path,
+                    format!("{store:?} is not defined under exporters"),
+                )),
                 _ => {}
             }
         }
@@ -539,11 +505,11 @@ fn from_value<T: DeserializeOwned>(
 }
 
 /// A component config deserialized and validated.
-fn checked<T: DeserializeOwned>(
+pub(crate) fn checked<T: DeserializeOwned>(
     value: Value,
     path: &str,
     problems: &mut Vec<Problem>,
-    validate: fn(&T) -> Result<(), String>,
+    validate: impl FnOnce(&T) -> Result<(), String>,
 ) -> Option<T> {
     let config: T = from_value(value, path, problems)?;
     match validate(&config) {
@@ -596,7 +562,7 @@ fn unknown_type<T>(
     problems: &mut Vec<Problem>,
     what: &str,
     kind: &str,
-    known: &[&str],
+    known: &[&'static str],
 ) -> Option<T> {
     problems.push(Problem::new(
         path,

@@ -1,3 +1,5 @@
+use llmscope_exporters::sqlite::SqliteConfig;
+
 use super::*;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
@@ -41,7 +43,7 @@ fn the_builtin_default_runs_everything_on_loopback_into_sqlite() {
         otlp.protocols.http.as_ref().map(|h| h.endpoint.as_str()),
         Some("127.0.0.1:4318")
     );
-    let ExporterConfig::Sqlite(sqlite) = &c.exporters["sqlite"] else {
+    let Some(sqlite) = c.exporters["sqlite"].settings::<SqliteConfig>() else {
         panic!("sqlite exporter")
     };
     assert_eq!(sqlite.path, std::path::PathBuf::from("./data/llmscope.db"));
@@ -89,7 +91,7 @@ service:
         otlp.protocols.http.is_none(),
         "only the listed protocols run"
     );
-    let ExporterConfig::Sqlite(s) = &c.exporters["sqlite"] else {
+    let Some(s) = c.exporters["sqlite"].settings::<SqliteConfig>() else {
         panic!("sqlite exporter")
     };
     assert_eq!(s.path, std::path::PathBuf::from("/tmp/x.db"));
@@ -236,7 +238,7 @@ fn an_exporter_has_its_own_retry_and_consumers_beside_its_settings() {
         "    retry_on_failure: {max_interval: 30s, max_attempts: 5}\n    sending_queue: {num_consumers: 4}\n",
     ))
     .expect("valid");
-    let ExporterConfig::Sqlite(sqlite) = &config.exporters["sqlite"] else {
+    let Some(sqlite) = config.exporters["sqlite"].settings::<SqliteConfig>() else {
         panic!("sqlite exporter")
     };
     assert_eq!(sqlite.path, std::path::Path::new("/tmp/x.db"));

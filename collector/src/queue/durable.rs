@@ -17,7 +17,7 @@ use prost::Message;
 use tokio::sync::{Notify, watch};
 
 use super::segment_log::{LogError, Position, Recovery, SegmentLog, WhenFull};
-use super::{PushError, Queue};
+use super::{Content, Letter, PushError, Queue, Reader, Record};
 
 /// A batch as stored: its context, its payload as the OTLP export request, and its events.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -135,6 +135,9 @@ pub enum DeadLetterError {
     Full { path: PathBuf, max: u64 },
     #[error("cannot write the dead-letter file: {0}")]
     Io(#[from] std::io::Error),
+    /// The memory queue keeps no dead-letter file.
+    #[error("the memory queue keeps no dead-letter file")]
+    NoFile,
 }
 
 /// Bytes a dead-letter file may reach unless [`DurableQueue::limit_dead_letters`] says.
@@ -192,6 +195,11 @@ impl DurableQueue {
 
     pub fn log(&self) -> &SegmentLog {
         &self.log
+    }
+
+    /// Bytes the reader of `exporter` has yet to commit.
+    pub fn pending_bytes(&self, exporter: &str) -> u64 {
+        self.log.pending_bytes(&file_safe(exporter))
     }
 
     /// Counts in `counter` the records `drop_oldest` deletes before every exporter read them.
@@ -278,6 +286,12 @@ fn file_safe(name: &str) -> String {
     out
 }
 
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// A pipeline's handle on its durable queue.
 #[derive(Clone)]
 pub struct DurableHandle(pub Arc<DurableQueue>);
@@ -286,15 +300,6 @@ impl Queue for DurableHandle {
     async fn push(&self, batch: Arc<Batch>) -> Result<(), PushError> {
         self.0.append(&batch).await
     }
-}
-
-/// A batch read from the queue.
-pub struct Record {
-    /// Where the queue stands after this record: commit it once the batch is exported.
-    pub end: Position,
-    pub batch: Batch,
-    /// Its size as stored.
-    pub bytes: usize,
 }
 
 /// Where the exports an exporter started end, in order, so that after a crash the exports that
@@ -392,82 +397,26 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// Up to `max` batches after the last ones this reader returned (after its committed
-    /// cursor at first), each with the position to commit once it is exported; waits up to
-    /// `wait` for data when there is none.
-    pub async fn next(&self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
-        for attempt in 0..2 {
-            let log = Arc::clone(&self.queue.log);
-            let at = *self.read_at.lock().unwrap_or_else(|p| p.into_inner());
-            let records = tokio::task::spawn_blocking(move || log.read_from(at, max))
-                .await
-                .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
-            if let Some((last, _)) = records.last() {
-                *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = *last;
-            }
-            if !records.is_empty() || attempt == 1 {
-                let mut out = Vec::with_capacity(records.len());
-                for (end, bytes) in records {
-                    match decode(&bytes) {
-                        Ok(batch) => out.push(Record {
-                            end,
-                            batch,
-                            bytes: bytes.len(),
-                        }),
-                        Err(error) => {
-                            tracing::error!(%error, cursor = %self.cursor, "undecodable queue record skipped")
-                        }
-                    }
-                }
-                return Ok(out);
-            }
-            let _ = tokio::time::timeout(wait, self.queue.new_data.notified()).await;
+    /// Seconds since the oldest batch this reader has yet to export was received; 0 when none.
+    pub fn oldest_age(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let oldest = Arc::clone(&self.oldest);
+        move || match oldest.load(Ordering::Relaxed) {
+            0 => 0,
+            ns => std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |now| {
+                    (now.as_nanos() as u64).saturating_sub(ns) / 1_000_000_000
+                }),
         }
-        Ok(Vec::new())
     }
 
-    /// Appends `batch`, which the exporter refused for good, to `dead-letter-<exporter>.jsonl`
-    /// beside the queue, synced: one JSON object a line with the time, the reason, the project,
-    /// the signal, the item count and the batch as an OTLP/JSON export request (`request`),
-    /// which can be posted again to `/v1/<signal>` once the cause is fixed. A line that would
-    /// take the file past its cap is refused.
-    pub async fn dead_letter(
-        &self,
-        batch: &Batch,
-        reason: &str,
-    ) -> Result<PathBuf, DeadLetterError> {
-        let (signal, request) = match &batch.payload {
-            Payload::Traces(rs) => (
-                "traces",
-                serde_json::to_value(ExportTraceServiceRequest {
-                    resource_spans: rs.clone(),
-                }),
-            ),
-            Payload::Logs(rl) => (
-                "logs",
-                serde_json::to_value(ExportLogsServiceRequest {
-                    resource_logs: rl.clone(),
-                }),
-            ),
-            Payload::Metrics(rm) => (
-                "metrics",
-                serde_json::to_value(ExportMetricsServiceRequest {
-                    resource_metrics: rm.clone(),
-                }),
-            ),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut line = serde_json::to_vec(&serde_json::json!({
-            "time_unix_nano": now.to_string(),
-            "reason": reason,
-            "project": batch.ctx.project,
-            "signal": signal,
-            "items": batch.payload.item_count(),
-            "request": request.map_err(std::io::Error::other)?,
-        }))
-        .map_err(std::io::Error::other)?;
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends one JSON line to the dead-letter file, synced, unless it would pass the cap.
+    async fn write_letter(&self, line: serde_json::Value) -> Result<PathBuf, DeadLetterError> {
+        let mut line = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let path = self
             .queue
@@ -490,31 +439,113 @@ impl LogReader {
         .await
         .map_err(|e| DeadLetterError::Io(std::io::Error::other(e)))?
     }
+}
+
+impl Reader for LogReader {
+    /// The disk queue never closes: its drivers stop when told to.
+    fn closed(&self) -> bool {
+        false
+    }
+
+    /// Up to `max` batches after the last ones this reader returned (after its committed
+    /// cursor at first), each with the position to commit once it is exported; waits up to
+    /// `wait` for data when there is none.
+    async fn next(&self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
+        for attempt in 0..2 {
+            let log = Arc::clone(&self.queue.log);
+            let at = *self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            let records = tokio::task::spawn_blocking(move || log.read_from(at, max))
+                .await
+                .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
+            if let Some((last, _)) = records.last() {
+                *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = *last;
+            }
+            if !records.is_empty() || attempt == 1 {
+                let mut out = Vec::with_capacity(records.len());
+                for (end, bytes) in records {
+                    let content = match decode(&bytes) {
+                        Ok(batch) => Content::Batch(Arc::new(batch)),
+                        Err(error) => Content::Undecodable {
+                            error: error.to_string(),
+                            bytes: bytes.clone(),
+                        },
+                    };
+                    out.push(Record {
+                        end,
+                        content,
+                        bytes: bytes.len(),
+                    });
+                }
+                return Ok(out);
+            }
+            let _ = tokio::time::timeout(wait, self.queue.new_data.notified()).await;
+        }
+        Ok(Vec::new())
+    }
+
+    /// Appends `batch`, which the exporter refused for good, to `dead-letter-<exporter>.jsonl`
+    /// beside the queue, synced: one JSON object a line with the time, the reason, the project,
+    /// the signal, the item count and the batch as an OTLP/JSON export request (`request`),
+    /// which can be posted again to `/v1/<signal>` once the cause is fixed. A line that would
+    /// take the file past its cap is refused.
+    async fn dead_letter(
+        &self,
+        letter: Letter<'_>,
+        reason: &str,
+    ) -> Result<PathBuf, DeadLetterError> {
+        let batch = match letter {
+            Letter::Batch(batch) => batch,
+            Letter::Undecodable { bytes, error } => {
+                let line = serde_json::json!({
+                    "time_unix_nano": now_ns().to_string(),
+                    "reason": format!("{reason}: {error}"),
+                    "record_hex": hex::encode(bytes),
+                });
+                return self.write_letter(line).await;
+            }
+        };
+        let (signal, request) = match &batch.payload {
+            Payload::Traces(rs) => (
+                "traces",
+                serde_json::to_value(ExportTraceServiceRequest {
+                    resource_spans: rs.clone(),
+                }),
+            ),
+            Payload::Logs(rl) => (
+                "logs",
+                serde_json::to_value(ExportLogsServiceRequest {
+                    resource_logs: rl.clone(),
+                }),
+            ),
+            Payload::Metrics(rm) => (
+                "metrics",
+                serde_json::to_value(ExportMetricsServiceRequest {
+                    resource_metrics: rm.clone(),
+                }),
+            ),
+        };
+        let line = serde_json::json!({
+            "time_unix_nano": now_ns().to_string(),
+            "reason": reason,
+            "project": batch.ctx.project,
+            "signal": signal,
+            "items": batch.payload.item_count(),
+            "request": request.map_err(std::io::Error::other)?,
+        });
+        self.write_letter(line).await
+    }
 
     /// Records that the oldest batch this reader has yet to export was received at `received`
     /// (`None`: nothing is waiting).
-    pub fn mark_oldest(&self, received: Option<std::time::SystemTime>) {
+    fn mark_oldest(&self, received: Option<std::time::SystemTime>) {
         let ns = received
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| (d.as_nanos() as u64).max(1));
         self.oldest.store(ns, Ordering::Relaxed);
     }
 
-    /// Seconds since the oldest batch this reader has yet to export was received; 0 when none.
-    pub fn oldest_age(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
-        let oldest = Arc::clone(&self.oldest);
-        move || match oldest.load(Ordering::Relaxed) {
-            0 => 0,
-            ns => std::time::SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |now| {
-                    (now.as_nanos() as u64).saturating_sub(ns) / 1_000_000_000
-                }),
-        }
-    }
-
     /// Marks everything up to `to` exported.
-    pub async fn commit(&self, to: Position) -> Result<(), LogError> {
+    async fn commit(&self, to: Position) -> Result<(), LogError> {
         let log = Arc::clone(&self.queue.log);
         let cursor = self.cursor.clone();
         tokio::task::spawn_blocking(move || log.commit(&cursor, to))
@@ -524,18 +555,14 @@ impl LogReader {
         Ok(())
     }
 
-    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
-        self.plan.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Records that an export ending at `end` is about to be sent.
-    pub fn plan_export(&self, end: Position) {
+    fn plan_export(&self, end: Position) {
         self.plan().write(end);
     }
 
     /// Where the next export must end to be the one in flight when the process last stopped,
     /// given that its first record ends at `first`; `None` when there is no such export (left).
-    pub fn replayed_end(&self, first: Position) -> Option<Position> {
+    fn replayed_end(&self, first: Position) -> Option<Position> {
         let mut plan = self.plan();
         while plan.replay.front().is_some_and(|&end| end < first) {
             plan.replay.pop_front();
@@ -599,7 +626,10 @@ mod tests {
         let read = a.next(10, Duration::from_millis(10)).await.expect("read");
         assert_eq!(
             read.iter()
-                .map(|r| r.batch.payload.item_count())
+                .map(|r| match &r.content {
+                    Content::Batch(b) => b.payload.item_count(),
+                    Content::Undecodable { .. } => 0,
+                })
                 .collect::<Vec<_>>(),
             [1, 2, 3]
         );

@@ -28,6 +28,42 @@ use crate::query::{
 };
 use crate::record::{self, AnomalyRow, SpanRecord};
 
+/// Builds `clickhouse` exporters: the scale-out event store, which answers queries too.
+pub struct Factory;
+
+impl crate::factory::ExporterFactory for Factory {
+    const TYPE: &'static str = "clickhouse";
+    const OFFERS: crate::factory::Offers = crate::factory::Offers {
+        query: true,
+        metadata: false,
+        migrations: true,
+    };
+    type Config = ClickHouseConfig;
+
+    fn validate(config: &ClickHouseConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    async fn build(
+        _id: &str,
+        config: &ClickHouseConfig,
+        _telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<crate::factory::Built, crate::factory::BuildError> {
+        let store = ClickHouseStore::open(config.clone()).await?;
+        Ok(crate::factory::Built::store(store))
+    }
+
+    async fn migrate(
+        config: &ClickHouseConfig,
+    ) -> Result<Vec<&'static str>, crate::factory::BuildError> {
+        let config = ClickHouseConfig {
+            create_schema: false,
+            ..config.clone()
+        };
+        Ok(ClickHouseStore::open(config).await?.migrate().await?)
+    }
+}
+
 #[derive(Clone)]
 pub struct ClickHouseStore {
     client: Client,

@@ -15,7 +15,7 @@ pub struct PostgresConfig {
     pub password: Secret,
     /// `disable`, `require` (encrypted, certificate not checked) or `verify-full` (certificate
     /// checked against the system's roots and `ca_file`, with the host name). Default: `disable`.
-    pub tls: super::tls::TlsMode,
+    pub tls: crate::tls::TlsMode,
     /// PEM file of extra trusted certificates for `verify-full`. Default: none.
     pub ca_file: Option<PathBuf>,
     /// Pooled connections. Default: 8.
@@ -36,7 +36,7 @@ impl Default for PostgresConfig {
         Self {
             url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             password: Secret::default(),
-            tls: super::tls::TlsMode::Disable,
+            tls: crate::tls::TlsMode::Disable,
             ca_file: None,
             pool_size: 8,
             create_schema: true,
@@ -56,7 +56,7 @@ impl PostgresConfig {
         if parsed.get_password().is_some() {
             return Err("url: put the password in `password` (${env:VAR}), not in the URL".into());
         }
-        if self.ca_file.is_some() && self.tls != super::tls::TlsMode::VerifyFull {
+        if self.ca_file.is_some() && self.tls != crate::tls::TlsMode::VerifyFull {
             return Err("ca_file: only used with tls: verify-full".into());
         }
         if self.pool_size == 0 {

@@ -8,7 +8,7 @@
 mod config;
 pub mod partitions;
 mod read;
-mod tls;
+
 mod write;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,14 +17,73 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use llmscope_core::{Batch, ExportError, Exporter};
 use tokio_postgres::NoTls;
 
+pub use crate::tls::TlsMode;
 pub use config::PostgresConfig;
-pub use tls::TlsMode;
 
 use crate::query::{
     AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
     TraceQuery,
 };
 use crate::record::{AnomalyRow, SpanRecord};
+
+/// Builds `postgres` exporters: events, queries and metadata in PostgreSQL, with a worker that
+/// keeps the daily partitions.
+pub struct Factory;
+
+impl crate::factory::ExporterFactory for Factory {
+    const TYPE: &'static str = "postgres";
+    const OFFERS: crate::factory::Offers = crate::factory::Offers {
+        query: true,
+        metadata: true,
+        migrations: true,
+    };
+    type Config = PostgresConfig;
+
+    fn validate(config: &PostgresConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    async fn build(
+        id: &str,
+        config: &PostgresConfig,
+        _telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<crate::factory::Built, crate::factory::BuildError> {
+        let store = PostgresStore::open(config.clone()).await?;
+        let worker = Box::pin(partition_worker(id.to_owned(), store.clone()));
+        Ok(crate::factory::Built {
+            workers: vec![worker],
+            ..crate::factory::Built::store(store.clone()).with_metadata(store)
+        })
+    }
+
+    async fn migrate(
+        config: &PostgresConfig,
+    ) -> Result<Vec<&'static str>, crate::factory::BuildError> {
+        let config = PostgresConfig {
+            create_schema: false,
+            ..config.clone()
+        };
+        Ok(PostgresStore::open(config).await?.migrate().await?)
+    }
+}
+
+/// How often partitions are created ahead and dropped past retention.
+const PARTITION_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps a store's daily partitions: ahead of today, none past retention.
+async fn partition_worker(id: String, store: PostgresStore) {
+    let mut tick = tokio::time::interval(PARTITION_MAINTENANCE);
+    loop {
+        tick.tick().await;
+        match store.maintain_partitions(now_ns()).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(exporter = %id, ?dropped, "dropped partitions past retention");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(exporter = %id, %error, "partition maintenance failed"),
+        }
+    }
+}
 
 /// `(version, name, sql)` in order. Append only.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
@@ -129,13 +188,12 @@ impl PostgresStore {
             TlsMode::Disable => Manager::from_config(pg, NoTls, manager_config),
             mode => {
                 pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let rustls =
-                    tls::client_config(mode, config.ca_file.as_deref()).map_err(|message| {
-                        PostgresError {
-                            message: format!("tls: {message}"),
-                            retryable: false,
-                        }
-                    })?;
+                let rustls = crate::tls::client_config(mode, config.ca_file.as_deref()).map_err(
+                    |message| PostgresError {
+                        message: format!("tls: {message}"),
+                        retryable: false,
+                    },
+                )?;
                 let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
                 Manager::from_config(pg, connector, manager_config)
             }

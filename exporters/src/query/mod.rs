@@ -3,14 +3,11 @@
 
 mod summary;
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use summary::{CallRow, Latency, SummaryGroup, sort_groups, summarize};
 
 use crate::record::{AnomalyRow, SpanRecord};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use llmscope_core::BoxFuture;
 
 /// A read from a store failed; the message is for the log, not for the client.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,38 @@ use crate::query::{
 };
 use crate::record::{self, AnomalyRow, SpanRecord};
 
+/// Builds `sqlite` exporters: a store for events, queries and metadata in one file.
+pub struct Factory;
+
+impl crate::factory::ExporterFactory for Factory {
+    const TYPE: &'static str = "sqlite";
+    const OFFERS: crate::factory::Offers = crate::factory::Offers {
+        query: true,
+        metadata: true,
+        migrations: true,
+    };
+    type Config = SqliteConfig;
+
+    fn validate(config: &SqliteConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    async fn build(
+        _id: &str,
+        config: &SqliteConfig,
+        _telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<crate::factory::Built, crate::factory::BuildError> {
+        let store = SqliteStore::open(config.clone())?;
+        Ok(crate::factory::Built::store(store.clone()).with_metadata(store))
+    }
+
+    async fn migrate(
+        config: &SqliteConfig,
+    ) -> Result<Vec<&'static str>, crate::factory::BuildError> {
+        Ok(SqliteStore::open(config.clone())?.applied_migrations())
+    }
+}
+
 /// Opening or migrating the database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

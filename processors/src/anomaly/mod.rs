@@ -27,6 +27,27 @@ use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 pub use config::AnomalyConfig;
 pub use detector::{Detection, Detector, Kind, Observation, SeriesKey};
 
+/// Builds `anomaly` processors (`processors.anomaly[/name]`).
+pub struct Factory;
+
+impl llmscope_core::ProcessorFactory for Factory {
+    const TYPE: &'static str = "anomaly";
+    /// Baselines must see every span of the pipeline: one instance for all its chains.
+    const SHARED: bool = true;
+    type Config = AnomalyConfig;
+
+    fn validate(config: &AnomalyConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn build(
+        config: &AnomalyConfig,
+        telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<Box<dyn Processor>, String> {
+        Ok(Box::new(Anomaly::new(config.clone(), telemetry)))
+    }
+}
+
 pub struct Anomaly {
     detector: Detector,
     detected: Vec<Counter>,

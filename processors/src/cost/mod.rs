@@ -25,6 +25,25 @@ use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 pub use config::{CostConfig, ModelPrice, PriceTable};
 pub use table::{PriceBook, canonical_model};
 
+/// Builds `cost` processors (`processors.cost[/name]`).
+pub struct Factory;
+
+impl llmscope_core::ProcessorFactory for Factory {
+    const TYPE: &'static str = "cost";
+    type Config = CostConfig;
+
+    fn validate(config: &CostConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn build(
+        config: &CostConfig,
+        telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<Box<dyn Processor>, String> {
+        Ok(Box::new(Cost::new(config, telemetry)?))
+    }
+}
+
 /// Set on spans whose model is not in the price table.
 pub const UNKNOWN_MODEL: &str = "llmscope.cost.unknown_model";
 /// A cost the instrumentation reported itself, kept beside ours.

@@ -27,6 +27,25 @@ use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 
 pub use config::NormalizeConfig;
 
+/// Builds `normalize` processors (`processors.normalize[/name]`).
+pub struct Factory;
+
+impl llmscope_core::ProcessorFactory for Factory {
+    const TYPE: &'static str = "normalize";
+    type Config = NormalizeConfig;
+
+    fn validate(config: &NormalizeConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn build(
+        config: &NormalizeConfig,
+        _telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<Box<dyn Processor>, String> {
+        Ok(Box::new(Normalize::new(config.clone())))
+    }
+}
+
 /// The `normalize` processor.
 #[derive(Debug, Default)]
 pub struct Normalize {

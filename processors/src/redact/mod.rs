@@ -32,6 +32,25 @@ pub use scanner::Scanner;
 pub use scope::Scope;
 use value::{Unprocessable, Verdict};
 
+/// Builds `redact` processors (`processors.redact[/name]`).
+pub struct Factory;
+
+impl llmscope_core::ProcessorFactory for Factory {
+    const TYPE: &'static str = "redact";
+    type Config = RedactConfig;
+
+    fn validate(config: &RedactConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn build(
+        config: &RedactConfig,
+        telemetry: &llmscope_core::telemetry::Telemetry,
+    ) -> Result<Box<dyn Processor>, String> {
+        Ok(Box::new(Redact::new(config, telemetry)?))
+    }
+}
+
 /// What replaces a value that could not be processed.
 pub const UNPROCESSABLE: &str = "[REDACTED:UNPROCESSABLE]";
 

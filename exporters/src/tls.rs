@@ -1,6 +1,6 @@
-//! TLS to PostgreSQL with rustls: `require` encrypts without checking the server's certificate
-//! (libpq's `sslmode=require`); `verify-full` checks the chain against the system's roots and
-//! `ca_file`, and the host name.
+//! Client TLS with rustls, for the stores and the `otlp` exporter: `require` encrypts without
+//! checking the server's certificate (libpq's `sslmode=require`); `verify-full` checks the chain
+//! against the system's roots and `ca_file`, and the host name.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,197 @@
+//! A running collector, started from a checked [`Config`] in four steps (exporters with their
+//! drivers, pipelines, receivers, APIs) and stopped gracefully in the reverse order: receivers
+//! stop accepting, every driver drains its queue (what the disk queue still holds then waits
+//! for the next start), each exporter is shut down once its last driver is done, then the APIs
+//! stop.
+
+mod exporters;
+mod listeners;
+mod pipelines;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::limits::Limiter;
+use crate::telemetry::Telemetry;
+
+pub use exporters::RunningExporter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("exporter {id}: {reason}")]
+    Exporter { id: String, reason: String },
+    #[error("processor {id}: {reason}")]
+    Processor { id: String, reason: String },
+    #[error("queue of pipeline {pipeline} in {dir}: {reason}")]
+    Queue {
+        pipeline: String,
+        dir: String,
+        reason: String,
+    },
+    #[error("{component}: TLS: {reason}")]
+    Tls { component: String, reason: String },
+    #[error("extension {id}: {reason}")]
+    Extension { id: String, reason: String },
+    #[error("cannot listen on {endpoint} for {component}: {source}")]
+    Listen {
+        component: String,
+        endpoint: String,
+        source: std::io::Error,
+    },
+}
+
+/// The addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, Default)]
+pub struct Addresses {
+    /// Receiver id to its OTLP/gRPC address.
+    pub grpc: BTreeMap<String, SocketAddr>,
+    /// Receiver id to its OTLP/HTTP address.
+    pub http: BTreeMap<String, SocketAddr>,
+    /// Extension id to the query API's address.
+    pub api: BTreeMap<String, SocketAddr>,
+}
+
+pub struct Service {
+    pub addresses: Addresses,
+    pub telemetry: Telemetry,
+    stop: watch::Sender<bool>,
+    drain: watch::Sender<bool>,
+    receivers: Vec<(String, JoinHandle<Result<(), String>>)>,
+    exporters: BTreeMap<String, RunningExporter>,
+    apis: Vec<JoinHandle<Result<(), String>>>,
+}
+
+/// Resolves once `rx` says stop.
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+impl Service {
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let telemetry = Telemetry::default();
+        let (stop, stop_rx) = watch::channel(false);
+        // Set once the receivers have stopped: drivers then drain their queues and exit.
+        let (drain, drain_rx) = watch::channel(false);
+
+        let mut exporters = exporters::start(config, &telemetry, &drain_rx).await?;
+        let feeds = pipelines::start(config, &mut exporters, &telemetry, &drain_rx)?;
+        let (auth, limits) = access(config, &exporters, &telemetry)?;
+        let mut addresses = Addresses::default();
+        let receivers = listeners::receivers(
+            config,
+            feeds,
+            listeners::Access {
+                auth: auth.clone(),
+                limits,
+            },
+            &telemetry,
+            &stop_rx,
+            &mut addresses,
+        )
+        .await?;
+        let apis = listeners::apis(
+            config,
+            &exporters,
+            auth,
+            &telemetry,
+            &stop_rx,
+            &mut addresses,
+        )
+        .await?;
+        // Pipelines now hold the only senders of the memory queues: when the receivers stop,
+        // those queues close.
+        for running in exporters.values_mut() {
+            running.sender = None;
+        }
+        Ok(Self {
+            addresses,
+            telemetry,
+            stop,
+            drain,
+            receivers,
+            exporters,
+            apis,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, drains every exporter queue within
+    /// `deadline`, shuts the exporters down, then stops the API. Returns whether everything was
+    /// flushed in time.
+    pub async fn shutdown(self, deadline: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let exporters = self.exporters;
+        let flush = async {
+            for (name, handle) in self.receivers {
+                match handle.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(receiver = %name, %error, "receiver stopped with an error")
+                    }
+                    Err(error) => tracing::warn!(receiver = %name, %error, "receiver task failed"),
+                }
+            }
+            let _ = self.drain.send(true);
+            let mut stopping = Vec::new();
+            for (id, running) in exporters {
+                stopping.push(async move { running.stop(&id).await });
+            }
+            futures_util::future::join_all(stopping).await;
+        };
+        let flushed = tokio::time::timeout(deadline, flush).await.is_ok();
+        if !flushed {
+            tracing::warn!(
+                ?deadline,
+                "shutdown deadline passed before every batch was exported"
+            );
+        }
+        for handle in self.apis {
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+        }
+        flushed
+    }
+}
+
+/// API keys and rate limits, when the `auth` extension runs.
+type Access = (Option<Arc<Authenticator>>, Option<Arc<Limiter>>);
+
+fn access(
+    config: &Config,
+    exporters: &BTreeMap<String, RunningExporter>,
+    telemetry: &Telemetry,
+) -> Result<Access, StartError> {
+    let Some((id, auth)) = config.auth() else {
+        return Ok((None, None));
+    };
+    let authenticator = exporters
+        .get(&auth.store)
+        .and_then(|e| e.metadata.clone())
+        .map(|store| Arc::new(Authenticator::new(store, auth)));
+    if authenticator.is_none() {
+        return Err(StartError::Extension {
+            id: id.clone(),
+            reason: format!("{:?} keeps no API keys", auth.store),
+        });
+    }
+    let limits = if auth.limits.is_empty() {
+        None
+    } else {
+        let limiter = Limiter::new(auth.limits.clone(), telemetry).map_err(|reason| {
+            StartError::Extension {
+                id: id.clone(),
+                reason,
+            }
+        })?;
+        Some(Arc::new(limiter))
+    };
+    Ok((authenticator, limits))
+}
