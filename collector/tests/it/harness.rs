@@ -20,7 +20,10 @@ pub struct Collector {
     pub db: std::path::PathBuf,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// The query API's address; unspecified when the config runs none.
     pub api: SocketAddr,
+    /// Sent with every query API request (an admin token when keys are required).
+    pub api_headers: Vec<(String, String)>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -63,7 +66,12 @@ impl Collector {
     pub async fn start_with(config: Config, dir: tempfile::TempDir) -> Self {
         let service = Service::start(&config).await.expect("service starts");
         let a = &service.addresses;
-        let (grpc, http, api) = (a.grpc["otlp"], a.http["otlp"], a.api["api"]);
+        let api = a
+            .api
+            .get("api")
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (grpc, http) = (a.grpc["otlp"], a.http["otlp"]);
         Self {
             service: Some(service),
             db: dir.path().join("llmscope.db"),
@@ -71,6 +79,7 @@ impl Collector {
             grpc,
             http,
             api,
+            api_headers: Vec::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -128,10 +137,15 @@ impl Collector {
 
     /// `GET` from the query API.
     pub async fn get(&self, path_and_query: &str) -> Reply {
+        let headers: Vec<(&str, &str)> = self
+            .api_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         self.request(
             Method::GET,
             format!("http://{}{path_and_query}", self.api),
-            &[],
+            &headers,
             Vec::new(),
         )
         .await
@@ -153,6 +167,13 @@ impl Collector {
         panic!("{path} never became ready; last answer: {last:#}");
     }
 
+    /// Stops the collector (flushed) and hands back its folder, to start another on its files.
+    pub async fn into_dir(mut self) -> tempfile::TempDir {
+        let service = self.service.take().expect("running");
+        assert!(service.shutdown(Duration::from_secs(10)).await, "flushed");
+        self._dir
+    }
+
     pub async fn stop(mut self) -> bool {
         let service = self.service.take().expect("running");
         service.shutdown(Duration::from_secs(10)).await
@@ -164,4 +185,13 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(bytes).expect("gzip");
     e.finish().expect("gzip")
+}
+
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("gzip");
+    out
 }

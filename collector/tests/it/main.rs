@@ -8,6 +8,7 @@ mod config_files;
 mod durable;
 mod end_to_end;
 mod faults;
+mod forward;
 mod harness;
 mod limits;
 mod process;

@@ -68,14 +68,16 @@ impl Default for OtlpConfig {
 impl OtlpConfig {
     /// Messages start with the field they are about.
     pub fn validate(&self) -> Result<(), String> {
+        if self.endpoint.trim().is_empty() {
+            return Err(
+                "endpoint: required: the URL to send to, such as http://gateway:4317".into(),
+            );
+        }
         let uri: hyper::Uri = self
             .endpoint
             .parse()
             .map_err(|e| format!("endpoint: {:?} is not a URL ({e})", self.endpoint))?;
-        if self.endpoint.is_empty()
-            || !matches!(uri.scheme_str(), Some("http" | "https"))
-            || uri.host().is_none()
-        {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(format!(
                 "endpoint: {:?} must be a URL such as http://gateway:4317 or https://gateway:4318",
                 self.endpoint
