@@ -138,3 +138,52 @@ fn keys_are_created_listed_and_revoked_from_the_command_line() {
     );
     assert!(!run(&["keys", "revoke", "key_nope"]).status.success());
 }
+
+#[test]
+fn validate_accepts_write_only_exporters_and_refuses_an_api_on_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("write-only.yaml");
+    let pipelines =
+        "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [nop, debug]}\n";
+    let receivers =
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\n";
+    std::fs::write(
+        &file,
+        format!("{receivers}exporters:\n  nop:\n  debug:\n    verbosity: detailed\n{pipelines}"),
+    )
+    .expect("write");
+    let out = llmscope()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(
+        &file,
+        format!(
+            "{receivers}exporters:\n  nop:\n  debug:\n    verbosity: loud\n\
+             extensions:\n  api:\n    store: nop\n{pipelines}  extensions: [api]\n"
+        ),
+    )
+    .expect("write");
+    let out = llmscope()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exporters.debug.verbosity: unknown variant `loud`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("extensions.api.store: \"nop\" answers no queries"),
+        "{stderr}"
+    );
+}

@@ -567,3 +567,32 @@ fn tokio_stream_of(
         Some((accepted, listener))
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nop_and_debug_exporters_take_what_a_started_collector_receives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\n      http:\n        endpoint: 127.0.0.1:0\n\
+                processors:\n  redact:\n\
+                exporters:\n  nop:\n  debug:\n    verbosity: normal\n\
+                service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [redact]\n      exporters: [nop, debug]\n";
+    let config = Config::parse("write-only.yaml", text, &|_| None).expect("config");
+    let c = Collector::start_with(config, dir).await;
+    let body = traces_request("svc", spans(7, 5)).encode_to_vec();
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let sent = |id| {
+        c.telemetry()
+            .value("llmscope_exporter_sent_items_total", &[("exporter", id)])
+    };
+    until("both exporters took the spans", || {
+        sent("nop") == 5 && sent("debug") == 5
+    })
+    .await;
+    assert!(c.stop().await);
+}

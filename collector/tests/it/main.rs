@@ -14,4 +14,5 @@ mod limits;
 mod process;
 mod processors;
 mod receiver_errors;
+mod registry;
 mod tls;
