@@ -7,8 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use llmscope_core::config::Secret;
@@ -116,14 +115,9 @@ pub struct Limiter {
     redis: Option<LazyRedis>,
     script: redis::Script,
     fallbacks: Counter,
-    last_warning_s: AtomicU64,
+    /// Redis failures, to log the first of each burst.
+    failures: crate::redis::Bursts,
     telemetry: Telemetry,
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Limiter {
@@ -135,7 +129,7 @@ impl Limiter {
             redis,
             script: redis::Script::new(GCRA),
             fallbacks: telemetry.counter("llmscope_ratelimit_redis_fallback_total", &[]),
-            last_warning_s: AtomicU64::new(0),
+            failures: crate::redis::Bursts::default(),
             telemetry: telemetry.clone(),
         })
     }
@@ -215,8 +209,7 @@ impl Limiter {
                 Ok(result) => return result,
                 Err(error) => {
                     self.fallbacks.add(1);
-                    let now = now_s();
-                    if self.last_warning_s.swap(now, Ordering::Relaxed) + 10 <= now {
+                    if self.failures.first() {
                         tracing::warn!(error = ?error.kind(), "Redis unreachable; rate limits are local until it is back");
                     }
                     let n = f64::from(self.config.collectors.max(1));

@@ -2,7 +2,8 @@
 //! cache: short timeouts and no retries, so a Redis outage costs a request at most half a
 //! second before the caller falls back.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use llmscope_core::config::Secret;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -40,5 +41,20 @@ impl LazyRedis {
         let conn = ConnectionManager::new_with_config(self.client.clone(), config).await?;
         *slot = Some(conn.clone());
         Ok(conn)
+    }
+}
+
+/// Whether to log a Redis failure: only the first of a burst (after 10 s without one), so an
+/// outage is one warning, not one a request. Every failure is still counted by the caller.
+#[derive(Debug, Default)]
+pub struct Bursts(AtomicU64);
+
+impl Bursts {
+    /// True for the first failure after a quiet spell.
+    pub fn first(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0.swap(now, Ordering::Relaxed) + 10 <= now
     }
 }

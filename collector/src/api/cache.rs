@@ -1,6 +1,8 @@
 //! Caching of analytics responses, in Redis when configured (shared by every collector) or in
 //! process. Keys are the project and the parsed query; a range that reaches the present is kept
-//! `live_ttl`, a closed one `closed_ttl`. Redis trouble never fails a query: it is a miss.
+//! `live_ttl`, a closed one `closed_ttl`. Redis trouble never fails a query: it is a miss (or
+//! a response not kept), counted in `llmscope_query_cache_redis_errors_total` and logged once
+//! per burst.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,6 +51,8 @@ pub struct QueryCache {
     redis: Option<LazyRedis>,
     hits: Counter,
     misses: Counter,
+    redis_errors: Counter,
+    bursts: crate::redis::Bursts,
 }
 
 impl QueryCache {
@@ -60,6 +64,8 @@ impl QueryCache {
             redis,
             hits: telemetry.counter("llmscope_query_cache_total", &[("result", "hit")]),
             misses: telemetry.counter("llmscope_query_cache_total", &[("result", "miss")]),
+            redis_errors: telemetry.counter("llmscope_query_cache_redis_errors_total", &[]),
+            bursts: crate::redis::Bursts::default(),
         })
     }
 
@@ -72,7 +78,16 @@ impl QueryCache {
     }
 
     async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
-        self.redis.as_ref()?.connection().await.ok()
+        let connection = self.redis.as_ref()?.connection().await;
+        connection.map_err(|error| self.failed(&error)).ok()
+    }
+
+    /// Counts a Redis failure; logs the first of a burst.
+    fn failed(&self, error: &redis::RedisError) {
+        self.redis_errors.add(1);
+        if self.bursts.first() {
+            tracing::warn!(error = ?error.kind(), "Redis unreachable; the query cache misses until it is back");
+        }
     }
 
     pub async fn get(&self, key: &str) -> Option<String> {
@@ -84,6 +99,7 @@ impl QueryCache {
                 .arg(format!("llmscope:qc:{key}"))
                 .query_async::<Option<String>>(&mut conn)
                 .await
+                .map_err(|error| self.failed(&error))
                 .ok()
                 .flatten(),
             None if self.redis.is_some() => None,
@@ -108,13 +124,16 @@ impl QueryCache {
         }
         match self.connection().await {
             Some(mut conn) => {
-                let _ = redis::cmd("SET")
+                let set = redis::cmd("SET")
                     .arg(format!("llmscope:qc:{key}"))
                     .arg(value)
                     .arg("PX")
                     .arg(ttl.as_millis() as u64)
                     .query_async::<()>(&mut conn)
                     .await;
+                if let Err(error) = set {
+                    self.failed(&error);
+                }
             }
             None if self.redis.is_some() => {}
             None => {
@@ -125,5 +144,32 @@ impl QueryCache {
                 local.insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_counted_miss() {
+        let telemetry = Telemetry::default();
+        // Nothing listens on port 1.
+        let config = CacheConfig {
+            redis_url: Secret::new("redis://127.0.0.1:1"),
+            ..CacheConfig::default()
+        };
+        let cache = QueryCache::new(config, &telemetry).expect("cache");
+        cache.put("k", "v", Duration::from_secs(5)).await;
+        assert_eq!(cache.get("k").await, None);
+        assert_eq!(
+            telemetry.value("llmscope_query_cache_redis_errors_total", &[]),
+            2,
+            "the failed set and the failed get"
+        );
+        assert_eq!(
+            telemetry.value("llmscope_query_cache_total", &[("result", "miss")]),
+            1
+        );
     }
 }

@@ -493,3 +493,40 @@ fn backoff_grows_is_capped_and_honours_retry_after() {
     };
     assert!(backoff(&p, 1, &told, &mut rng) >= Duration::from_secs(7));
 }
+
+#[tokio::test]
+async fn an_undecodable_record_is_dead_lettered_counted_and_passed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = queue_of(dir.path(), 1, 2).await;
+    // A record whose checksum is good but whose bytes are no batch (a format this version does
+    // not know), last in the queue.
+    queue.log().append(b"\xff\xff not a batch").expect("append");
+    let exporter = Gated::default();
+    exporter.release.notify_one();
+    let undecodable = |t: &Telemetry| {
+        t.value(
+            "llmscope_exporter_undecodable_records_total",
+            &[("exporter", "x")],
+        )
+    };
+    let sent = |t: &Telemetry| t.value("llmscope_exporter_sent_items_total", &[("exporter", "x")]);
+    drive(
+        exporter,
+        queue.reader("x"),
+        delivery(),
+        "the good batch is sent and the bad record handled",
+        |t| sent(t) == 2 && undecodable(t) == 1,
+    )
+    .await;
+    assert_eq!(queue.log().pending_bytes("x"), 0, "the cursor passed it");
+    let text =
+        std::fs::read_to_string(dir.path().join("dead-letter-x.jsonl")).expect("dead letters");
+    let letter: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(letter["record_hex"], hex::encode(b"\xff\xff not a batch"));
+    assert!(
+        letter["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("undecodable queue record: ")),
+        "{letter}"
+    );
+}

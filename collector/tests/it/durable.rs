@@ -102,3 +102,51 @@ async fn a_restart_exports_what_was_left_and_cuts_a_torn_tail() {
     );
     assert!(c.stop().await);
 }
+
+#[tokio::test]
+async fn start_up_errors_name_the_queue_and_the_tls_they_are_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = crate::harness::default_config_with(&dir, str::to_owned);
+    // The queue's folder cannot be made: a file is in the way.
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    std::fs::write(dir.path().join("data/llmscope.db.queue"), b"a file").expect("file");
+    let error = llmscope::service::Service::start(&config)
+        .await
+        .err()
+        .expect("the queue cannot open")
+        .to_string();
+    assert!(error.starts_with("queue of pipeline "), "{error}");
+    assert!(error.contains("llmscope.db.queue"), "{error}");
+
+    // Certificate files that were there when the config was checked, and are gone at start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = tls_files(&dir);
+    let missing = cert.display().to_string();
+    let config = crate::harness::default_config_with(&dir, |text| {
+        text.replace(
+            "endpoint: ${env:LLMSCOPE_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}",
+            &format!(
+                "endpoint: ${{env:LLMSCOPE_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}}\n        tls: {{cert_file: {missing}, key_file: {}}}",
+                key.display()
+            ),
+        )
+    });
+    std::fs::remove_file(&cert).expect("remove");
+    let error = llmscope::service::Service::start(&config)
+        .await
+        .err()
+        .expect("no certificate")
+        .to_string();
+    assert!(
+        error.starts_with("receivers.otlp.protocols.http: TLS: "),
+        "{error}"
+    );
+}
+
+fn tls_files(dir: &tempfile::TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    (cert, key)
+}

@@ -13,8 +13,6 @@ mod rowbinary;
 mod rows;
 mod schema;
 
-use std::hash::{Hash, Hasher};
-
 use clickhouse::Client;
 use llmscope_core::{Batch, ExportError, Exporter, Payload};
 
@@ -120,6 +118,22 @@ fn classify(e: clickhouse::error::Error) -> ClickHouseError {
     }
 }
 
+/// The insert deduplication token of `data` into `table`: SHA-256, whose definition never
+/// changes, so that a batch left in the queue across an upgrade is still the same insert
+/// (`std`'s `DefaultHasher` may change between Rust releases).
+fn dedup_token(table: &str, data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(table.as_bytes());
+    hash.update([0]);
+    hash.update(data);
+    format!(
+        "{table}-{}-{}",
+        hex::encode(&hash.finalize()[..16]),
+        data.len()
+    )
+}
+
 impl From<ClickHouseError> for ExportError {
     fn from(e: ClickHouseError) -> Self {
         if e.retryable {
@@ -208,10 +222,7 @@ impl ClickHouseStore {
         columns: &[rowbinary::Column],
         data: Vec<u8>,
     ) -> Result<(), ClickHouseError> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        table.hash(&mut hasher);
-        data.hash(&mut hasher);
-        let token = format!("{table}-{:016x}-{}", hasher.finish(), data.len());
+        let token = dedup_token(table, &data);
         let mut settings = format!(
             "insert_deduplication_token = '{token}', deduplicate_blocks_in_dependent_materialized_views = 1"
         );
@@ -338,6 +349,20 @@ impl QueryStore for ClickHouseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deduplication_token_has_a_fixed_definition() {
+        // Pinned (computed independently: SHA-256 of "spans", a zero byte, the rows): a token
+        // that changed across releases would insert a re-sent batch twice.
+        assert_eq!(
+            dedup_token("spans", b"some rows"),
+            "spans-907ec632f89ffe31a2100458cf22275b-9"
+        );
+        assert_ne!(
+            dedup_token("logs", b"some rows"),
+            dedup_token("spans", b"some rows")
+        );
+    }
 
     #[test]
     fn server_errors_are_classified_by_their_code() {
