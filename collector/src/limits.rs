@@ -4,6 +4,7 @@
 //! enforces one shared limit. When Redis cannot be reached, each collector falls back to its
 //! local limiter at `limit / collectors`, counts it and warns; clients never see an error for it.
 
+use llmscope_core::telemetry::metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -128,7 +129,7 @@ impl Limiter {
             local: Mutex::new(HashMap::new()),
             redis,
             script: redis::Script::new(GCRA),
-            fallbacks: telemetry.counter("llmscope_ratelimit_redis_fallback_total", &[]),
+            fallbacks: telemetry.counter(&metrics::RATELIMIT_REDIS_FALLBACK, &[]),
             failures: crate::redis::Bursts::default(),
             telemetry: telemetry.clone(),
         })
@@ -189,7 +190,7 @@ impl Limiter {
             let cost = (cost as f64).min(burst);
             if let Err(retry_after) = self.check_one(&bucket, rate, burst, cost).await {
                 self.telemetry
-                    .counter("llmscope_ratelimit_refused_total", &[("limit", what)])
+                    .counter(&metrics::RATELIMIT_REFUSED, &[("limit", what)])
                     .add(1);
                 return Err(Limited { what, retry_after });
             }

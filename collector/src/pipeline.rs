@@ -1,6 +1,7 @@
 //! A pipeline: processors in config order, then the queue that hands batches to the exporters.
 //! Receivers see pipelines only as [`Consumer`]s.
 
+use llmscope_core::telemetry::metrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -135,7 +136,7 @@ impl<Q: Queue> Pipeline<Q> {
                 let items = batch.payload.item_count() as u64;
                 self.telemetry
                     .counter(
-                        "llmscope_processor_refused_items_total",
+                        &metrics::PROCESSOR_REFUSED_ITEMS,
                         &[("processor", id), ("pipeline", &self.id)],
                     )
                     .add(items);
@@ -161,7 +162,7 @@ impl<Q: Queue> Consumer for Pipeline<Q> {
                     };
                     self.telemetry
                         .counter(
-                            "llmscope_pipeline_refused_items_total",
+                            &metrics::PIPELINE_REFUSED_ITEMS,
                             &[("pipeline", &self.id), ("reason", reason)],
                         )
                         .add(items);

@@ -4,6 +4,7 @@
 //! a response not kept), counted in `llmscope_query_cache_redis_errors_total` and logged once
 //! per burst.
 
+use llmscope_core::telemetry::metrics;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -62,9 +63,9 @@ impl QueryCache {
             config,
             local: Mutex::new(HashMap::new()),
             redis,
-            hits: telemetry.counter("llmscope_query_cache_total", &[("result", "hit")]),
-            misses: telemetry.counter("llmscope_query_cache_total", &[("result", "miss")]),
-            redis_errors: telemetry.counter("llmscope_query_cache_redis_errors_total", &[]),
+            hits: telemetry.counter(&metrics::QUERY_CACHE, &[("result", "hit")]),
+            misses: telemetry.counter(&metrics::QUERY_CACHE, &[("result", "miss")]),
+            redis_errors: telemetry.counter(&metrics::QUERY_CACHE_REDIS_ERRORS, &[]),
             bursts: crate::redis::Bursts::default(),
         })
     }

@@ -132,44 +132,52 @@ async fn readyz(State(s): State<ApiState>) -> Response {
 /// {"pending_bytes": 0, "oldest_unexported_age_seconds": 0, "retries": 0,
 /// "dead_letter_items": 0, "dropped_items": 0}}}}`.
 fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
+    use crate::telemetry::metrics;
     let mut queues = serde_json::Map::new();
-    for gauge in telemetry.gauges("llmscope_queue_") {
-        let Some(pipeline) = gauge.label("pipeline") else {
-            continue;
-        };
-        let field = gauge.name.trim_start_matches("llmscope_queue_");
-        let entry = queues
-            .entry(pipeline)
-            .or_insert_with(|| json!({"exporters": {}}));
-        match gauge.label("exporter") {
-            Some(exporter) => {
-                let exporters = &mut entry["exporters"];
-                if exporters.get(exporter).is_none() {
-                    exporters[exporter] = json!({});
+    let gauges = [
+        (&metrics::QUEUE_BYTES, "bytes"),
+        (&metrics::QUEUE_PENDING_BYTES, "pending_bytes"),
+        (
+            &metrics::QUEUE_OLDEST_UNEXPORTED_AGE,
+            "oldest_unexported_age_seconds",
+        ),
+    ];
+    for (metric, field) in gauges {
+        for gauge in telemetry.gauges(metric) {
+            let Some(pipeline) = gauge.label("pipeline") else {
+                continue;
+            };
+            let entry = queues
+                .entry(pipeline)
+                .or_insert_with(|| json!({"exporters": {}}));
+            match gauge.label("exporter") {
+                Some(exporter) => {
+                    let exporters = &mut entry["exporters"];
+                    if exporters.get(exporter).is_none() {
+                        exporters[exporter] = json!({});
+                    }
+                    exporters[exporter][field] = json!(gauge.value);
                 }
-                exporters[exporter][field] = json!(gauge.value);
+                None => entry[field] = json!(gauge.value),
             }
-            None => entry[field] = json!(gauge.value),
         }
     }
     for (pipeline, entry) in &mut queues {
-        entry["dropped_records"] = json!(telemetry.value(
-            "llmscope_queue_dropped_records_total",
-            &[("pipeline", pipeline)]
-        ));
+        entry["dropped_records"] =
+            json!(telemetry.get(&metrics::QUEUE_DROPPED_RECORDS, &[("pipeline", pipeline)]));
         let Some(exporters) = entry["exporters"].as_object_mut() else {
             continue;
         };
         for (exporter, detail) in exporters {
-            let count = |name| telemetry.value(name, &[("exporter", exporter)]);
+            let count = |metric| telemetry.get(metric, &[("exporter", exporter)]);
             let dropped = |reason| {
-                telemetry.value(
-                    "llmscope_exporter_dropped_items_total",
+                telemetry.get(
+                    &metrics::EXPORTER_DROPPED_ITEMS,
                     &[("exporter", exporter), ("reason", reason)],
                 )
             };
-            detail["retries"] = json!(count("llmscope_exporter_retries_total"));
-            detail["dead_letter_items"] = json!(count("llmscope_exporter_dead_letter_items_total"));
+            detail["retries"] = json!(count(&metrics::EXPORTER_RETRIES));
+            detail["dead_letter_items"] = json!(count(&metrics::EXPORTER_DEAD_LETTER_ITEMS));
             detail["dropped_items"] = json!(
                 ["permanent_error", "retries_exhausted", "dead_letter_full"]
                     .into_iter()

@@ -12,6 +12,7 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
+use llmscope_core::telemetry::metrics;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +56,10 @@ impl Meters {
     fn new(id: String, telemetry: Telemetry) -> Self {
         let labels = [("exporter", id.as_str())];
         Self {
-            sent: telemetry.counter("llmscope_exporter_sent_items_total", &labels),
-            retries: telemetry.counter("llmscope_exporter_retries_total", &labels),
-            dead_lettered: telemetry.counter("llmscope_exporter_dead_letter_items_total", &labels),
-            undecodable: telemetry.counter("llmscope_exporter_undecodable_records_total", &labels),
+            sent: telemetry.counter(&metrics::EXPORTER_SENT_ITEMS, &labels),
+            retries: telemetry.counter(&metrics::EXPORTER_RETRIES, &labels),
+            dead_lettered: telemetry.counter(&metrics::EXPORTER_DEAD_LETTER_ITEMS, &labels),
+            undecodable: telemetry.counter(&metrics::EXPORTER_UNDECODABLE_RECORDS, &labels),
             id,
             telemetry,
         }
@@ -67,7 +68,7 @@ impl Meters {
     fn dropped(&self, reason: &str, items: u64) {
         self.telemetry
             .counter(
-                "llmscope_exporter_dropped_items_total",
+                &metrics::EXPORTER_DROPPED_ITEMS,
                 &[("exporter", &self.id), ("reason", reason)],
             )
             .add(items);

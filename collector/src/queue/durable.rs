@@ -747,7 +747,10 @@ mod tests {
             DurableQueue::open(dir.path(), Fsync::Never, 400, 1200, WhenFull::DropOldest)
                 .expect("open");
         let telemetry = llmscope_core::telemetry::Telemetry::default();
-        let dropped = telemetry.counter("dropped", &[]);
+        let dropped = telemetry.counter(
+            &llmscope_core::telemetry::metrics::QUEUE_DROPPED_RECORDS,
+            &[("pipeline", "x")],
+        );
         queue.count_drops(dropped.clone());
         let reader = queue.reader("x");
         let handle = DurableHandle(Arc::clone(&queue));

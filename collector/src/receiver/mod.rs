@@ -13,6 +13,7 @@ mod http;
 mod signal;
 mod validate;
 
+use llmscope_core::telemetry::metrics;
 use std::sync::Arc;
 
 use llmscope_core::{Batch, BatchContext, Payload};
@@ -147,7 +148,7 @@ impl Ingest {
                     ("signal", signal),
                 ];
                 self.telemetry
-                    .counter("llmscope_receiver_accepted_items_total", &labels)
+                    .counter(&metrics::RECEIVER_ACCEPTED_ITEMS, &labels)
                     .add(items);
                 Ok(accepted)
             }
@@ -171,7 +172,7 @@ impl Ingest {
             ("reason", reason),
         ];
         self.telemetry
-            .counter("llmscope_receiver_refused_requests_total", &labels)
+            .counter(&metrics::RECEIVER_REFUSED_REQUESTS, &labels)
             .add(1);
     }
 
@@ -183,7 +184,7 @@ impl Ingest {
             ("reason", reason),
         ];
         self.telemetry
-            .counter("llmscope_receiver_refused_items_total", &labels)
+            .counter(&metrics::RECEIVER_REFUSED_ITEMS, &labels)
             .add(items);
     }
 }

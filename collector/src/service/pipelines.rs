@@ -2,6 +2,7 @@
 //! drivers, or its own disk queue with a driver per exporter), and for each receiver the
 //! pipelines it feeds per signal.
 
+use llmscope_core::telemetry::metrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,14 +114,12 @@ fn disk_queue(
         tracing::warn!(pipeline = %id, truncated_bytes = recovery.truncated_bytes, "cut a torn queue tail");
     }
     telemetry
-        .counter("llmscope_queue_truncated_bytes_total", &[("pipeline", id)])
+        .counter(&metrics::QUEUE_TRUNCATED_BYTES, &[("pipeline", id)])
         .add(recovery.truncated_bytes);
     queue.limit_dead_letters(q.dead_letter_max_bytes);
-    queue.count_drops(
-        telemetry.counter("llmscope_queue_dropped_records_total", &[("pipeline", id)]),
-    );
+    queue.count_drops(telemetry.counter(&metrics::QUEUE_DROPPED_RECORDS, &[("pipeline", id)]));
     let weak = Arc::downgrade(&queue);
-    telemetry.gauge("llmscope_queue_bytes", &[("pipeline", id)], move || {
+    telemetry.gauge(&metrics::QUEUE_BYTES, &[("pipeline", id)], move || {
         weak.upgrade().map_or(0, |q| q.log().bytes())
     });
     for name in &p.exporters {
@@ -131,12 +130,12 @@ fn disk_queue(
         let weak = Arc::downgrade(&queue);
         let cursor = name.clone();
         telemetry.gauge(
-            "llmscope_queue_pending_bytes",
+            &metrics::QUEUE_PENDING_BYTES,
             &[("pipeline", id), ("exporter", name)],
             move || weak.upgrade().map_or(0, |q| q.pending_bytes(&cursor)),
         );
         telemetry.gauge(
-            "llmscope_queue_oldest_unexported_age_seconds",
+            &metrics::QUEUE_OLDEST_UNEXPORTED_AGE,
             &[("pipeline", id), ("exporter", name)],
             reader.oldest_age(),
         );

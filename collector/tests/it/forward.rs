@@ -299,11 +299,14 @@ async fn a_gateway_down_for_20_seconds_receives_every_span_exactly_once() {
     assert_eq!(spans_in(&b_db), (total, total));
 }
 
+/// A scripted HTTP reply: status, headers, body.
+type Reply = (u16, Vec<(&'static str, &'static str)>, Vec<u8>);
+
 /// A fake OTLP/HTTP endpoint: answers each request with the next scripted reply (then 200),
 /// and notes when each request came and how many spans it held.
 #[derive(Clone, Default)]
 struct Script {
-    replies: Arc<Mutex<Vec<(u16, Vec<(&'static str, &'static str)>, Vec<u8>)>>>,
+    replies: Arc<Mutex<Vec<Reply>>>,
     seen: Arc<Mutex<Vec<(Instant, usize)>>>,
 }
 

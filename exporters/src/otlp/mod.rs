@@ -17,6 +17,7 @@ mod config;
 mod grpc;
 mod http;
 
+use llmscope_core::telemetry::metrics;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use llmscope_core::{Batch, ExportError, Exporter, Payload};
 use prost::Message;
@@ -123,10 +124,7 @@ impl OtlpExporter {
         Ok(Self {
             id: id.to_owned(),
             transport,
-            rejected: telemetry.counter(
-                "llmscope_exporter_rejected_items_total",
-                &[("exporter", id)],
-            ),
+            rejected: telemetry.counter(&metrics::EXPORTER_REJECTED_ITEMS, &[("exporter", id)]),
         })
     }
 

@@ -12,6 +12,7 @@ mod baseline;
 mod config;
 mod detector;
 
+use llmscope_core::telemetry::metrics;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -61,9 +62,9 @@ impl Anomaly {
             detector: Detector::new(config),
             detected: Kind::ALL
                 .iter()
-                .map(|k| telemetry.counter("llmscope_anomalies_total", &[("kind", k.name())]))
+                .map(|k| telemetry.counter(&metrics::ANOMALIES, &[("kind", k.name())]))
                 .collect(),
-            evicted: telemetry.counter("llmscope_anomaly_series_evicted_total", &[]),
+            evicted: telemetry.counter(&metrics::ANOMALY_SERIES_EVICTED, &[]),
             evicted_seen: 0,
         }
     }

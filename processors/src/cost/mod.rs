@@ -14,6 +14,7 @@
 mod config;
 mod table;
 
+use llmscope_core::telemetry::metrics;
 use std::collections::HashMap;
 
 use llmscope_core::otlp::common::v1::KeyValue;
@@ -110,8 +111,8 @@ impl Cost {
         Ok(Self {
             book: PriceBook::from_config(config)?,
             resolved: HashMap::new(),
-            priced: telemetry.counter("llmscope_cost_priced_spans_total", &[]),
-            unknown: telemetry.counter("llmscope_cost_unknown_model_spans_total", &[]),
+            priced: telemetry.counter(&metrics::COST_PRICED_SPANS, &[]),
+            unknown: telemetry.counter(&metrics::COST_UNKNOWN_MODEL_SPANS, &[]),
         })
     }
 

@@ -23,6 +23,7 @@ mod value;
 use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::otlp::common::v1::{AnyValue, ArrayValue, KeyValue};
 use llmscope_core::semconv as sc;
+use llmscope_core::telemetry::metrics;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 
@@ -73,14 +74,14 @@ impl Redact {
         let detections = scanner
             .detectors
             .iter()
-            .map(|d| telemetry.counter("llmscope_redact_detections_total", &[("type", &d.name)]))
+            .map(|d| telemetry.counter(&metrics::REDACT_DETECTIONS, &[("type", &d.name)]))
             .collect();
         Ok(Self {
             scanner,
             scope: Scope::new(config.default_attributes, &config.attributes),
             log_bodies: config.log_bodies,
             detections,
-            unprocessable: telemetry.counter("llmscope_redact_unprocessable_total", &[]),
+            unprocessable: telemetry.counter(&metrics::REDACT_UNPROCESSABLE, &[]),
         })
     }
 
