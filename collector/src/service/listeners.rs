@@ -149,5 +149,10 @@ pub async fn apis(
         tracing::info!(extension = %id, %addr, "query API listening");
         addresses.api.insert(id.clone(), addr);
     }
+    if servers.is_empty() {
+        tracing::info!(
+            "no query API: no `api` extension in service.extensions (a forwarding collector needs none)"
+        );
+    }
     Ok(servers)
 }

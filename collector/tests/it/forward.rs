@@ -166,6 +166,38 @@ async fn spans_from_an_sdk_reach_the_gateway_through_the_sidecar_as_sent_redacte
         serde_json::json!(["email"])
     );
 
+    // Logs and metrics are forwarded too.
+    for (path, body) in [
+        ("/v1/logs", llmscope_core::test_util::fixtures::OTLP_LOGS),
+        (
+            "/v1/metrics",
+            llmscope_core::test_util::fixtures::OTLP_METRICS,
+        ),
+    ] {
+        let reply = a
+            .post_otlp(path, &[("content-type", "application/json")], body.into())
+            .await;
+        assert_eq!(reply.status, 200, "{path}");
+    }
+    let accepted = |c: &Collector, transport, signal| {
+        c.telemetry().value(
+            "llmscope_receiver_accepted_items_total",
+            &[
+                ("receiver", "otlp"),
+                ("transport", transport),
+                ("signal", signal),
+            ],
+        )
+    };
+    for signal in ["logs", "metrics"] {
+        let sent = accepted(&a, "http", signal);
+        assert!(sent > 0, "{signal}");
+        until(&format!("the gateway has the {signal}"), || {
+            accepted(&b, "grpc", signal) == sent
+        })
+        .await;
+    }
+
     // Tokens and cost counted once, at the gateway.
     let summary = b
         .eventually("/api/v1/analytics/summary?group_by=model", |s| {
@@ -180,13 +212,14 @@ async fn spans_from_an_sdk_reach_the_gateway_through_the_sidecar_as_sent_redacte
         group["cost_usd"].as_f64().is_some_and(|c| c > 0.0),
         "{summary:#}"
     );
-    assert_eq!(
+    let forwarded = 2 + accepted(&a, "http", "logs") + accepted(&a, "http", "metrics");
+    until("the sidecar counts everything it forwarded", || {
         a.telemetry().value(
             "llmscope_exporter_sent_items_total",
-            &[("exporter", "otlp")]
-        ),
-        2
-    );
+            &[("exporter", "otlp")],
+        ) == forwarded
+    })
+    .await;
     assert!(a.stop().await);
     assert!(b.stop().await);
 }
@@ -361,11 +394,16 @@ async fn fake_http(script: Script) -> std::net::SocketAddr {
 
 /// A collector whose traces go through the disk queue to an `otlp` exporter at `endpoint`.
 fn forwarding_to(dir: &tempfile::TempDir, endpoint: &str, protocol: &str) -> Config {
+    forwarding_with(dir, endpoint, protocol, "")
+}
+
+/// [`forwarding_to`] with `more` settings of the exporter (YAML lines indented 4).
+fn forwarding_with(dir: &tempfile::TempDir, endpoint: &str, protocol: &str, more: &str) -> Config {
     let queue = dir.path().join("queue").display().to_string();
     let text = format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\n      http:\n        endpoint: 127.0.0.1:0\n\
          exporters:\n  otlp:\n    endpoint: {endpoint}\n    protocol: {protocol}\n    \
-         retry_on_failure: {{initial_interval: 10ms, max_interval: 20ms}}\n\
+         retry_on_failure: {{initial_interval: 10ms, max_interval: 20ms}}\n{more}\
          service:\n  queue: {{kind: disk, dir: {queue}}}\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n"
     );
     Config::parse("forward.yaml", &text, &|_| None).expect("config")
@@ -598,4 +636,94 @@ async fn nop_and_debug_exporters_take_what_a_started_collector_receives() {
     })
     .await;
     assert!(c.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_endpoint_is_trusted_through_ca_file_and_only_then() {
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert, key) = (b_dir.path().join("cert.pem"), b_dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    let tls = format!(
+        "\n        tls: {{cert_file: {}, key_file: {}}}",
+        cert.display(),
+        key.display()
+    );
+    let config = crate::harness::default_config_with(&b_dir, |text| {
+        text.replace(
+            "endpoint: ${env:LLMSCOPE_OTLP_GRPC_ENDPOINT:-127.0.0.1:4317}",
+            &format!("endpoint: ${{env:LLMSCOPE_OTLP_GRPC_ENDPOINT:-127.0.0.1:4317}}{tls}"),
+        )
+        .replace(
+            "endpoint: ${env:LLMSCOPE_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}",
+            &format!("endpoint: ${{env:LLMSCOPE_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}}{tls}"),
+        )
+    });
+    let b = Collector::start_with(config, b_dir).await;
+    let ca_file = format!("    tls: {{ca_file: {}}}\n", cert.display());
+    let targets = [
+        ("grpc", format!("https://localhost:{}", b.grpc.port())),
+        (
+            "http/protobuf",
+            format!("https://localhost:{}", b.http.port()),
+        ),
+    ];
+    for (i, (protocol, endpoint)) in targets.iter().enumerate() {
+        let transport = if *protocol == "grpc" { "grpc" } else { "http" };
+        let received = || {
+            b.telemetry().value(
+                "llmscope_receiver_accepted_items_total",
+                &[
+                    ("receiver", "otlp"),
+                    ("transport", transport),
+                    ("signal", "traces"),
+                ],
+            )
+        };
+        // Not trusted without the CA: the export fails (and is retried), nothing arrives.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let untrusting = Collector::start_with(forwarding_to(&dir, endpoint, protocol), dir).await;
+        let body = traces_request("svc", spans(100 + i as u32, 2)).encode_to_vec();
+        let reply = untrusting
+            .post_otlp(
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+        until("the untrusted export is retried", || {
+            untrusting
+                .telemetry()
+                .value("llmscope_exporter_retries_total", &[("exporter", "otlp")])
+                > 0
+        })
+        .await;
+        assert_eq!(
+            received(),
+            0,
+            "{protocol}: nothing passed an unverified server"
+        );
+        assert!(
+            !untrusting.stop_within(Duration::from_millis(200)).await,
+            "what is not exported stays queued"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trusting =
+            Collector::start_with(forwarding_with(&dir, endpoint, protocol, &ca_file), dir).await;
+        let reply = trusting
+            .post_otlp(
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+        until(&format!("{protocol} over TLS arrives"), || received() == 2).await;
+        assert!(trusting.stop().await);
+    }
+    assert!(b.stop().await);
 }

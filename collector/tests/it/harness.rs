@@ -174,9 +174,14 @@ impl Collector {
         self._dir
     }
 
-    pub async fn stop(mut self) -> bool {
+    pub async fn stop(self) -> bool {
+        self.stop_within(Duration::from_secs(10)).await
+    }
+
+    /// Stops the collector; whether everything was flushed within `deadline`.
+    pub async fn stop_within(mut self, deadline: Duration) -> bool {
         let service = self.service.take().expect("running");
-        service.shutdown(Duration::from_secs(10)).await
+        service.shutdown(deadline).await
     }
 }
 

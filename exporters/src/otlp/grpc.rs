@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
-use hyper_util::client::legacy::connect::HttpConnector;
 use llmscope_core::ExportError;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
@@ -27,20 +26,21 @@ const MAX_RESPONSE: usize = 4 << 20;
 
 impl GrpcClient {
     pub fn new(config: &OtlpConfig) -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(super::tls_config(config, &[])?)
-            .https_or_http()
-            .enable_http2()
-            .wrap_connector(http);
-        let channel = Endpoint::from_shared(config.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| format!("endpoint: {e}"))?
             .connect_timeout(config.timeout)
             .timeout(config.timeout)
-            .connect_with_connector_lazy(connector);
+            .tcp_nodelay(true);
+        if config.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &config.tls.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("tls: cannot read {}: {e}", path.display()))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+        }
+        let channel = endpoint.connect_lazy();
         let metadata = config
             .headers
             .iter()

@@ -31,7 +31,7 @@ impl HttpClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(super::tls_config(config, &[])?)
+            .with_tls_config(super::tls_config(config)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

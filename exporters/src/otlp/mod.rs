@@ -176,15 +176,13 @@ impl ExporterFactory for Factory {
     }
 }
 
-/// The rustls config for an endpoint: the system's roots and `ca_file`, with `alpn`.
-fn tls_config(config: &OtlpConfig, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
-    let mut tls = crate::tls::client_config(
+/// The rustls config for an endpoint: the system's roots and `ca_file`.
+fn tls_config(config: &OtlpConfig) -> Result<rustls::ClientConfig, String> {
+    crate::tls::client_config(
         crate::tls::TlsMode::VerifyFull,
         config.tls.ca_file.as_deref(),
     )
-    .map_err(|e| format!("tls: {e}"))?;
-    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(tls)
+    .map_err(|e| format!("tls: {e}"))
 }
 
 #[cfg(test)]
