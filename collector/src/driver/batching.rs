@@ -126,11 +126,23 @@ impl<R: Reader> Groups<R> {
         *self.stop.borrow() || self.reader.closed()
     }
 
-    /// The next batch in `pending` if it can join a group that starts with `first`.
-    fn next_joining(&self, first: &Batch) -> Option<&Arc<Batch>> {
-        match &self.pending.front()?.content {
-            Content::Batch(next) if compatible(first, next) => Some(next),
+    /// The end, item count and size of the next record in `pending`, if it is a batch that
+    /// can join a group starting with `first`.
+    fn joining(&self, first: &Batch) -> Option<(Position, usize, usize)> {
+        let record = self.pending.front()?;
+        match &record.content {
+            Content::Batch(next) if compatible(first, next) => {
+                Some((record.end, next.payload.item_count(), record.bytes))
+            }
             _ => None,
+        }
+    }
+
+    /// Takes the next record's batch (one [`Self::joining`] accepted).
+    fn take(&mut self) -> Option<Arc<Batch>> {
+        match self.pending.pop_front()?.content {
+            Content::Batch(batch) => Some(batch),
+            Content::Undecodable { .. } => None,
         }
     }
 
@@ -165,20 +177,13 @@ impl<R: Reader> Groups<R> {
                     }
                     continue;
                 }
-                let joins = self.next_joining(&group[0]).is_some();
-                if !joins || self.pending.front().is_some_and(|r| r.end > planned) {
-                    break;
+                match self.joining(&group[0]) {
+                    Some((next_end, _, _)) if next_end <= planned => {
+                        group.extend(self.take());
+                        end = next_end;
+                    }
+                    _ => break,
                 }
-                let Some(Record {
-                    end: next_end,
-                    content: Content::Batch(next),
-                    ..
-                }) = self.pending.pop_front()
-                else {
-                    break;
-                };
-                end = next_end;
-                group.push(next);
             }
             return Some(Work::Export {
                 batch: merge(group),
@@ -196,26 +201,16 @@ impl<R: Reader> Groups<R> {
                 }
                 continue;
             }
-            let Some(next) = self.next_joining(&group[0]) else {
+            let Some((next_end, n, size)) = self.joining(&group[0]) else {
                 break;
             };
-            let n = next.payload.item_count();
-            let size = self.pending.front().map_or(0, |r| r.bytes);
             if items + n > self.policy.max_items || bytes + size > self.policy.max_bytes {
                 break;
             }
-            let Some(Record {
-                end: next_end,
-                content: Content::Batch(next),
-                ..
-            }) = self.pending.pop_front()
-            else {
-                break;
-            };
+            group.extend(self.take());
             items += n;
             bytes += size;
             end = next_end;
-            group.push(next);
         }
         self.reader.plan_export(end);
         Some(Work::Export {

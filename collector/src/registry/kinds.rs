@@ -31,6 +31,17 @@ impl<T: Settings> AnySettings for T {
     }
 }
 
+/// `value` as checked settings of type `T`; `None` with the problems noted.
+fn parse<T: Settings>(
+    value: Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+    validate: fn(&T) -> Result<(), String>,
+) -> Option<Arc<dyn AnySettings>> {
+    let settings: T = checked(value, path, problems, validate)?;
+    Some(Arc::new(settings))
+}
+
 /// The settings of `F`, which parsed them.
 fn typed<T: 'static>(settings: &dyn AnySettings) -> Result<&T, String> {
     settings
@@ -80,8 +91,7 @@ impl<F: ProcessorFactory> ProcessorKind for Processor<F> {
         path: &str,
         problems: &mut Vec<Problem>,
     ) -> Option<Arc<dyn AnySettings>> {
-        let settings: F::Config = checked(value, path, problems, F::validate)?;
-        Some(Arc::new(settings))
+        parse(value, path, problems, F::validate)
     }
 
     fn build(
@@ -138,8 +148,7 @@ impl<F: ExporterFactory> ExporterKind for Exporter<F> {
         path: &str,
         problems: &mut Vec<Problem>,
     ) -> Option<Arc<dyn AnySettings>> {
-        let settings: F::Config = checked(value, path, problems, F::validate)?;
-        Some(Arc::new(settings))
+        parse(value, path, problems, F::validate)
     }
 
     fn build<'a>(
