@@ -145,6 +145,7 @@ async fn spans_from_an_sdk_reach_the_gateway_through_the_sidecar_as_sent_redacte
     assert_eq!(attributes["gen_ai.response.id"], "chatcmpl-fwd-1");
     assert_eq!(chat["events"][0]["name"], "retry");
     assert_eq!(chat["events"][0]["attributes"]["attempt"], 2);
+    assert_eq!(chat["scope"], "app");
     assert_eq!(chat["resource"]["deployment.environment"], "prod");
     assert_eq!(chat["resource"]["service.name"], "checkout-agent");
     assert_eq!(chat["service"], "checkout-agent");

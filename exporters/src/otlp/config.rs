@@ -83,6 +83,13 @@ impl OtlpConfig {
                 self.endpoint
             ));
         }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            // A URL is logged with errors: credentials belong in `headers`, which never are.
+            return Err(
+                "endpoint: must not hold credentials; send them in `headers` (authorization)"
+                    .into(),
+            );
+        }
         if self.timeout.is_zero() {
             return Err("timeout: must be more than 0".into());
         }
@@ -117,7 +124,12 @@ mod tests {
         let ok = parse("endpoint: http://gateway:4317\nheaders: {authorization: Bearer sk-secret}");
         assert_eq!(ok.validate(), Ok(()));
         assert!(!format!("{ok:?}").contains("sk-secret"));
-        for bad in ["gateway:4317", "", "ftp://x:1"] {
+        for bad in [
+            "gateway:4317",
+            "",
+            "ftp://x:1",
+            "http://user:pw@gateway:4317",
+        ] {
             let config = OtlpConfig {
                 endpoint: bad.into(),
                 ..OtlpConfig::default()

@@ -15,6 +15,9 @@ use llmscope_core::ExportError;
 
 use super::{Compression, OtlpConfig, Rejected, Signal};
 
+/// Largest response body read (a response is a partial success at most, or an error message).
+const MAX_RESPONSE: usize = 4 << 20;
+
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The endpoint of each signal: traces, logs, metrics.
@@ -74,7 +77,7 @@ impl HttpClient {
                 ExportError::transient(format!("cannot reach {uri}: {}", chain(&e)))
             })?;
             let (parts, body) = response.into_parts();
-            let body = body
+            let body = http_body_util::Limited::new(body, MAX_RESPONSE)
                 .collect()
                 .await
                 .map_err(|e| ExportError::transient(format!("{uri}: response cut off: {e}")))?
