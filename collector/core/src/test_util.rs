@@ -169,4 +169,14 @@ pub mod fixtures {
             BatchContext::default(),
         )
     }
+
+    /// A logs batch decoded from an OTLP/JSON fixture.
+    pub fn logs_batch(json: &str) -> Batch {
+        let request: crate::otlp::collector::logs::v1::ExportLogsServiceRequest =
+            serde_json::from_str(json).expect("fixture is valid OTLP/JSON");
+        Batch::new(
+            Payload::Logs(request.resource_logs),
+            BatchContext::default(),
+        )
+    }
 }

@@ -20,6 +20,18 @@ pub enum Action {
     Off,
 }
 
+/// Which attributes are scanned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scan {
+    /// Every attribute of spans, span events, log records, their resources and scopes, except
+    /// the keys that are never content and `skip_attributes`.
+    #[default]
+    All,
+    /// Only the GenAI content attributes (with `default_attributes`) and `attributes`.
+    Listed,
+}
+
 /// A user-defined detector.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -48,9 +60,14 @@ pub struct RedactConfig {
     /// Regular expressions for detected values to keep as they are (e.g.
     /// `'[^@]+@mycompany\.com'`); a value is kept when one matches it whole.
     pub allow: Vec<String>,
-    /// Attribute keys or globs (`*` matches anything) redacted in addition to the defaults.
+    /// `all` or `listed`: which attributes are scanned. Default: `all`.
+    pub scan: Scan,
+    /// Attribute keys or globs (`*` matches anything) always scanned, whatever `scan` says
+    /// (e.g. `user.id`, which `all` keeps as sent).
     pub attributes: Vec<String>,
-    /// Redact the default GenAI content attributes and their aliases. Default: true.
+    /// Keys or globs never scanned under `scan: all`, besides the built-in never-content list.
+    pub skip_attributes: Vec<String>,
+    /// With `scan: listed`, redact the GenAI content attributes and their aliases. Default: true.
     pub default_attributes: bool,
     /// Redact log record bodies. Default: true.
     pub log_bodies: bool,
@@ -65,7 +82,9 @@ impl Default for RedactConfig {
             detectors: BTreeMap::new(),
             patterns: Vec::new(),
             allow: Vec::new(),
+            scan: Scan::All,
             attributes: Vec::new(),
+            skip_attributes: Vec::new(),
             default_attributes: true,
             log_bodies: true,
             hash_key: Secret::default(),

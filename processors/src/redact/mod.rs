@@ -6,9 +6,12 @@
 //! (`[REDACTED:EMAIL]`), hashed (`[EMAIL:hash]`, keyed HMAC-SHA256) or dropped (the attribute
 //! goes); an allow-list keeps values as they are.
 //!
-//! Scope: the GenAI content attributes and their aliases on spans, span events and log records,
-//! and log bodies, plus any key or glob from config. JSON-valued strings and structured values
-//! are redacted inside their string leaves and keep their shape.
+//! Scope (`scan: all`, the default): every string attribute value of every span, span event, log
+//! record, resource and instrumentation scope, and log bodies, except keys that are never
+//! content ([`scope::NEVER_CONTENT`]: ids, model names, enums), skipped for speed. `scan:
+//! listed` narrows it to the GenAI content attributes and their aliases; keys and globs from
+//! config widen or narrow either. JSON-valued strings and structured values are redacted inside
+//! their string leaves and keep their shape.
 //!
 //! Guarantees: `llmscope.pii.types` on the span or record lists what was found, and each type is
 //! counted; redacting twice changes nothing; a value that cannot be processed (bytes, a
@@ -17,7 +20,7 @@
 mod config;
 mod detectors;
 mod scanner;
-mod scope;
+pub mod scope;
 mod value;
 
 use llmscope_core::otlp::common::v1::any_value::Value;
@@ -27,10 +30,10 @@ use llmscope_core::telemetry::metrics;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 
-pub use config::{Action, Pattern, RedactConfig};
+pub use config::{Action, Pattern, RedactConfig, Scan};
 pub use detectors::BUILTINS;
 pub use scanner::Scanner;
-pub use scope::Scope;
+pub use scope::{NEVER_CONTENT, Scope};
 use value::{Unprocessable, Verdict};
 
 /// Builds `redact` processors (`processors.redact[/name]`).
@@ -78,7 +81,12 @@ impl Redact {
             .collect();
         Ok(Self {
             scanner,
-            scope: Scope::new(config.default_attributes, &config.attributes),
+            scope: Scope::new(
+                config.scan == Scan::All,
+                config.default_attributes,
+                &config.attributes,
+                &config.skip_attributes,
+            ),
             log_bodies: config.log_bodies,
             detections,
             unprocessable: telemetry.counter(&metrics::REDACT_UNPROCESSABLE, &[]),
@@ -111,6 +119,14 @@ impl Redact {
                 self.unprocessable.add(1);
                 Verdict::Changed
             }
+        }
+    }
+
+    /// Redacts a resource's or scope's attributes, recording what was found among them.
+    fn own(&self, attrs: Option<&mut Vec<KeyValue>>) {
+        if let Some(attrs) = attrs {
+            let (found, failed) = self.attributes(attrs);
+            self.record(attrs, found, failed);
         }
     }
 
@@ -159,6 +175,12 @@ impl Processor for Redact {
     fn process(&mut self, batch: &mut Batch) -> Result<(), ProcessError> {
         match &mut batch.payload {
             Payload::Traces(resource_spans) => {
+                for r in resource_spans.iter_mut() {
+                    self.own(r.resource.as_mut().map(|r| &mut r.attributes));
+                    for s in &mut r.scope_spans {
+                        self.own(s.scope.as_mut().map(|s| &mut s.attributes));
+                    }
+                }
                 for span in resource_spans
                     .iter_mut()
                     .flat_map(|r| r.scope_spans.iter_mut())
@@ -174,6 +196,12 @@ impl Processor for Redact {
                 }
             }
             Payload::Logs(resource_logs) => {
+                for r in resource_logs.iter_mut() {
+                    self.own(r.resource.as_mut().map(|r| &mut r.attributes));
+                    for s in &mut r.scope_logs {
+                        self.own(s.scope.as_mut().map(|s| &mut s.attributes));
+                    }
+                }
                 for record in resource_logs
                     .iter_mut()
                     .flat_map(|r| r.scope_logs.iter_mut())

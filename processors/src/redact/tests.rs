@@ -223,8 +223,8 @@ fn spans_keep_shape_and_record_what_was_found() {
     );
     assert_eq!(
         attr::get_str(&out.attributes, "user.email"),
-        Some("jane@example.com"),
-        "out of scope"
+        Some("[REDACTED:EMAIL]"),
+        "every attribute is scanned"
     );
     assert_eq!(
         attr::get_str(&out.attributes, "llm.input_messages.0.message.content"),
@@ -316,39 +316,204 @@ fn the_drop_action_removes_the_attribute() {
     assert_eq!(pii_types(attrs), vec!["secret"]);
 }
 
+/// Every string anywhere in `attrs` (nested values too), with its key.
+fn strings(attrs: &[llmscope_core::otlp::common::v1::KeyValue], out: &mut Vec<(String, String)>) {
+    for kv in attrs {
+        if let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            out.push((kv.key.clone(), attr::to_json(value).to_string()));
+        }
+    }
+}
+
 #[test]
-fn recorded_fixtures_leave_no_pii_in_any_content_attribute() {
+fn after_the_chain_no_attribute_of_any_fixture_holds_a_detected_value() {
     let s = scanner(&RedactConfig::default());
-    let scope = Scope::new(true, &[]);
+    let telemetry = Telemetry::default();
+    let mut checked = 0;
     for fixture in [
         fixtures::OPENLLMETRY_OPENAI_CHAT,
         fixtures::OPENINFERENCE_OPENAI_CHAT,
+        fixtures::OTLP_TRACE,
+        fixtures::OTLP_EVENTS,
     ] {
         let mut batch = fixtures::traces_batch(fixture);
-        Normalize::default().process(&mut batch).expect("normalize");
-        let (batch, _) = redact_batch(batch);
-        for span in spans_of(&batch)
-            .into_iter()
-            .filter(|s| s.name != "agent-run")
-        {
-            for kv in span.attributes.iter().filter(|kv| scope.contains(&kv.key)) {
-                let text = attr::to_json(
-                    kv.value
-                        .as_ref()
-                        .and_then(|v| v.value.as_ref())
-                        .expect("value"),
-                )
-                .to_string();
-                assert!(
-                    !text.contains("example.org") && !text.contains("555 0100"),
-                    "{}: {text}",
-                    kv.key
+        let mut chain: Vec<Box<dyn Processor>> = vec![
+            Box::new(Normalize::default()),
+            Box::new(crate::cost::Cost::new(&Default::default(), &telemetry).expect("cost")),
+            Box::new(Redact::new(&RedactConfig::default(), &telemetry).expect("redact")),
+            Box::new(crate::anomaly::Anomaly::new(Default::default(), &telemetry)),
+        ];
+        for p in &mut chain {
+            p.process(&mut batch).expect("process");
+        }
+        let Payload::Traces(resources) = &batch.payload else {
+            unreachable!()
+        };
+        let mut seen = Vec::new();
+        for r in resources {
+            strings(
+                r.resource.as_ref().map_or(&[][..], |r| &r.attributes),
+                &mut seen,
+            );
+            for sc in &r.scope_spans {
+                strings(
+                    sc.scope.as_ref().map_or(&[][..], |s| &s.attributes),
+                    &mut seen,
                 );
-                assert!(!s.detects(&text), "{}: {text}", kv.key);
+                for span in &sc.spans {
+                    strings(&span.attributes, &mut seen);
+                    for event in &span.events {
+                        strings(&event.attributes, &mut seen);
+                    }
+                }
             }
-            assert_eq!(pii_types(&span.attributes), vec!["email", "phone"]);
+        }
+        checked += seen.len();
+        for (key, text) in seen {
+            assert!(!s.detects(&text), "{key}: {text}");
+            assert!(
+                !text.contains("example.org") && !text.contains("555 0100"),
+                "{key}: {text}"
+            );
         }
     }
+    for fixture in [fixtures::OTLP_LOGS] {
+        let mut batch = fixtures::logs_batch(fixture);
+        Redact::new(&RedactConfig::default(), &telemetry)
+            .expect("redact")
+            .process(&mut batch)
+            .expect("process");
+        for record in records_of(&batch) {
+            let mut seen = Vec::new();
+            strings(&record.attributes, &mut seen);
+            checked += seen.len();
+            for (key, text) in seen {
+                assert!(!s.detects(&text), "{key}: {text}");
+            }
+        }
+    }
+    assert!(checked > 50, "{checked} values checked");
+}
+
+#[test]
+fn content_under_any_key_is_redacted_by_default_and_only_listed_keys_when_narrowed() {
+    let content = "Reach me at jane.doe@example.com or +1 415 555 0100";
+    let make = || {
+        let mut batch = traces(
+            "svc",
+            vec![span(
+                1,
+                1,
+                "task",
+                vec![
+                    kv("gen_ai.task.input", content),
+                    kv("llm.openai.messages", content),
+                    kv("mlflow.spanInputs", content),
+                    kv("gen_ai.request.model", "gpt-4o-mini"),
+                    kv("user.id", "jane.doe@example.com"),
+                    kv("app.note", content),
+                ],
+            )],
+        );
+        let Payload::Traces(resources) = &mut batch.payload else {
+            unreachable!()
+        };
+        resources[0]
+            .resource
+            .get_or_insert_default()
+            .attributes
+            .push(kv("owner.email", "ops@example.com"));
+        resources[0].scope_spans[0]
+            .scope
+            .get_or_insert_default()
+            .attributes
+            .push(kv("scope.note", content));
+        resources[0].scope_spans[0].spans[0].events.push(
+            llmscope_core::otlp::trace::v1::span::Event {
+                name: "mlflow.chunk.item.0".into(),
+                attributes: vec![kv("mlflow.chunk.value", content)],
+                ..Default::default()
+            },
+        );
+        batch
+    };
+    let redacted = "Reach me at [REDACTED:EMAIL] or [REDACTED:PHONE]";
+    let run = |config: &RedactConfig| {
+        let mut batch = make();
+        Redact::new(config, &Telemetry::default())
+            .expect("redact")
+            .process(&mut batch)
+            .expect("process");
+        batch
+    };
+
+    let batch = run(&RedactConfig::default());
+    let span = spans_of(&batch)[0].clone();
+    for key in [
+        "gen_ai.task.input",
+        "llm.openai.messages",
+        "mlflow.spanInputs",
+        "app.note",
+    ] {
+        assert_eq!(
+            attr::get_str(&span.attributes, key),
+            Some(redacted),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        attr::get_str(&span.events[0].attributes, "mlflow.chunk.value"),
+        Some(redacted)
+    );
+    assert_eq!(
+        attr::get_str(&span.attributes, "gen_ai.request.model"),
+        Some("gpt-4o-mini")
+    );
+    assert_eq!(
+        attr::get_str(&span.attributes, "user.id"),
+        Some("jane.doe@example.com"),
+        "ids are kept as sent: analytics group by them"
+    );
+    assert_eq!(pii_types(&span.attributes), vec!["email", "phone"]);
+    let Payload::Traces(resources) = &batch.payload else {
+        unreachable!()
+    };
+    let resource = &resources[0].resource.as_ref().expect("resource").attributes;
+    assert_eq!(
+        attr::get_str(resource, "owner.email"),
+        Some("[REDACTED:EMAIL]")
+    );
+    assert_eq!(pii_types(resource), vec!["email"]);
+    let scope = &resources[0].scope_spans[0]
+        .scope
+        .as_ref()
+        .expect("scope")
+        .attributes;
+    assert_eq!(attr::get_str(scope, "scope.note"), Some(redacted));
+
+    // Widened by `attributes`, narrowed by `skip_attributes`.
+    let config = RedactConfig {
+        attributes: vec!["user.id".into()],
+        skip_attributes: vec!["app.*".into()],
+        ..RedactConfig::default()
+    };
+    let span = spans_of(&run(&config))[0].clone();
+    assert_eq!(
+        attr::get_str(&span.attributes, "user.id"),
+        Some("[REDACTED:EMAIL]")
+    );
+    assert_eq!(attr::get_str(&span.attributes, "app.note"), Some(content));
+
+    // `scan: listed`: the GenAI content attributes only.
+    let listed = RedactConfig {
+        scan: Scan::Listed,
+        ..RedactConfig::default()
+    };
+    let span = spans_of(&run(&listed))[0].clone();
+    assert_eq!(
+        attr::get_str(&span.attributes, "gen_ai.task.input"),
+        Some(content)
+    );
 }
 
 /// Text fragments: words, non-ASCII, and values every detector should find.
