@@ -47,6 +47,11 @@ pub const ANOMALY_BASELINE: &str = "llmscope.anomaly.baseline";
 pub const ANOMALY_EVENT: &str = "llmscope.anomaly";
 /// Which attribute family the normalizer recognised on a span (`otel`, `openinference`, ...).
 pub const SOURCE_FAMILY: &str = "llmscope.source";
+/// On the span that starts a model call described by two spans: the span id (hex) of the one
+/// that finished it, whose response it took.
+pub const CALL_JOINED_SPAN: &str = "llmscope.call.joined_span_id";
+/// A joined span's end before it was moved to the end of the call.
+pub const ORIGINAL_END_TIME: &str = "llmscope.span.original_end_time_unix_nano";
 
 /// Log event names that carry GenAI message content.
 pub mod events {

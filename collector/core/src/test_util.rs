@@ -153,6 +153,10 @@ pub mod fixtures {
 
     pub const OPENLLMETRY_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openllmetry-openai-chat.json");
+    /// Logfire 5.4 instrumenting OpenAI: a call and a streamed call in an `agent-run` span,
+    /// then a streamed call outside any span (`testdata/genai/record/logfire_openai.py`).
+    pub const LOGFIRE_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/logfire-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

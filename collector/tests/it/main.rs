@@ -10,6 +10,7 @@ mod end_to_end;
 mod faults;
 mod forward;
 mod harness;
+mod libraries;
 mod limits;
 mod process;
 mod processors;

@@ -14,6 +14,7 @@
 mod aliases;
 mod config;
 mod content;
+mod join;
 mod logs;
 mod messages;
 mod span;
@@ -66,6 +67,10 @@ impl Processor for Normalize {
                     let mut any_genai = false;
                     for span in rs.scope_spans.iter_mut().flat_map(|s| s.spans.iter_mut()) {
                         any_genai |= span::normalize(&mut span.attributes);
+                        span::name_from_message(span);
+                    }
+                    if any_genai {
+                        join::join(rs);
                     }
                     if any_genai && self.config.propagate_trace_identity {
                         propagate_identity(rs);

@@ -296,3 +296,13 @@ fn normalize_content(attrs: &mut Vec<KeyValue>, vercel_call: bool) {
         }
     }
 }
+
+/// Logfire names a span by its message template (`Chat Completion with {request_data[model]!r}`)
+/// and puts the filled message in `logfire.msg`: the span is named by the message.
+pub fn name_from_message(span: &mut llmscope_core::otlp::trace::v1::Span) {
+    if attr::get_str(&span.attributes, "logfire.msg_template") == Some(span.name.as_str())
+        && let Some(message) = attr::get_str(&span.attributes, "logfire.msg")
+    {
+        span.name = message.to_owned();
+    }
+}

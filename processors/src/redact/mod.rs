@@ -7,7 +7,7 @@
 //! goes); an allow-list keeps values as they are.
 //!
 //! Scope (`scan: all`, the default): every string attribute value of every span, span event, log
-//! record, resource and instrumentation scope, and log bodies, except keys that are never
+//! record, resource and instrumentation scope, span names, and log bodies, except keys that are never
 //! content ([`scope::NEVER_CONTENT`]: ids, model names, enums), skipped for speed. `scan:
 //! listed` narrows it to the GenAI content attributes and their aliases; keys and globs from
 //! config widen or narrow either. JSON-valued strings and structured values are redacted inside
@@ -122,6 +122,18 @@ impl Redact {
         }
     }
 
+    /// Redacts a span's name (a name may be filled from a message, as Logfire's are); a name a
+    /// `drop` detector matched becomes `[REDACTED]`. Returns what was found.
+    fn name(&self, name: &mut String) -> u64 {
+        let outcome = self.scanner.redact(name);
+        if outcome.drop {
+            *name = "[REDACTED]".to_owned();
+        } else if let Some(text) = outcome.text {
+            *name = text;
+        }
+        outcome.found
+    }
+
     /// Redacts a resource's or scope's attributes, recording what was found among them.
     fn own(&self, attrs: Option<&mut Vec<KeyValue>>) {
         if let Some(attrs) = attrs {
@@ -187,6 +199,7 @@ impl Processor for Redact {
                     .flat_map(|s| s.spans.iter_mut())
                 {
                     let (mut found, mut failed) = self.attributes(&mut span.attributes);
+                    found |= self.name(&mut span.name);
                     for event in &mut span.events {
                         let (f, x) = self.attributes(&mut event.attributes);
                         found |= f;

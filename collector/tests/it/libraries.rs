@@ -1,0 +1,103 @@
+//! What each instrumentation library sends, recorded from the real library against a fake
+//! provider (`collector/core/testdata/genai/record/`), read back through the API: calls
+//! counted once, tokens, cost, content and redaction.
+
+use hyper::StatusCode;
+use llmscope_core::test_util::fixtures;
+use serde_json::Value as J;
+
+use crate::harness::Collector;
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// gpt-4o-mini, 42 input tokens of which 10 cached, 17 output: 32 * $0.15 + 10 * $0.075 +
+/// 17 * $0.60 per million.
+const CALL_USD: f64 = 15.75e-6;
+
+/// The collector's stored database as text, to look for what must not be there.
+fn stored_text(db: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("database");
+    let mut text = String::new();
+    for table in ["spans", "logs"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table}"))
+            .expect("select");
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).expect("rows");
+        while let Some(row) = rows.next().expect("row") {
+            for i in 0..columns {
+                if let Ok(Some(v)) = row.get::<_, Option<String>>(i) {
+                    text.push_str(&v);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    text
+}
+
+/// Sends `fixture`, waits for `calls` calls in the summary by model, checks tokens, cost and
+/// that no PII of the recordings reached the database. Returns the collector and the summary.
+async fn calls_of(fixture: &str, calls: i64) -> (Collector, J) {
+    let c = Collector::start().await;
+    let reply = c
+        .post_otlp("/v1/traces", &[JSON], fixture.as_bytes().to_vec())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let summary = c
+        .eventually("/api/v1/analytics/summary?group_by=model", |s| {
+            s["groups"].as_array().is_some_and(|g| !g.is_empty())
+        })
+        .await;
+    let group = &summary["groups"][0];
+    assert_eq!(group["requests"], calls, "{summary:#}");
+    assert_eq!(group["input_tokens"], 42 * calls, "{summary:#}");
+    assert_eq!(group["output_tokens"], 17 * calls, "{summary:#}");
+    let cost = group["cost_usd"].as_f64().expect("cost");
+    assert!(
+        (cost - CALL_USD * calls as f64).abs() < 1e-12,
+        "{summary:#}"
+    );
+    let text = stored_text(&c.db);
+    for pii in ["jane.doe@example.com", "415 555 0100"] {
+        assert!(!text.contains(pii), "{pii} reached the database");
+    }
+    assert!(text.contains("[REDACTED:EMAIL]") && text.contains("[REDACTED:PHONE]"));
+    (c, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logfire_streamed_calls_count_once_with_their_latency() {
+    // Three calls: one plain, one streamed inside `agent-run` (its usage arrives on a
+    // zero-length log span beside it), one streamed with no parent (its log in another trace).
+    let (c, summary) = calls_of(fixtures::LOGFIRE_OPENAI_CHAT, 3).await;
+    let p50 = summary["groups"][0]["latency_ms"]["p50"]
+        .as_f64()
+        .expect("p50");
+    assert!(
+        p50 > 0.0,
+        "a streamed call lasts until its stream ends: {summary:#}"
+    );
+    let list = c.get("/api/v1/traces?limit=10").await.json();
+    let names: Vec<&str> = list["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .filter_map(|t| t["root_name"].as_str())
+        .collect();
+    assert!(names.contains(&"agent-run"), "{names:?}");
+    assert!(
+        names.contains(&"Chat Completion with 'gpt-4o-mini'"),
+        "named by the filled message, not the template: {names:?}"
+    );
+    let llm_calls: i64 = list["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .map(|t| t["llm_calls"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        llm_calls, 4,
+        "the no-parent call's log is a trace of its own: {list:#}"
+    );
+}
