@@ -101,3 +101,27 @@ async fn logfire_streamed_calls_count_once_with_their_latency() {
         "the no-parent call's log is a trace of its own: {list:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlflow_native_spans_are_model_calls_with_usage_content_and_identity() {
+    let (c, _) = calls_of(fixtures::MLFLOW_OPENAI_CHAT, 2).await;
+    let list = c.get("/api/v1/traces?limit=10").await.json();
+    let trace_id = list["traces"][0]["trace_id"].as_str().expect("trace").to_owned();
+    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    let call = trace["spans"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "Completions"))
+        .expect("a call");
+    assert_eq!(call["gen_ai"]["provider"], "openai", "{call:#}");
+    assert_eq!(call["gen_ai"]["request_model"], "gpt-4o-mini", "{call:#}");
+    assert_eq!(call["gen_ai"]["response_model"], "gpt-4o-mini-2024-07-18");
+    assert_eq!(
+        call["gen_ai"]["output_messages"][0]["parts"][0]["content"],
+        "Sure: call [REDACTED:PHONE] or write to [REDACTED:EMAIL]."
+    );
+    let by_user = c
+        .get("/api/v1/analytics/summary?group_by=user")
+        .await
+        .json();
+    assert_eq!(by_user["groups"][0]["key"]["user"], "user-1", "{by_user:#}");
+}

@@ -17,6 +17,7 @@ mod content;
 mod join;
 mod logs;
 mod messages;
+mod mlflow;
 mod span;
 
 use std::collections::HashMap;

@@ -60,6 +60,8 @@ impl Families {
 /// Brings a span's attributes onto the canonical schema, keeping the originals. Returns whether
 /// the span is a GenAI span; other spans are left untouched.
 pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
+    // MLflow's JSON-encoded attributes become canonical ones first; the rest then applies.
+    super::mlflow::normalize(attrs);
     let families = Families::detect(attrs);
     if !families.any() {
         return false;
