@@ -159,8 +159,7 @@ pub mod fixtures {
         include_str!("../testdata/genai/logfire-openai-chat.json");
     /// MLflow 3.17 tracing (`mlflow.openai.autolog`) over OTLP: a call and a streamed call in
     /// an `agent-run` span (`testdata/genai/record/mlflow_openai.py`).
-    pub const MLFLOW_OPENAI_CHAT: &str =
-        include_str!("../testdata/genai/mlflow-openai-chat.json");
+    pub const MLFLOW_OPENAI_CHAT: &str = include_str!("../testdata/genai/mlflow-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

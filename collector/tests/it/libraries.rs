@@ -106,7 +106,10 @@ async fn logfire_streamed_calls_count_once_with_their_latency() {
 async fn mlflow_native_spans_are_model_calls_with_usage_content_and_identity() {
     let (c, _) = calls_of(fixtures::MLFLOW_OPENAI_CHAT, 2).await;
     let list = c.get("/api/v1/traces?limit=10").await.json();
-    let trace_id = list["traces"][0]["trace_id"].as_str().expect("trace").to_owned();
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("trace")
+        .to_owned();
     let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
     let call = trace["spans"]
         .as_array()
@@ -117,6 +120,30 @@ async fn mlflow_native_spans_are_model_calls_with_usage_content_and_identity() {
     assert_eq!(call["gen_ai"]["response_model"], "gpt-4o-mini-2024-07-18");
     assert_eq!(
         call["gen_ai"]["output_messages"][0]["parts"][0]["content"],
+        "Sure: call [REDACTED:PHONE] or write to [REDACTED:EMAIL]."
+    );
+    // The streamed call's chunks split the phone number across events: redacted where split.
+    let streamed = trace["spans"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["events"].as_array().is_some_and(|e| e.len() > 2))
+        })
+        .expect("the streamed call");
+    let text: String = streamed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| {
+            let chunk: J =
+                serde_json::from_str(e["attributes"]["mlflow.chunk.value"].as_str()?).ok()?;
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        text,
         "Sure: call [REDACTED:PHONE] or write to [REDACTED:EMAIL]."
     );
     let by_user = c

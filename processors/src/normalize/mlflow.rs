@@ -66,7 +66,11 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     let response_model = text(attrs, "mlflow.llm.model").or_else(|| field(&outputs, "model"));
     set_text(attrs, sc::RESPONSE_MODEL, response_model.as_deref());
     if let Some(format) = text(attrs, "mlflow.message.format") {
-        attr::set_if_absent(attrs, sc::PROVIDER_NAME, attr::string(provider_name(&format)));
+        attr::set_if_absent(
+            attrs,
+            sc::PROVIDER_NAME,
+            attr::string(provider_name(&format)),
+        );
     }
     set_text(attrs, sc::RESPONSE_ID, field(&outputs, "id").as_deref());
 
@@ -75,7 +79,10 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
             ("input_tokens", sc::USAGE_INPUT_TOKENS),
             ("output_tokens", sc::USAGE_OUTPUT_TOKENS),
             ("cache_read_input_tokens", sc::USAGE_CACHE_READ_INPUT_TOKENS),
-            ("cache_creation_input_tokens", sc::USAGE_CACHE_CREATION_INPUT_TOKENS),
+            (
+                "cache_creation_input_tokens",
+                sc::USAGE_CACHE_CREATION_INPUT_TOKENS,
+            ),
         ] {
             if let Some(n) = usage.get(key).and_then(J::as_i64) {
                 attr::set_if_absent(attrs, canonical, attr::int(n));

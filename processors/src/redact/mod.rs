@@ -21,6 +21,7 @@ mod config;
 mod detectors;
 mod scanner;
 pub mod scope;
+mod stream;
 mod value;
 
 use llmscope_core::otlp::common::v1::any_value::Value;
@@ -200,6 +201,7 @@ impl Processor for Redact {
                 {
                     let (mut found, mut failed) = self.attributes(&mut span.attributes);
                     found |= self.name(&mut span.name);
+                    found |= stream::redact(&self.scanner, &mut span.events);
                     for event in &mut span.events {
                         let (f, x) = self.attributes(&mut event.attributes);
                         found |= f;

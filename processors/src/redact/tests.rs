@@ -577,3 +577,66 @@ proptest! {
         let _ = value::redact_value(&s, &mut v, &mut found, 0);
     }
 }
+
+#[test]
+fn a_value_streamed_across_events_is_redacted_where_it_is_split() {
+    use llmscope_core::otlp::trace::v1::span::Event;
+    let chunk = |i: usize, content: &str| Event {
+        name: format!("mlflow.chunk.item.{i}"),
+        attributes: vec![kv(
+            "mlflow.chunk.value",
+            json!({"id": "chatcmpl-1", "choices": [{"delta": {"content": content}}]})
+                .to_string()
+                .as_str(),
+        )],
+        ..Default::default()
+    };
+    let plain = |i: usize, content: &str| Event {
+        name: format!("token.{i}"),
+        attributes: vec![kv("text", content)],
+        ..Default::default()
+    };
+    let pieces = [
+        "Call ",
+        "+1 ",
+        "415 ",
+        "555 ",
+        "0100 ",
+        "or jane.doe@",
+        "example.com.",
+    ];
+    let mut s = span(1, 1, "chat", vec![]);
+    s.events = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| chunk(i, p))
+        .collect();
+    s.events
+        .extend(pieces.iter().enumerate().map(|(i, p)| plain(i, p)));
+    let (batch, _) = redact_batch(traces("svc", vec![s]));
+    let out = spans_of(&batch)[0];
+    let contents: Vec<String> = out.events[..pieces.len()]
+        .iter()
+        .map(|e| {
+            let doc: J = serde_json::from_str(
+                attr::get_str(&e.attributes, "mlflow.chunk.value").expect("value"),
+            )
+            .expect("still JSON");
+            assert_eq!(doc["id"], "chatcmpl-1", "identical pieces are no stream");
+            doc["choices"][0]["delta"]["content"]
+                .as_str()
+                .expect("content")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        contents.concat(),
+        "Call [REDACTED:PHONE] or [REDACTED:EMAIL]."
+    );
+    let texts: Vec<&str> = out.events[pieces.len()..]
+        .iter()
+        .map(|e| attr::get_str(&e.attributes, "text").unwrap_or_default())
+        .collect();
+    assert_eq!(texts.concat(), "Call [REDACTED:PHONE] or [REDACTED:EMAIL].");
+    assert_eq!(pii_types(&out.attributes), vec!["email", "phone"]);
+}
