@@ -22,6 +22,9 @@ use super::scanner::{Found, Scanner};
 /// for a plain string).
 type Place = (usize, usize, Vec<Step>);
 
+/// The pieces of each stream, by attribute key and JSON path, in event order.
+type Streams = BTreeMap<(String, Vec<Step>), Vec<(Place, String)>>;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
     Key(String),
@@ -36,7 +39,7 @@ pub fn redact(scanner: &Scanner, events: &mut [Event]) -> Found {
     // Each string value, parsed when it is JSON.
     let mut docs: BTreeMap<(usize, usize), J> = BTreeMap::new();
     // Pieces by (attribute key, path), in event order.
-    let mut streams: BTreeMap<(String, Vec<Step>), Vec<(Place, String)>> = BTreeMap::new();
+    let mut streams: Streams = BTreeMap::new();
     for (e, event) in events.iter().enumerate() {
         for (a, kv) in event.attributes.iter().enumerate() {
             let Some(Value::StringValue(s)) = kv.value.as_ref().and_then(|v| v.value.as_ref())
