@@ -160,6 +160,10 @@ pub mod fixtures {
     /// MLflow 3.17 tracing (`mlflow.openai.autolog`) over OTLP: a call and a streamed call in
     /// an `agent-run` span (`testdata/genai/record/mlflow_openai.py`).
     pub const MLFLOW_OPENAI_CHAT: &str = include_str!("../testdata/genai/mlflow-openai-chat.json");
+    /// OpenInference's LangChain and OpenAI instrumentors both on: a `ChatOpenAI` call and a
+    /// streamed one (`testdata/genai/record/openinference_langchain.py`).
+    pub const OPENINFERENCE_LANGCHAIN_CHAT: &str =
+        include_str!("../testdata/genai/openinference-langchain-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -152,3 +152,10 @@ async fn mlflow_native_spans_are_model_calls_with_usage_content_and_identity() {
         .json();
     assert_eq!(by_user["groups"][0]["key"]["user"], "user-1", "{by_user:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openinference_langchain_beside_the_openai_instrumentor_counts_each_call_once() {
+    // Each call is described twice: by LangChain's `ChatOpenAI` span and by the OpenAI
+    // instrumentor's `ChatCompletion` span beside it.
+    calls_of(fixtures::OPENINFERENCE_LANGCHAIN_CHAT, 2).await;
+}

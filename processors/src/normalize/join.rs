@@ -1,17 +1,22 @@
-//! One model call described by two spans that share no response id, joined: a *head* that
-//! starts the call (a model-call span with neither usage nor a response id, such as a streamed
-//! call whose span ends when the stream is handed back) and a *tail* that finishes it (a
-//! model-call span with usage and a response id: Logfire's `streaming response ... took ...`
-//! log span, a framework's provider-level child span).
+//! One model call described by two spans that share no response id, joined. The *head* is a
+//! model-call span without a response id; the *tail* a model-call span with usage and a
+//! response id. Two shapes, the same for every library:
+//! - **A split call**: the head has no usage either (a streamed call whose span ends when the
+//!   stream is handed back); the tail finishes it (Logfire's `streaming response ... took ...`
+//!   log span, a framework's provider-level child span). They name the same provider and
+//!   request model, the tail is the head's child or sibling in one trace, or both are trace
+//!   roots (Logfire emits its log in a trace of its own when the call has no parent span), and
+//!   the tail starts no earlier than the head and at most [`WINDOW_NS`] after the head ends. A
+//!   head without usage is never a call by itself, so two real calls are never merged.
+//! - **Twins**: the head has usage too (a framework's span, such as LangChain's `ChatOpenAI`,
+//!   beside or around the provider instrumentation's span of the same call, e.g. a streamed
+//!   call whose framework result carries no response id). They name the same provider, are in
+//!   one trace, report the same input and output tokens, and the tail lies within the head's
+//!   time. Two real calls of one trace with equal usage would have to nest in time to be taken
+//!   for twins.
 //!
-//! The rule, the same for every library:
-//! - head and tail are in one resource, name the same provider and request model, and are
-//!   related: the tail is the head's child or sibling in one trace, or both are trace roots
-//!   (Logfire emits its log in a trace of its own when the call has no parent span);
-//! - the tail starts no earlier than the head and at most [`WINDOW`] after the head ends;
-//! - heads are taken in start order, each joins the earliest tail left, and a tail joins one
-//!   head at most. A head is never a call by itself (it has no response), so two real calls
-//!   are never merged into one.
+//! Heads are taken in start order, each joins the earliest tail left that fits, and a tail
+//! joins one head at most.
 //!
 //! A joined head takes the tail's response id (every store counts a call once per response id),
 //! and what it lacks of the tail's response: model, usage, output messages, finish reasons. Its
@@ -45,9 +50,7 @@ fn has_usage(attrs: &[KeyValue]) -> bool {
 }
 
 fn is_head(span: &Span) -> bool {
-    sc::is_model_call(&span.attributes)
-        && !has_usage(&span.attributes)
-        && !attr::has(&span.attributes, sc::RESPONSE_ID)
+    sc::is_model_call(&span.attributes) && !attr::has(&span.attributes, sc::RESPONSE_ID)
 }
 
 fn is_tail(span: &Span) -> bool {
@@ -56,10 +59,30 @@ fn is_tail(span: &Span) -> bool {
         && attr::has(&span.attributes, sc::RESPONSE_ID)
 }
 
-fn same_call_kind(a: &Span, b: &Span) -> bool {
-    [sc::PROVIDER_NAME, sc::REQUEST_MODEL]
-        .iter()
-        .all(|k| attr::get_str(&a.attributes, k) == attr::get_str(&b.attributes, k))
+fn same(a: &Span, b: &Span, keys: &[&str]) -> bool {
+    keys.iter()
+        .all(|k| attr::get(&a.attributes, k) == attr::get(&b.attributes, k))
+}
+
+/// Whether `tail` finishes the call `head` starts (a split call) or describes it again (twins).
+fn fits(head: &Span, tail: &Span) -> bool {
+    if !has_usage(&head.attributes) {
+        return same(head, tail, &[sc::PROVIDER_NAME, sc::REQUEST_MODEL])
+            && related(head, tail)
+            && in_window(head, tail);
+    }
+    head.trace_id == tail.trace_id
+        && same(
+            head,
+            tail,
+            &[
+                sc::PROVIDER_NAME,
+                sc::USAGE_INPUT_TOKENS,
+                sc::USAGE_OUTPUT_TOKENS,
+            ],
+        )
+        && tail.start_time_unix_nano >= head.start_time_unix_nano
+        && tail.end_time_unix_nano <= head.end_time_unix_nano
 }
 
 fn related(head: &Span, tail: &Span) -> bool {
@@ -107,10 +130,7 @@ pub fn join(rs: &mut ResourceSpans) -> usize {
         let head = span(rs, head_at);
         let Some(t) = (0..tails.len()).find(|&t| {
             let tail = &rs.scope_spans[tails[t].0].spans[tails[t].1];
-            !taken[t]
-                && same_call_kind(&head, tail)
-                && related(&head, tail)
-                && in_window(&head, tail)
+            !taken[t] && fits(&head, tail)
         }) else {
             continue;
         };
@@ -198,5 +218,105 @@ mod tests {
         let Payload::Traces(_) = &batch.payload else {
             unreachable!()
         };
+    }
+
+    /// A chat span of `trace`, parent `parent` (0: none), from `start` to `end` ms, with usage
+    /// and a response id when given.
+    fn call(
+        trace: u8,
+        id: u8,
+        parent: u8,
+        start: u64,
+        end: u64,
+        usage: Option<i64>,
+        response: Option<&str>,
+    ) -> Span {
+        use llmscope_core::test_util::kv;
+        let mut attributes = vec![
+            kv(sc::OPERATION_NAME, "chat"),
+            kv(sc::PROVIDER_NAME, "openai"),
+            kv(sc::REQUEST_MODEL, "gpt-4o-mini"),
+        ];
+        if let Some(n) = usage {
+            attributes.push(kv(sc::USAGE_INPUT_TOKENS, n));
+            attributes.push(kv(sc::USAGE_OUTPUT_TOKENS, 7i64));
+        }
+        if let Some(r) = response {
+            attributes.push(kv(sc::RESPONSE_ID, r));
+        }
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: if parent == 0 {
+                Vec::new()
+            } else {
+                vec![parent; 8]
+            },
+            start_time_unix_nano: start * 1_000_000,
+            end_time_unix_nano: end * 1_000_000,
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    fn joined(spans: Vec<Span>) -> Vec<Option<String>> {
+        let mut rs = ResourceSpans {
+            scope_spans: vec![llmscope_core::otlp::trace::v1::ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        join(&mut rs);
+        rs.scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| attr::get_str(&s.attributes, sc::RESPONSE_ID).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn two_real_calls_are_never_merged() {
+        // Two heads, one tail: only the earlier head takes it.
+        let ids = joined(vec![
+            call(1, 1, 9, 0, 10, None, None),
+            call(1, 2, 9, 5, 15, None, None),
+            call(1, 3, 9, 20, 20, Some(42), Some("r1")),
+        ]);
+        assert_eq!(ids, [Some("r1".into()), None, Some("r1".into())]);
+        // Equal usage one after the other, not nested: two calls, not twins.
+        let ids = joined(vec![
+            call(1, 1, 9, 0, 10, Some(42), None),
+            call(1, 2, 9, 20, 30, Some(42), Some("r2")),
+        ]);
+        assert_eq!(ids, [None, Some("r2".into())]);
+        // Nested twins with other usage: two calls.
+        let ids = joined(vec![
+            call(1, 1, 9, 0, 30, Some(41), None),
+            call(1, 2, 9, 10, 20, Some(42), Some("r3")),
+        ]);
+        assert_eq!(ids, [None, Some("r3".into())]);
+        // A tail in another trace joins only a root head.
+        let ids = joined(vec![
+            call(1, 1, 9, 0, 10, None, None),
+            call(2, 2, 0, 15, 15, Some(42), Some("r4")),
+        ]);
+        assert_eq!(ids, [None, Some("r4".into())]);
+        // Past the window: not the same call.
+        let late = WINDOW_NS / 1_000_000 + 11;
+        let ids = joined(vec![
+            call(1, 1, 0, 0, 10, None, None),
+            call(2, 2, 0, late, late, Some(42), Some("r5")),
+        ]);
+        assert_eq!(ids, [None, Some("r5".into())]);
+    }
+
+    #[test]
+    fn twins_nested_in_time_with_equal_usage_are_one_call() {
+        let ids = joined(vec![
+            call(1, 1, 9, 0, 30, Some(42), None),
+            call(1, 2, 9, 10, 20, Some(42), Some("r6")),
+        ]);
+        assert_eq!(ids, [Some("r6".into()), Some("r6".into())]);
     }
 }

@@ -236,9 +236,19 @@ fn openinference_bodies(attrs: &mut Vec<KeyValue>) {
     if attr::get_str(attrs, "openinference.span.kind") == Some("LLM")
         && !attr::has(attrs, sc::RESPONSE_ID)
     {
+        // The provider's body (`id`), or LangChain's result: `llm_output.id`, or the message's
+        // `response_metadata.id`.
         let id = attr::get_str(attrs, "output.value")
             .and_then(|raw| serde_json::from_str::<J>(raw).ok())
-            .and_then(|body| body.get("id")?.as_str().map(str::to_owned));
+            .and_then(|body| {
+                [
+                    "/id",
+                    "/llm_output/id",
+                    "/generations/0/0/message/kwargs/response_metadata/id",
+                ]
+                .iter()
+                .find_map(|p| body.pointer(p)?.as_str().map(str::to_owned))
+            });
         if let Some(id) = id {
             attr::set(attrs, sc::RESPONSE_ID, attr::string(id));
         }
