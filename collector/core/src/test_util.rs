@@ -164,6 +164,10 @@ pub mod fixtures {
     /// streamed one (`testdata/genai/record/openinference_langchain.py`).
     pub const OPENINFERENCE_LANGCHAIN_CHAT: &str =
         include_str!("../testdata/genai/openinference-langchain-chat.json");
+    /// LiteLLM's OpenTelemetry callback: a call and a streamed call through
+    /// `litellm.completion` (`testdata/genai/record/litellm_otel.py`).
+    pub const LITELLM_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/litellm-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

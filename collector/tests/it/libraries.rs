@@ -159,3 +159,44 @@ async fn openinference_langchain_beside_the_openai_instrumentor_counts_each_call
     // instrumentor's `ChatCompletion` span beside it.
     calls_of(fixtures::OPENINFERENCE_LANGCHAIN_CHAT, 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn litellm_calls_are_priced_with_their_cached_tokens_and_keep_litellms_cost() {
+    // LiteLLM reports cached tokens only in `metadata.usage_object`; its `raw_gen_ai_request`
+    // span (content in `llm.openai.messages`) is no call of its own.
+    let (c, _) = calls_of(fixtures::LITELLM_OPENAI_CHAT, 2).await;
+    let list = c.get("/api/v1/traces?limit=10").await.json();
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("trace")
+        .to_owned();
+    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    let call = trace["spans"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "litellm_request"))
+        .expect("a call");
+    let provided = call["attributes"]["llmscope.cost.provided_usd"]
+        .as_f64()
+        .expect("LiteLLM's cost kept");
+    assert!((provided - CALL_USD).abs() < 1e-12, "{provided}");
+    assert_eq!(call["gen_ai"]["cache_read_tokens"], 10, "{call:#}");
+}
+
+#[test]
+fn openinference_finish_reasons_are_carried() {
+    use llmscope_core::Processor as _;
+    let mut batch = fixtures::traces_batch(fixtures::OPENINFERENCE_LANGCHAIN_CHAT);
+    llmscope_processors::normalize::Normalize::default()
+        .process(&mut batch)
+        .expect("normalize");
+    let spans = llmscope_core::test_util::spans_of(&batch);
+    let chat = spans
+        .iter()
+        .find(|s| s.name == "ChatOpenAI")
+        .expect("a LangChain call");
+    assert_eq!(
+        llmscope_core::attr::get(&chat.attributes, "gen_ai.response.finish_reasons")
+            .map(llmscope_core::attr::to_json),
+        Some(serde_json::json!(["stop"]))
+    );
+}

@@ -7,8 +7,8 @@
 //!   cache writes).
 //! - The response model is preferred over the request model (it names the exact version).
 //! - A model not in the table gets no cost, `llmscope.cost.unknown_model = true`, and a count.
-//! - A cost the instrumentation already sent (`gen_ai.usage.cost`, `llm.cost.total`) is kept as
-//!   `llmscope.cost.provided_usd`.
+//! - A cost the instrumentation already sent (`gen_ai.usage.cost`, `llm.cost.total`, LiteLLM's
+//!   `gen_ai.cost.total_cost`) is kept as `llmscope.cost.provided_usd`.
 //! - Token counts are left as they are, so cost can be recomputed when prices change.
 
 mod config;
@@ -53,6 +53,8 @@ pub const PROVIDED_USD: &str = "llmscope.cost.provided_usd";
 const PROVIDED_COST_KEYS: &[&str] = &[
     "gen_ai.usage.cost",
     "llm.cost.total",
+    // LiteLLM's own cache-aware cost.
+    "gen_ai.cost.total_cost",
     "gen_ai.cost.total_usd",
 ];
 

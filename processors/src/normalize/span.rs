@@ -97,6 +97,7 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
             }
         }
         langfuse_usage(attrs);
+        litellm_usage(attrs);
         openinference_bodies(attrs);
         make_inclusive(attrs);
     }
@@ -222,6 +223,50 @@ fn langfuse_usage(attrs: &mut Vec<KeyValue>) {
     }
 }
 
+/// LiteLLM reports cached and reasoning tokens only inside `metadata.usage_object`, the
+/// provider's usage as a Python literal (`{'prompt_tokens': 42, 'prompt_tokens_details':
+/// {'cached_tokens': 10}, ...}`).
+fn litellm_usage(attrs: &mut Vec<KeyValue>) {
+    let Some(raw) = attr::get_str(attrs, "metadata.usage_object") else {
+        return;
+    };
+    let Some(usage) = python_literal(raw) else {
+        return;
+    };
+    for (pointer, canonical) in [
+        (
+            "/prompt_tokens_details/cached_tokens",
+            sc::USAGE_CACHE_READ_INPUT_TOKENS,
+        ),
+        (
+            "/completion_tokens_details/reasoning_tokens",
+            sc::USAGE_REASONING_OUTPUT_TOKENS,
+        ),
+    ] {
+        if let Some(n) = usage
+            .pointer(pointer)
+            .and_then(J::as_i64)
+            .filter(|n| *n > 0)
+        {
+            attr::set_if_absent(attrs, canonical, attr::int(n));
+        }
+    }
+}
+
+/// A Python dict or list literal of numbers, `None`, booleans and quote-free strings, as JSON;
+/// `None` for anything else (a string holding a double quote would be misread, so none is).
+fn python_literal(text: &str) -> Option<J> {
+    if text.contains('"') || !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    let json = text
+        .replace('\'', "\"")
+        .replace("None", "null")
+        .replace("True", "true")
+        .replace("False", "false");
+    serde_json::from_str(&json).ok()
+}
+
 /// OpenInference keeps the provider's request and response bodies in `llm.invocation_parameters`
 /// and `output.value`; they name the requested model and the response id.
 fn openinference_bodies(attrs: &mut Vec<KeyValue>) {
@@ -252,6 +297,21 @@ fn openinference_bodies(attrs: &mut Vec<KeyValue>) {
         if let Some(id) = id {
             attr::set(attrs, sc::RESPONSE_ID, attr::string(id));
         }
+    }
+    if !attr::has(attrs, sc::RESPONSE_FINISH_REASONS)
+        && let Some(reason) = attr::get_str(attrs, "llm.finish_reason").map(str::to_owned)
+    {
+        use llmscope_core::otlp::common::v1::{AnyValue, ArrayValue, any_value::Value};
+        let reasons = ArrayValue {
+            values: vec![AnyValue {
+                value: Some(Value::StringValue(reason)),
+            }],
+        };
+        attr::set(
+            attrs,
+            sc::RESPONSE_FINISH_REASONS,
+            Value::ArrayValue(reasons),
+        );
     }
     // A span that only names one model: OpenInference's `llm.model_name` is the response model
     // when known, which is also the best request model we have.
