@@ -168,6 +168,10 @@ pub mod fixtures {
     /// `litellm.completion` (`testdata/genai/record/litellm_otel.py`).
     pub const LITELLM_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/litellm-openai-chat.json");
+    /// OpenLIT 1.34 (`openlit.init`) instrumenting OpenAI: a call and a streamed call
+    /// (`testdata/genai/record/openlit_openai.py`).
+    pub const OPENLIT_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/openlit-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -198,6 +198,55 @@ async fn handle<R: OtlpRequest, const BASIC: bool>(
 }
 
 /// OTLP/JSON omits unset fields: a full success is `{}`, not `{"partialSuccess":null}`.
+/// An OTLP/JSON request. Proto3's JSON mapping may omit empty repeated fields, and exporters
+/// built on it send an empty array attribute as `{"arrayValue": {}}`, which the generated types
+/// refuse for want of `values`: such a request is read again with the omitted lists restored.
+fn decode_json<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, serde_json::Error> {
+    let error = match serde_json::from_slice::<R>(bytes) {
+        Ok(request) => return Ok(request),
+        Err(error) => error,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Err(error);
+    };
+    if !restore_empty_lists(&mut value, 0) {
+        return Err(error);
+    }
+    serde_json::from_value(value).map_err(|_| error)
+}
+
+/// Puts `"values": []` into every `arrayValue` and `kvlistValue` without one; whether any was
+/// missing. Nesting past 128 levels is left as it is (and refused by the decoder).
+fn restore_empty_lists(value: &mut serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value as J;
+    if depth > 128 {
+        return false;
+    }
+    let mut restored = false;
+    match value {
+        J::Object(map) => {
+            for key in ["arrayValue", "kvlistValue"] {
+                if let Some(J::Object(list)) = map.get_mut(key)
+                    && !list.contains_key("values")
+                {
+                    list.insert("values".into(), J::Array(Vec::new()));
+                    restored = true;
+                }
+            }
+            for v in map.values_mut() {
+                restored |= restore_empty_lists(v, depth + 1);
+            }
+        }
+        J::Array(items) => {
+            for v in items {
+                restored |= restore_empty_lists(v, depth + 1);
+            }
+        }
+        _ => {}
+    }
+    restored
+}
+
 fn json_without_nulls(response: &impl Serialize) -> Vec<u8> {
     let mut value = serde_json::to_value(response).unwrap_or_default();
     if let serde_json::Value::Object(map) = &mut value {
@@ -300,7 +349,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
         Encoding::Protobuf => R::decode(bytes).map_err(|e| {
             Failure::bad_request("malformed", format!("malformed OTLP protobuf: {e}"))
         })?,
-        Encoding::Json => serde_json::from_slice::<R>(&bytes)
+        Encoding::Json => decode_json::<R>(&bytes)
             .map_err(|e| Failure::bad_request("malformed", format!("malformed OTLP/JSON: {e}")))?,
     };
     match state.ingest.ingest(request.payload(), caller).await {

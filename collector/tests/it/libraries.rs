@@ -39,6 +39,18 @@ fn stored_text(db: &std::path::Path) -> String {
 /// Sends `fixture`, waits for `calls` calls in the summary by model, checks tokens, cost and
 /// that no PII of the recordings reached the database. Returns the collector and the summary.
 async fn calls_of(fixture: &str, calls: i64) -> (Collector, J) {
+    let usd = CALL_USD * calls as f64;
+    calls_with(fixture, calls, (42 * calls, 17 * calls), usd).await
+}
+
+/// [`calls_of`] for a library that reports other token counts than the provider's (`input`,
+/// `output` in all) and so costs `usd`.
+async fn calls_with(
+    fixture: &str,
+    calls: i64,
+    (input, output): (i64, i64),
+    usd: f64,
+) -> (Collector, J) {
     let c = Collector::start().await;
     let reply = c
         .post_otlp("/v1/traces", &[JSON], fixture.as_bytes().to_vec())
@@ -51,13 +63,10 @@ async fn calls_of(fixture: &str, calls: i64) -> (Collector, J) {
         .await;
     let group = &summary["groups"][0];
     assert_eq!(group["requests"], calls, "{summary:#}");
-    assert_eq!(group["input_tokens"], 42 * calls, "{summary:#}");
-    assert_eq!(group["output_tokens"], 17 * calls, "{summary:#}");
+    assert_eq!(group["input_tokens"], input, "{summary:#}");
+    assert_eq!(group["output_tokens"], output, "{summary:#}");
     let cost = group["cost_usd"].as_f64().expect("cost");
-    assert!(
-        (cost - CALL_USD * calls as f64).abs() < 1e-12,
-        "{summary:#}"
-    );
+    assert!((cost - usd).abs() < 1e-12, "{summary:#}");
     let text = stored_text(&c.db);
     for pii in ["jane.doe@example.com", "415 555 0100"] {
         assert!(!text.contains(pii), "{pii} reached the database");
@@ -199,4 +208,13 @@ fn openinference_finish_reasons_are_carried() {
             .map(llmscope_core::attr::to_json),
         Some(serde_json::json!(["stop"]))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openlit_calls_count_once_with_the_tokens_openlit_reports() {
+    // OpenLIT sends no cached tokens, and counts a streamed call's tokens itself (50 in, 30 out)
+    // instead of reading the provider's usage: both library-side.
+    // gpt-4o-mini: (42 + 50) * $0.15 + (17 + 30) * $0.60 per million.
+    let usd = (92.0 * 0.15 + 47.0 * 0.60) / 1e6;
+    calls_with(fixtures::OPENLIT_OPENAI_CHAT, 2, (92, 47), usd).await;
 }

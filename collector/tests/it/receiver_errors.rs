@@ -319,3 +319,45 @@ async fn otlp_json_accepts_64_bit_integers_as_numbers_or_strings_and_uppercase_h
     assert_eq!(trace["spans"][1]["attributes"]["n"], 9007199254740993i64);
     assert_eq!(trace["spans"][1]["start_time"], "2018-12-13T14:51:00.5Z");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_with_empty_lists_omitted_is_accepted() {
+    // Proto3's JSON mapping omits empty repeated fields: `{"arrayValue": {}}` is an empty array.
+    let c = Collector::start().await;
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0102030405060708090a0b0c0d0e0f10",
+        "spanId": "0102030405060708",
+        "name": "with empty lists",
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000001000000",
+        "attributes": [
+            {"key": "stop", "value": {"arrayValue": {}}},
+            {"key": "meta", "value": {"kvlistValue": {}}}
+        ]
+    }]}]}]});
+    let reply = c
+        .post_otlp("/v1/traces", &[JSON], body.to_string().into_bytes())
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let trace = c
+        .eventually("/api/v1/traces/0102030405060708090a0b0c0d0e0f10", |t| {
+            t["spans"].as_array().is_some_and(|s| s.len() == 1)
+        })
+        .await;
+    assert_eq!(trace["spans"][0]["attributes"]["stop"], json!([]));
+    // What is malformed for another reason still says so.
+    let reply = c
+        .post_otlp(
+            "/v1/traces",
+            &[JSON],
+            br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 7, "attributes": [{"key": "a", "value": {"arrayValue": {}}}]}]}]}]}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&reply.body).contains("malformed OTLP/JSON"));
+}
