@@ -172,6 +172,10 @@ pub mod fixtures {
     /// (`testdata/genai/record/openlit_openai.py`).
     pub const OPENLIT_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openlit-openai-chat.json");
+    /// Langfuse's Python SDK 5 with its OpenAI wrapper: a call and a streamed call
+    /// (`testdata/genai/record/langfuse_openai.py`).
+    pub const LANGFUSE_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/langfuse-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -218,3 +218,18 @@ async fn openlit_calls_count_once_with_the_tokens_openlit_reports() {
     let usd = (92.0 * 0.15 + 47.0 * 0.60) / 1e6;
     calls_with(fixtures::OPENLIT_OPENAI_CHAT, 2, (92, 47), usd).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn langfuse_generations_are_calls_with_usage_and_identity() {
+    // Langfuse sends no response id: each generation is a call of its own.
+    let (c, _) = calls_of(fixtures::LANGFUSE_OPENAI_CHAT, 2).await;
+    let by_session = c
+        .get("/api/v1/analytics/summary?group_by=session")
+        .await
+        .json();
+    assert_eq!(
+        by_session["groups"][0]["key"]["session"], "sess-1",
+        "{by_session:#}"
+    );
+    assert_eq!(by_session["groups"][0]["requests"], 2, "{by_session:#}");
+}

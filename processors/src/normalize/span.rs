@@ -194,6 +194,25 @@ fn langfuse_usage(attrs: &mut Vec<KeyValue>) {
     );
     let add = |slot: &mut Option<i64>, n: i64| *slot = Some(slot.unwrap_or(0) + n);
     for (key, value) in &details {
+        // The provider's own usage, passed through (Langfuse's OpenAI wrapper): counts are
+        // inclusive, the breakdowns nested (`prompt_tokens_details.cached_tokens`).
+        if let J::Object(nested) = value {
+            let n = |k: &str| nested.get(k).and_then(J::as_i64);
+            match key.as_str() {
+                "prompt_tokens_details" | "input_tokens_details" => {
+                    if let Some(n) = n("cached_tokens") {
+                        add(&mut cache_read, n);
+                    }
+                }
+                "completion_tokens_details" | "output_tokens_details" => {
+                    if let Some(n) = n("reasoning_tokens") {
+                        add(&mut reasoning, n);
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
         let Some(n) = value.as_i64() else { continue };
         let key = key.to_ascii_lowercase();
         if key.contains("cache_read") || key.contains("cached") {

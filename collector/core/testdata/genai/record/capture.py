@@ -2,6 +2,7 @@
 writes what it got as one OTLP/JSON request (ids in hex, as OTLP/JSON has them)."""
 
 import base64
+import gzip
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
         if self.path.endswith("/v1/traces"):
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
