@@ -176,6 +176,10 @@ pub mod fixtures {
     /// (`testdata/genai/record/langfuse_openai.py`).
     pub const LANGFUSE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/langfuse-openai-chat.json");
+    /// OpenInference's Anthropic instrumentor beside the Anthropic SDK's own GenAI spans: a
+    /// message and a streamed message (`testdata/genai/record/openinference_anthropic.py`).
+    pub const OPENINFERENCE_ANTHROPIC_CHAT: &str =
+        include_str!("../testdata/genai/openinference-anthropic-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -233,3 +233,11 @@ async fn langfuse_generations_are_calls_with_usage_and_identity() {
     );
     assert_eq!(by_session["groups"][0]["requests"], 2, "{by_session:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openinference_anthropic_beside_the_sdks_own_spans_counts_each_call_once() {
+    // claude-3-5-haiku: 32 uncached input * $0.80 + 10 cache reads * $0.08 + 17 output * $4.00
+    // per million, per call.
+    let usd = 2.0 * (32.0 * 0.80 + 10.0 * 0.08 + 17.0 * 4.00) / 1e6;
+    calls_with(fixtures::OPENINFERENCE_ANTHROPIC_CHAT, 2, (84, 34), usd).await;
+}

@@ -9,6 +9,7 @@ pub const SCALAR_ALIASES: &[(&str, &[&str])] = &[
         sc::REQUEST_MODEL,
         &[
             "llm.request.model",
+            "llm.request.model_name",
             "ai.model.id",
             "langfuse.observation.model.name",
         ],
