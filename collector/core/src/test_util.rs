@@ -180,6 +180,10 @@ pub mod fixtures {
     /// message and a streamed message (`testdata/genai/record/openinference_anthropic.py`).
     pub const OPENINFERENCE_ANTHROPIC_CHAT: &str =
         include_str!("../testdata/genai/openinference-anthropic-chat.json");
+    /// The Vercel AI SDK 6 (`experimental_telemetry`) with the OpenTelemetry JS SDK: a
+    /// generateText and a streamText call (`testdata/genai/record/vercel_ai.mjs`).
+    pub const VERCEL_AI_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/vercel-ai-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -241,3 +241,14 @@ async fn openinference_anthropic_beside_the_sdks_own_spans_counts_each_call_once
     let usd = 2.0 * (32.0 * 0.80 + 10.0 * 0.08 + 17.0 * 4.00) / 1e6;
     calls_with(fixtures::OPENINFERENCE_ANTHROPIC_CHAT, 2, (84, 34), usd).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vercel_ai_calls_count_once_not_with_their_wrappers() {
+    // `ai.generateText` wraps `ai.generateText.doGenerate` and repeats its usage.
+    let (c, _) = calls_of(fixtures::VERCEL_AI_OPENAI_CHAT, 2).await;
+    let by_user = c
+        .get("/api/v1/analytics/summary?group_by=user")
+        .await
+        .json();
+    assert_eq!(by_user["groups"][0]["key"]["user"], "user-1", "{by_user:#}");
+}
