@@ -184,6 +184,10 @@ pub mod fixtures {
     /// generateText and a streamText call (`testdata/genai/record/vercel_ai.mjs`).
     pub const VERCEL_AI_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/vercel-ai-openai-chat.json");
+    /// OpenInference's OpenAI instrumentation for JavaScript: a call and a streamed call
+    /// (`testdata/genai/record/openinference_openai_js.mjs`).
+    pub const OPENINFERENCE_JS_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/openinference-js-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -252,3 +252,22 @@ async fn vercel_ai_calls_count_once_not_with_their_wrappers() {
         .json();
     assert_eq!(by_user["groups"][0]["key"]["user"], "user-1", "{by_user:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openinference_js_streamed_calls_count_without_usage() {
+    // The JavaScript instrumentation records no usage and no response id for a streamed call
+    // (library-side): two calls, the first one's tokens and cost.
+    calls_with(
+        fixtures::OPENINFERENCE_JS_OPENAI_CHAT,
+        2,
+        (42, 17),
+        CALL_USD,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openllmetry_and_openinference_openai_calls_count_once() {
+    calls_of(fixtures::OPENLLMETRY_OPENAI_CHAT, 2).await;
+    calls_of(fixtures::OPENINFERENCE_OPENAI_CHAT, 2).await;
+}
