@@ -188,6 +188,10 @@ pub mod fixtures {
     /// (`testdata/genai/record/openinference_openai_js.mjs`).
     pub const OPENINFERENCE_JS_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-js-openai-chat.json");
+    /// OpenLLMetry for JavaScript instrumenting OpenAI: a call and a streamed call
+    /// (`testdata/genai/record/openllmetry_js.mjs`).
+    pub const OPENLLMETRY_JS_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/openllmetry-js-openai-chat.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -271,3 +271,19 @@ async fn openllmetry_and_openinference_openai_calls_count_once() {
     calls_of(fixtures::OPENLLMETRY_OPENAI_CHAT, 2).await;
     calls_of(fixtures::OPENINFERENCE_OPENAI_CHAT, 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openllmetry_js_calls_count_once_with_the_tokens_it_reports() {
+    // No cached tokens; a streamed call's tokens are its own count (28 in, 21 out).
+    // gpt-4o-mini: (42 + 28) * $0.15 + (17 + 21) * $0.60 per million.
+    let usd = (70.0 * 0.15 + 38.0 * 0.60) / 1e6;
+    let (c, _) = calls_with(fixtures::OPENLLMETRY_JS_OPENAI_CHAT, 2, (70, 38), usd).await;
+    let by_session = c
+        .get("/api/v1/analytics/summary?group_by=session")
+        .await
+        .json();
+    assert_eq!(
+        by_session["groups"][0]["key"]["session"], "sess-1",
+        "{by_session:#}"
+    );
+}

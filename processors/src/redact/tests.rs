@@ -358,6 +358,7 @@ fn after_the_chain_no_attribute_of_any_fixture_holds_a_detected_value() {
         fixtures::OPENINFERENCE_LANGCHAIN_CHAT,
         fixtures::OPENINFERENCE_ANTHROPIC_CHAT,
         fixtures::OPENINFERENCE_JS_OPENAI_CHAT,
+        fixtures::OPENLLMETRY_JS_OPENAI_CHAT,
         fixtures::LOGFIRE_OPENAI_CHAT,
         fixtures::OPENLIT_OPENAI_CHAT,
         fixtures::LITELLM_OPENAI_CHAT,
