@@ -192,6 +192,17 @@ pub mod fixtures {
     /// (`testdata/genai/record/openllmetry_js.mjs`).
     pub const OPENLLMETRY_JS_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openllmetry-js-openai-chat.json");
+    /// OpenLLMetry's LangChain and OpenAI instrumentations: a `ChatOpenAI` call and a streamed
+    /// one (`testdata/genai/record/openllmetry_langchain.py`).
+    pub const OPENLLMETRY_LANGCHAIN_CHAT: &str =
+        include_str!("../testdata/genai/openllmetry-langchain-chat.json");
+    /// The official OpenTelemetry GenAI instrumentation of OpenAI (2.1b0): spans, and message
+    /// content as log events in [`OTEL_GENAI_OPENAI_CHAT_LOGS`]
+    /// (`testdata/genai/record/otel_genai_openai.py`).
+    pub const OTEL_GENAI_OPENAI_CHAT: &str =
+        include_str!("../testdata/genai/otel-genai-openai-chat.json");
+    pub const OTEL_GENAI_OPENAI_CHAT_LOGS: &str =
+        include_str!("../testdata/genai/otel-genai-openai-chat.logs.json");
     pub const OPENINFERENCE_OPENAI_CHAT: &str =
         include_str!("../testdata/genai/openinference-openai-chat.json");
     pub const OTLP_TRACE: &str = include_str!("../testdata/otlp/trace.json");

@@ -40,13 +40,14 @@ fn stored_text(db: &std::path::Path) -> String {
 /// that no PII of the recordings reached the database. Returns the collector and the summary.
 async fn calls_of(fixture: &str, calls: i64) -> (Collector, J) {
     let usd = CALL_USD * calls as f64;
-    calls_with(fixture, calls, (42 * calls, 17 * calls), usd).await
+    calls_with(fixture, None, calls, (42 * calls, 17 * calls), usd).await
 }
 
 /// [`calls_of`] for a library that reports other token counts than the provider's (`input`,
 /// `output` in all) and so costs `usd`.
 async fn calls_with(
     fixture: &str,
+    logs: Option<&str>,
     calls: i64,
     (input, output): (i64, i64),
     usd: f64,
@@ -56,6 +57,12 @@ async fn calls_with(
         .post_otlp("/v1/traces", &[JSON], fixture.as_bytes().to_vec())
         .await;
     assert_eq!(reply.status, StatusCode::OK);
+    if let Some(logs) = logs {
+        let reply = c
+            .post_otlp("/v1/logs", &[JSON], logs.as_bytes().to_vec())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
     let summary = c
         .eventually("/api/v1/analytics/summary?group_by=model", |s| {
             s["groups"].as_array().is_some_and(|g| !g.is_empty())
@@ -216,7 +223,7 @@ async fn openlit_calls_count_once_with_the_tokens_openlit_reports() {
     // instead of reading the provider's usage: both library-side.
     // gpt-4o-mini: (42 + 50) * $0.15 + (17 + 30) * $0.60 per million.
     let usd = (92.0 * 0.15 + 47.0 * 0.60) / 1e6;
-    calls_with(fixtures::OPENLIT_OPENAI_CHAT, 2, (92, 47), usd).await;
+    calls_with(fixtures::OPENLIT_OPENAI_CHAT, None, 2, (92, 47), usd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +246,14 @@ async fn openinference_anthropic_beside_the_sdks_own_spans_counts_each_call_once
     // claude-3-5-haiku: 32 uncached input * $0.80 + 10 cache reads * $0.08 + 17 output * $4.00
     // per million, per call.
     let usd = 2.0 * (32.0 * 0.80 + 10.0 * 0.08 + 17.0 * 4.00) / 1e6;
-    calls_with(fixtures::OPENINFERENCE_ANTHROPIC_CHAT, 2, (84, 34), usd).await;
+    calls_with(
+        fixtures::OPENINFERENCE_ANTHROPIC_CHAT,
+        None,
+        2,
+        (84, 34),
+        usd,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,6 +273,7 @@ async fn openinference_js_streamed_calls_count_without_usage() {
     // (library-side): two calls, the first one's tokens and cost.
     calls_with(
         fixtures::OPENINFERENCE_JS_OPENAI_CHAT,
+        None,
         2,
         (42, 17),
         CALL_USD,
@@ -277,7 +292,7 @@ async fn openllmetry_js_calls_count_once_with_the_tokens_it_reports() {
     // No cached tokens; a streamed call's tokens are its own count (28 in, 21 out).
     // gpt-4o-mini: (42 + 28) * $0.15 + (17 + 21) * $0.60 per million.
     let usd = (70.0 * 0.15 + 38.0 * 0.60) / 1e6;
-    let (c, _) = calls_with(fixtures::OPENLLMETRY_JS_OPENAI_CHAT, 2, (70, 38), usd).await;
+    let (c, _) = calls_with(fixtures::OPENLLMETRY_JS_OPENAI_CHAT, None, 2, (70, 38), usd).await;
     let by_session = c
         .get("/api/v1/analytics/summary?group_by=session")
         .await
@@ -286,4 +301,44 @@ async fn openllmetry_js_calls_count_once_with_the_tokens_it_reports() {
         by_session["groups"][0]["key"]["session"], "sess-1",
         "{by_session:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openllmetry_langchain_calls_count_once() {
+    calls_of(fixtures::OPENLLMETRY_LANGCHAIN_CHAT, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_otel_genai_spans_and_content_events_are_joined_and_redacted() {
+    // 2.1b0 reports no cached tokens: gpt-4o-mini at 42 * $0.15 + 17 * $0.60 per million a call.
+    let usd = 2.0 * (42.0 * 0.15 + 17.0 * 0.60) / 1e6;
+    let logs = Some(fixtures::OTEL_GENAI_OPENAI_CHAT_LOGS);
+    let (c, _) = calls_with(fixtures::OTEL_GENAI_OPENAI_CHAT, logs, 2, (84, 34), usd).await;
+    let list = c.get("/api/v1/traces?limit=10").await.json();
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("trace")
+        .to_owned();
+    let trace = c
+        .eventually(&format!("/api/v1/traces/{trace_id}"), |t| {
+            t["spans"].as_array().is_some_and(|spans| {
+                spans
+                    .iter()
+                    .filter(|s| !s["gen_ai"]["input_messages"].is_null())
+                    .count()
+                    == 2
+            })
+        })
+        .await;
+    let call = trace["spans"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| !s["gen_ai"]["output_messages"].is_null()))
+        .expect("content joined to its call");
+    assert_eq!(
+        call["gen_ai"]["output_messages"][0]["parts"][0]["content"],
+        "Sure: call [REDACTED:PHONE] or write to [REDACTED:EMAIL].",
+        "{call:#}"
+    );
+    let text = stored_text(&c.db);
+    assert!(!text.contains("jane.doe@example.com") && !text.contains("415 555 0100"));
 }

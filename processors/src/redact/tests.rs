@@ -359,6 +359,8 @@ fn after_the_chain_no_attribute_of_any_fixture_holds_a_detected_value() {
         fixtures::OPENINFERENCE_ANTHROPIC_CHAT,
         fixtures::OPENINFERENCE_JS_OPENAI_CHAT,
         fixtures::OPENLLMETRY_JS_OPENAI_CHAT,
+        fixtures::OPENLLMETRY_LANGCHAIN_CHAT,
+        fixtures::OTEL_GENAI_OPENAI_CHAT,
         fixtures::LOGFIRE_OPENAI_CHAT,
         fixtures::OPENLIT_OPENAI_CHAT,
         fixtures::LITELLM_OPENAI_CHAT,
@@ -410,7 +412,7 @@ fn after_the_chain_no_attribute_of_any_fixture_holds_a_detected_value() {
             );
         }
     }
-    for fixture in [fixtures::OTLP_LOGS] {
+    for fixture in [fixtures::OTLP_LOGS, fixtures::OTEL_GENAI_OPENAI_CHAT_LOGS] {
         let mut batch = fixtures::logs_batch(fixture);
         Redact::new(&RedactConfig::default(), &telemetry)
             .expect("redact")

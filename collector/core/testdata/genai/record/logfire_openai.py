@@ -1,7 +1,9 @@
 """Logfire (Pydantic) instrumenting the OpenAI client: one call and one streamed call inside an
 `agent-run` span, then one streamed call outside any span. Writes ../logfire-openai-chat.json.
 
-    python -m venv /tmp/rec && . /tmp/rec/bin/activate && pip install -r requirements.txt
+Recorded with logfire 5.4.0, openai 1.109.1, opentelemetry-sdk 1.45.2.
+
+    python -m venv /tmp/rec && . /tmp/rec/bin/activate && pip install logfire==5.4.0 openai==1.109.1 -r requirements.txt
     python logfire_openai.py
 """
 

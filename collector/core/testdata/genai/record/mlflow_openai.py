@@ -1,7 +1,10 @@
 """MLflow tracing (`mlflow.openai.autolog`) exporting over OTLP: one call and one streamed call
 inside an `agent-run` span. Writes ../mlflow-openai-chat.json.
 
-    python mlflow_openai.py     (in the venv of requirements.txt, plus mlflow-skinny)
+Recorded with mlflow-tracing 3.17.2, openai 3.57.0, opentelemetry-sdk 1.38.0 (mlflow-tracing
+failed to end spans with 1.45).
+
+    python mlflow_openai.py
 """
 
 import os
