@@ -52,7 +52,7 @@ pub struct RedactConfig {
     /// Action of every built-in detector not named in `detectors`. Default: `mask`.
     pub default_action: Action,
     /// Per built-in detector: `mask`, `hash`, `drop` or `off`. Built-ins: email, phone,
-    /// credit_card, ssn, iban, ipv4, ipv6, openai_api_key, anthropic_api_key, aws_access_key,
+    /// credit_card, ssn, iban, ipv4, ipv6, llmscope_api_key, openai_api_key, anthropic_api_key, aws_access_key,
     /// github_token, jwt, private_key, secret (`password=`/`api_key=`-style assignments).
     pub detectors: BTreeMap<String, Action>,
     /// User-defined detectors, checked after the built-ins.

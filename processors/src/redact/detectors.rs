@@ -29,6 +29,11 @@ pub const BUILTINS: &[Builtin] = &[
         validate: None,
     },
     Builtin {
+        name: "llmscope_api_key",
+        pattern: r"\blls_[A-Za-z0-9]{43}\b",
+        validate: None,
+    },
+    Builtin {
         name: "openai_api_key",
         pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
         validate: None,

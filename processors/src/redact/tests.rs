@@ -57,6 +57,10 @@ fn every_detector_masks_real_values() {
             "key [REDACTED:ANTHROPIC_API_KEY] x",
         ),
         (
+            "ours lls_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ x",
+            "ours [REDACTED:LLMSCOPE_API_KEY] x",
+        ),
+        (
             "aws AKIAIOSFODNN7EXAMPLE x",
             "aws [REDACTED:AWS_ACCESS_KEY] x",
         ),
