@@ -32,9 +32,44 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// A secret from config (a key, a password): usable, never shown by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
+/// A number or boolean (`password: ${env:PG_PASSWORD}` holding `31415926535`) is taken as its
+/// text, and a value that is no scalar is refused without being echoed.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a secret (text)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Secret, E> {
+                Ok(Secret::default())
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -64,6 +99,18 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_secrets_are_their_text_and_other_shapes_are_refused_unechoed() {
+        let s: Secret = serde_json::from_str("31415926535").expect("a number");
+        assert_eq!(s.expose(), "31415926535");
+        let s: Secret = serde_json::from_str("true").expect("a boolean");
+        assert_eq!(s.expose(), "true");
+        let error = serde_json::from_str::<Secret>(r#"{"hunter2": 1}"#)
+            .expect_err("a map")
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
 
     #[test]
     fn secrets_never_print() {

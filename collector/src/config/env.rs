@@ -46,10 +46,16 @@ pub fn expand(
     }
 }
 
-/// A whole-value expansion parsed as a YAML scalar (number, bool), else kept as a string.
+/// A whole-value expansion parsed as a YAML scalar (number, bool), else kept as a string. Text
+/// a number would not write back the same (`007`, `1.50`, `+5`, `1e3`) stays text: a secret or
+/// an id made of digits keeps every character.
 fn scalar(text: &str) -> Value {
     match serde_yaml::from_str::<Value>(text) {
-        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+        Ok(v @ (Value::Number(_) | Value::Bool(_)))
+            if serde_yaml::to_string(&v).is_ok_and(|back| back.trim() == text) =>
+        {
+            v
+        }
         _ => Value::String(text.to_owned()),
     }
 }

@@ -275,3 +275,28 @@ fn an_exporter_has_its_own_retry_and_consumers_beside_its_settings() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_numeric_secret_from_the_environment_works_and_is_never_echoed() {
+    let yaml = "receivers:\n  otlp:\nexporters:\n  sqlite:\nextensions:\n  auth:\n    admin_token: ${env:TOKEN}\n\
+                service:\n  extensions: [auth]\n  pipelines:\n    traces: {receivers: [otlp], exporters: [sqlite]}\n";
+    for token in ["31415926535897932384", "0031415926535897932"] {
+        let config = Config::parse("t.yaml", yaml, &|var| {
+            (var == "TOKEN").then(|| token.to_owned())
+        })
+        .expect("a numeric token is a token");
+        let Some(ExtensionConfig::Auth(auth)) = config.extensions.get("auth") else {
+            panic!("auth extension");
+        };
+        assert_eq!(auth.admin_token.expose(), token, "every digit kept");
+    }
+    let error = Config::parse("t.yaml", yaml, &|var| {
+        (var == "TOKEN").then(|| "31415".to_owned())
+    })
+    .expect_err("too short")
+    .to_string();
+    assert!(
+        error.contains("admin_token") && !error.contains("31415"),
+        "{error}"
+    );
+}
