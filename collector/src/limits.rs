@@ -1,16 +1,16 @@
 //! Rate limits per API key and per project (requests/s and spans/s, with a burst), checked
-//! before a batch enters the pipeline. In process with `governor` always; with Redis
+//! before a batch enters the pipeline, each a GCRA bucket: in process always; with Redis
 //! configured, one atomic GCRA script per check on Redis server time, so every collector
 //! enforces one shared limit. When Redis cannot be reached, each collector falls back to its
 //! local limiter at `limit / collectors`, counts it and warns; clients never see an error for it.
+//! A request is charged what it carries, however large: one larger than the burst passes when
+//! the bucket is full and leaves a debt that holds later requests back, so the average holds.
 
 use llmscope_core::telemetry::metrics;
 use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use llmscope_core::config::Secret;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use serde::Deserialize;
@@ -102,7 +102,9 @@ local interval = 1000000 / rate
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + cost * interval
-local allow_at = new_tat - burst * interval
+-- A request larger than the burst passes only when the bucket is full, and its whole cost is
+-- charged: the debt holds the next requests back, so the average rate holds.
+local allow_at = new_tat - math.max(burst, cost) * interval
 if allow_at > now then
   return {0, math.ceil(allow_at - now)}
 end
@@ -110,9 +112,13 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return {1, 0}
 ";
 
+/// Buckets kept in process before the full ones are forgotten.
+const LOCAL_BUCKETS: usize = 100_000;
+
 pub struct Limiter {
     config: LimitsConfig,
-    local: Mutex<HashMap<String, DefaultDirectRateLimiter>>,
+    /// Per bucket, when it is full again (the theoretical arrival time of GCRA).
+    local: Mutex<HashMap<String, Instant>>,
     redis: Option<LazyRedis>,
     script: redis::Script,
     fallbacks: Counter,
@@ -186,8 +192,10 @@ impl Limiter {
                 continue;
             }
             let burst = (rate * burst_s).max(1.0);
-            // A request larger than the whole burst drains a full bucket instead of never passing.
-            let cost = (cost as f64).min(burst);
+            // The real count is charged. A request larger than the whole burst passes when the
+            // bucket is full and leaves a debt that holds later requests back: on average the
+            // rate holds, whatever the request sizes.
+            let cost = cost as f64;
             if let Err(retry_after) = self.check_one(&bucket, rate, burst, cost).await {
                 self.telemetry
                     .counter(&metrics::RATELIMIT_REFUSED, &[("limit", what)])
@@ -214,12 +222,7 @@ impl Limiter {
                         tracing::warn!(error = ?error.kind(), "Redis unreachable; rate limits are local until it is back");
                     }
                     let n = f64::from(self.config.collectors.max(1));
-                    return self.check_local(
-                        bucket,
-                        rate / n,
-                        (burst / n).max(1.0),
-                        cost.min((burst / n).max(1.0)),
-                    );
+                    return self.check_local(bucket, rate / n, (burst / n).max(1.0), cost);
                 }
             }
         }
@@ -250,23 +253,25 @@ impl Limiter {
         })
     }
 
+    /// GCRA in process, the same rule as the Redis script: `tat` is when the bucket will be
+    /// full again; a request is allowed when `tat - max(burst, cost) * interval` has passed.
     fn check_local(&self, bucket: &str, rate: f64, burst: f64, cost: f64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let interval = 1.0 / rate;
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        let key = format!("{bucket}@{rate}/{burst}");
-        let limiter = local.entry(key).or_insert_with(|| {
-            let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
-            let burst = NonZeroU32::new(burst as u32).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::with_period(period)
-                .map_or(Quota::per_second(NonZeroU32::MIN), |q| q.allow_burst(burst));
-            RateLimiter::direct(quota)
-        });
-        let n = NonZeroU32::new(cost.ceil() as u32).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_n(n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => Err(not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ))),
-            Err(_) => Err(Duration::from_secs_f64(cost / rate)),
+        if local.len() >= LOCAL_BUCKETS && !local.contains_key(bucket) {
+            // Buckets that are full again hold nothing worth keeping.
+            local.retain(|_, tat| *tat > now);
         }
+        let tat = local.get(bucket).copied().unwrap_or(now).max(now);
+        let new_tat = tat + Duration::from_secs_f64(cost * interval);
+        let allow_at = new_tat
+            .checked_sub(Duration::from_secs_f64(burst.max(cost) * interval))
+            .unwrap_or(now);
+        if allow_at > now {
+            return Err(allow_at - now);
+        }
+        local.insert(bucket.to_owned(), new_tat);
+        Ok(())
     }
 }

@@ -249,3 +249,53 @@ impl Drop for RedisGuard {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_rate_holds_on_average_whatever_the_request_size() {
+    rate_holds_on_average("").await;
+    if let Some(url) = redis_url() {
+        rate_holds_on_average(&format!("      redis_url: {url}\n")).await;
+    }
+}
+
+async fn rate_holds_on_average(redis: &str) {
+    use prost::Message as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    let limits = format!("      per_key: {{spans_per_second: 100, burst_seconds: 1}}\n{redis}");
+    let c = Collector::start_with(config(&db, &limits), dir).await;
+    let key = key(&c).await;
+    let auth = format!("Bearer {key}");
+    // Requests of 500 spans, five times the burst, for 3 s.
+    let spans: Vec<_> = (0..500u32)
+        .map(|i| llmscope_core::test_util::span(1, (i % 255 + 1) as u8, "s", vec![]))
+        .collect();
+    let body = llmscope_core::test_util::traces_request("bulk", spans).encode_to_vec();
+    let started = std::time::Instant::now();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_secs(3) {
+        let reply = c
+            .post_otlp(
+                "/v1/traces",
+                &[
+                    ("content-type", "application/x-protobuf"),
+                    ("authorization", &auth),
+                ],
+                body.clone(),
+            )
+            .await;
+        match reply.status {
+            StatusCode::OK => accepted += 500,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first request passes on a full bucket and leaves a 4 s debt: nothing more within 3 s.
+    // (Capped at one burst, as before, each second let 500 more through.)
+    assert_eq!(
+        accepted, 500,
+        "{accepted} spans in 3 s at 100 spans/s ({redis})"
+    );
+    assert!(refused > 10);
+}
