@@ -48,6 +48,9 @@ pub struct GrpcConfig {
     pub endpoint: String,
     /// Largest request accepted, in MiB, after decompression. Default: 20.
     pub max_recv_msg_size_mib: u64,
+    /// Requests in flight at once on one connection (HTTP/2 `MAX_CONCURRENT_STREAMS`, announced
+    /// to clients). Default: 32.
+    pub max_concurrent_streams: u32,
     /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -57,6 +60,7 @@ impl Default for GrpcConfig {
         Self {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: DEFAULT_MAX_REQUEST_BYTES / (1024 * 1024),
+            max_concurrent_streams: 32,
             tls: None,
         }
     }
@@ -109,6 +113,9 @@ impl OtlpReceiverConfig {
             check_endpoint(&g.endpoint).map_err(|e| format!("protocols.grpc.endpoint: {e}"))?;
             if g.max_recv_msg_size_mib == 0 {
                 return Err("protocols.grpc.max_recv_msg_size_mib: must be at least 1".into());
+            }
+            if g.max_concurrent_streams == 0 {
+                return Err("protocols.grpc.max_concurrent_streams: must be at least 1".into());
             }
             if let Some(t) = &g.tls {
                 t.server_config()

@@ -37,16 +37,11 @@ impl Handler {
         &self,
         request: Request<R>,
     ) -> Result<Response<R::Response>, Status> {
-        let header = |name| request.metadata().get(name).and_then(|v| v.to_str().ok());
-        let presented = crate::auth::presented(header("authorization"), header("x-api-key"), false);
-        let caller = self
-            .0
-            .caller(presented.as_deref())
-            .await
-            .map_err(|e| match e {
-                crate::auth::AuthError::Unavailable => Status::unavailable(e.to_string()),
-                _ => Status::unauthenticated(e.to_string()),
-            })?;
+        // Authenticated before the body was read (`grpc_auth`); a request that reached here
+        // without a caller did not pass through that layer, which is a bug, not the client's.
+        let Some(caller) = request.extensions().get::<super::Caller>().cloned() else {
+            return Err(Status::unauthenticated("no credentials checked"));
+        };
         match self.0.ingest(request.into_inner().payload(), caller).await {
             Ok(accepted) => Ok(Response::new(R::response(accepted))),
             Err(ConsumeError::Refused(m)) => Err(Status::invalid_argument(m)),
@@ -118,6 +113,7 @@ pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     max_message_bytes: usize,
+    max_streams: u32,
     tls: Option<&crate::tls::TlsFiles>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), String> {
@@ -150,7 +146,9 @@ pub async fn serve(
             .map_err(|e| e.to_string())?;
     }
     builder
+        .max_concurrent_streams(Some(max_streams))
         .layer(MapResponseLayer::new(decode_errors_are_invalid_argument))
+        .layer(super::grpc_auth::AuthenticateLayer(ingest.clone()))
         .add_optional_service(traces)
         .add_optional_service(logs)
         .add_optional_service(metrics)

@@ -9,6 +9,7 @@
 
 mod config;
 mod grpc;
+mod grpc_auth;
 mod http;
 mod signal;
 mod validate;

@@ -70,11 +70,11 @@ pub async fn receivers(
             }
             let (listener, addr) = listen(&name, &g.endpoint).await?;
             let max = usize::try_from(g.max_recv_msg_size_mib * 1024 * 1024).unwrap_or(usize::MAX);
-            let tls = g.tls.clone();
+            let (tls, streams) = (g.tls.clone(), g.max_concurrent_streams);
             let ingest = ingest("grpc");
             let shutdown = stopped(stop);
             let server = async move {
-                receiver::serve_grpc(listener, ingest, max, tls.as_ref(), shutdown).await
+                receiver::serve_grpc(listener, ingest, max, streams, tls.as_ref(), shutdown).await
             };
             servers.push((name, tokio::spawn(server)));
             tracing::info!(receiver = %id, %addr, "OTLP/gRPC listening");

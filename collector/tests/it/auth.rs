@@ -351,3 +351,72 @@ fn base64(s: &str) -> String {
     }
     out
 }
+
+/// One raw OTLP/gRPC call: `frame` as the message bytes, gzip-flagged when `gzip`; returns the
+/// `grpc-status` and message.
+async fn raw_grpc(
+    addr: std::net::SocketAddr,
+    key: &str,
+    message: Vec<u8>,
+    gzip: bool,
+) -> (String, String) {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut frame = vec![u8::from(gzip)];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("size").to_be_bytes());
+    frame.extend_from_slice(&message);
+    let mut request = hyper::Request::post(format!(
+        "http://{addr}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("authorization", format!("Bearer {key}"));
+    if gzip {
+        request = request.header("grpc-encoding", "gzip");
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(frame)))
+        .expect("request");
+    let response = client.request(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.expect("body");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let get = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .or_else(|| trailers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (get("grpc-status"), get("grpc-message"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refuses_a_wrong_key_before_it_reads_the_body() {
+    let c = start().await;
+    // Garbage that tonic would refuse as malformed, and a gzip bomb past the size limit: with a
+    // wrong key, neither is decompressed nor decoded: the answer is UNAUTHENTICATED.
+    let garbage = vec![0xff; 64];
+    let (status, message) = raw_grpc(c.grpc, "lls_wrong", garbage.clone(), false).await;
+    assert_eq!(status, "16", "{message}");
+    let bomb = crate::harness::gzip(&vec![0u8; 24 << 20]);
+    let (status, message) = raw_grpc(c.grpc, "lls_wrong", bomb, true).await;
+    assert_eq!(status, "16", "{message}");
+    let refused = c.telemetry().value(
+        "llmscope_receiver_refused_requests_total",
+        &[
+            ("receiver", "otlp"),
+            ("transport", "grpc"),
+            ("reason", "unauthenticated"),
+        ],
+    );
+    assert_eq!(refused, 2, "both counted");
+    // With a valid key the same garbage is the client's malformed message.
+    let (key, _) = create_key(&c, "team-a").await;
+    let (status, _) = raw_grpc(c.grpc, &key, garbage, false).await;
+    assert_eq!(status, "3", "INVALID_ARGUMENT");
+}
