@@ -160,7 +160,7 @@ pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
-/// Cached lookups at most; the cache is cleared when full.
+/// Cached lookups at most; past it, expired entries and then refusals are evicted.
 const CACHE_CAPACITY: usize = 100_000;
 
 impl Authenticator {
@@ -177,16 +177,20 @@ impl Authenticator {
         &self.store
     }
 
-    /// Whether `token` is the admin token (compared in constant time).
+    /// Whether `token` is the admin token, compared in constant time: as SHA-256 digests, so
+    /// that not even a length mismatch returns early.
     pub fn is_admin(&self, token: &str) -> bool {
-        let admin = self.admin_token.expose().as_bytes();
-        !admin.is_empty()
-            && admin.len() == token.len()
-            && admin
-                .iter()
-                .zip(token.as_bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        let admin = self.admin_token.expose();
+        let (a, b) = (sha256(admin), sha256(token));
+        let differ = a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        !admin.is_empty() && differ == 0
+    }
+
+    /// Forgets the cached lookups of the key `id` (just revoked here): it is refused at once on
+    /// this collector, on others within `cache_ttl`.
+    pub fn forget_key(&self, id: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (found, _)| found.as_ref().is_none_or(|(_, key)| key != id));
     }
 
     /// The principal behind a presented secret: the admin token or an unrevoked key.
@@ -224,7 +228,15 @@ impl Authenticator {
                 }
                 let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
+                    // Make room without dropping valid keys' entries: the expired first, then
+                    // the refusals (a flood of bad keys must not evict the good ones).
+                    cache.retain(|_, (_, at)| at.elapsed() < self.ttl);
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.retain(|_, (found, _)| found.is_some());
+                    }
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
                 }
                 cache.insert(hash, (found.clone(), Instant::now()));
                 found

@@ -93,7 +93,10 @@ pub async fn revoke(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     match auth.store().revoke_key(&id, now).await {
-        Ok(true) => Ok(Json(json!({ "id": id, "revoked": true }))),
+        Ok(true) => {
+            auth.forget_key(&id);
+            Ok(Json(json!({ "id": id, "revoked": true })))
+        }
         Ok(false) => Err(ApiError::NotFound(format!("no key {id}"))),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }

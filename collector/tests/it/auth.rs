@@ -420,3 +420,41 @@ async fn grpc_refuses_a_wrong_key_before_it_reads_the_body() {
     let (status, _) = raw_grpc(c.grpc, &key, garbage, false).await;
     assert_eq!(status, "3", "INVALID_ARGUMENT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_refused_at_once_by_the_collector_that_revoked_it() {
+    // A cache period far longer than the test: only forgetting the key can refuse it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = default_config_with(&dir, |text| {
+        text.replace(
+            "extensions:\n  api:",
+            &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 1h\n  api:"),
+        )
+        .replace("  extensions: [api]", "  extensions: [auth, api]")
+    });
+    let c = Collector::start_with(config, dir).await;
+    let (key, id) = create_key(&c, "team-a").await;
+    let bearer = format!("Bearer {key}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+    ];
+    let send = |trace| {
+        c.post_otlp(
+            "/v1/traces",
+            &headers,
+            fixture_with_trace(trace).into_bytes(),
+        )
+    };
+    assert_eq!(send(1).await.status, StatusCode::OK, "cached now");
+    let (status, _) = api(
+        &c,
+        Method::DELETE,
+        &format!("/api/v1/keys/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(send(2).await.status, StatusCode::UNAUTHORIZED);
+}
