@@ -12,6 +12,7 @@ pub mod queue;
 pub mod receiver;
 pub mod redis;
 pub mod registry;
+pub mod serve;
 pub mod service;
 pub mod tls;
 

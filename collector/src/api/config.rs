@@ -16,6 +16,11 @@ pub struct ApiConfig {
     pub max_limit: usize,
     /// Caching of analytics responses.
     pub cache: super::cache::CacheConfig,
+    /// Connections held at once; past it, a new one is closed at once (counted). Default: 1024.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers. Default: `10s`.
+    #[serde(with = "llmscope_core::config::duration")]
+    pub header_read_timeout: std::time::Duration,
     /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -28,6 +33,8 @@ impl Default for ApiConfig {
             default_limit: 50,
             max_limit: 1000,
             cache: Default::default(),
+            max_connections: crate::serve::MAX_CONNECTIONS,
+            header_read_timeout: crate::serve::HEADER_READ_TIMEOUT,
             tls: None,
         }
     }

@@ -99,20 +99,23 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match state
+    let tls = match state
         .config
         .tls
         .as_ref()
         .map(crate::tls::TlsFiles::server_config)
     {
-        Some(Ok(config)) => crate::tls::serve(listener, router(state), config, shutdown).await,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => return Err(std::io::Error::other(e)),
+        None => None,
+    };
+    let bounds = crate::serve::Bounds::new(
+        "api",
+        state.config.max_connections,
+        state.config.header_read_timeout,
+        &state.telemetry,
+    );
+    crate::serve::http(listener, router(state), tls, bounds, shutdown).await
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {

@@ -51,6 +51,8 @@ pub struct GrpcConfig {
     /// Requests in flight at once on one connection (HTTP/2 `MAX_CONCURRENT_STREAMS`, announced
     /// to clients). Default: 32.
     pub max_concurrent_streams: u32,
+    /// Connections held at once; past it, a new one is closed at once (counted). Default: 1024.
+    pub max_connections: usize,
     /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -61,6 +63,7 @@ impl Default for GrpcConfig {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: DEFAULT_MAX_REQUEST_BYTES / (1024 * 1024),
             max_concurrent_streams: 32,
+            max_connections: crate::serve::MAX_CONNECTIONS,
             tls: None,
         }
     }
@@ -74,6 +77,11 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes, checked both as sent and after gzip
     /// decompression. Default: 20971520 (20 MiB).
     pub max_request_body_size: u64,
+    /// Connections held at once; past it, a new one is closed at once (counted). Default: 1024.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers. Default: `10s`.
+    #[serde(with = "llmscope_core::config::duration")]
+    pub header_read_timeout: std::time::Duration,
     /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -83,6 +91,8 @@ impl Default for HttpConfig {
         Self {
             endpoint: "127.0.0.1:4318".into(),
             max_request_body_size: DEFAULT_MAX_REQUEST_BYTES,
+            max_connections: crate::serve::MAX_CONNECTIONS,
+            header_read_timeout: crate::serve::HEADER_READ_TIMEOUT,
             tls: None,
         }
     }

@@ -22,7 +22,6 @@ use llmscope_core::otlp::collector::trace::v1::{
 };
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tower::util::MapResponseLayer;
 
@@ -114,6 +113,7 @@ pub async fn serve(
     ingest: Ingest,
     max_message_bytes: usize,
     max_streams: u32,
+    bounds: crate::serve::Bounds,
     tls: Option<&crate::tls::TlsFiles>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), String> {
@@ -137,7 +137,10 @@ pub async fn serve(
             .accept_compressed(gzip)
             .send_compressed(gzip)
     });
-    let mut builder = tonic::transport::Server::builder();
+    // Idle connections are probed and dropped when they stop answering.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
     if let Some(files) = tls {
         let (cert, key) = files.read()?;
         let identity = tonic::transport::Identity::from_pem(cert, key);
@@ -152,7 +155,7 @@ pub async fn serve(
         .add_optional_service(traces)
         .add_optional_service(logs)
         .add_optional_service(metrics)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::serve::incoming(listener, bounds), shutdown)
         .await
         .map_err(|e| e.to_string())
 }

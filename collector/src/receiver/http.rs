@@ -139,16 +139,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    bounds: crate::serve::Bounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match tls {
-        Some(config) => crate::tls::serve(listener, router, config, shutdown).await,
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    crate::serve::http(listener, router, tls, bounds, shutdown).await
 }
 
 async fn handle<R: OtlpRequest, const BASIC: bool>(

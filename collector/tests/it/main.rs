@@ -12,6 +12,7 @@ mod forward;
 mod harness;
 mod libraries;
 mod limits;
+mod listeners;
 mod process;
 mod processors;
 mod receiver_errors;

@@ -144,6 +144,13 @@ pub static EXPORTER_REJECTED_ITEMS: Metric = counter(
     &["exporter"],
 );
 
+// Listeners.
+pub static LISTENER_REFUSED_CONNECTIONS: Metric = counter(
+    "llmscope_listener_refused_connections_total",
+    "Connections closed on accept because the listener held max_connections already.",
+    &["listener"],
+);
+
 // Access and the API.
 pub static RATELIMIT_REFUSED: Metric = counter(
     "llmscope_ratelimit_refused_total",
@@ -190,6 +197,7 @@ pub static ALL: &[&Metric] = &[
     &EXPORTER_DROPPED_ITEMS,
     &EXPORTER_UNDECODABLE_RECORDS,
     &EXPORTER_REJECTED_ITEMS,
+    &LISTENER_REFUSED_CONNECTIONS,
     &RATELIMIT_REFUSED,
     &RATELIMIT_REDIS_FALLBACK,
     &QUERY_CACHE,
