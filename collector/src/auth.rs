@@ -158,7 +158,15 @@ pub struct Authenticator {
     ttl: Duration,
     /// Key hash to (project, key id) or `None` for unknown/revoked, and when it was looked up.
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Store lookups at once: a flood of distinct bad keys queues here instead of growing the
+    /// blocking pool by a thread a key.
+    lookups: tokio::sync::Semaphore,
+    /// Refused keys, to log the first of each burst.
+    refusals: crate::redis::Bursts,
 }
+
+/// Store lookups of keys not in the cache, at once at most.
+const CONCURRENT_LOOKUPS: usize = 8;
 
 /// Cached lookups at most; past it, expired entries and then refusals are evicted.
 const CACHE_CAPACITY: usize = 100_000;
@@ -170,6 +178,8 @@ impl Authenticator {
             admin_token: config.admin_token.clone(),
             ttl: config.cache_ttl,
             cache: Mutex::new(HashMap::new()),
+            lookups: tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS),
+            refusals: crate::redis::Bursts::default(),
         }
     }
 
@@ -213,6 +223,7 @@ impl Authenticator {
         let found = match cached {
             Some(found) => found,
             None => {
+                let _lookup = self.lookups.acquire().await;
                 let key = self.store.key_by_hash(&hash).await.map_err(|error| {
                     tracing::warn!(%error, "API key lookup failed");
                     AuthError::Unavailable
@@ -244,7 +255,14 @@ impl Authenticator {
         };
         match found {
             Some((project, key_id)) => Ok(Principal::Key { project, key_id }),
-            None => Err(AuthError::Invalid),
+            None => {
+                if self.refusals.first() {
+                    // The key is never logged: only that one was refused (every refusal is
+                    // counted by the receiver or the API).
+                    tracing::warn!("an unknown or revoked API key was refused");
+                }
+                Err(AuthError::Invalid)
+            }
         }
     }
 }

@@ -131,6 +131,12 @@ impl SegmentLog {
         when_full: WhenFull,
     ) -> Result<(Self, Recovery), LogError> {
         fs::create_dir_all(dir)?;
+        // Queued batches are user data: the folder is the collector's alone.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
         let mut segments = BTreeMap::new();
         let mut recovery = Recovery::default();
         for entry in fs::read_dir(dir)? {

@@ -150,3 +150,21 @@ fn tls_files(dir: &tempfile::TempDir) -> (std::path::PathBuf, std::path::PathBuf
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
     (cert, key)
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn what_the_collector_creates_is_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = crate::harness::default_config_with(&dir, str::to_owned);
+    let service = llmscope::service::Service::start(&config)
+        .await
+        .expect("starts");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    let db = dir.path().join("data/llmscope.db");
+    assert_eq!(mode(&db), 0o600, "the database");
+    let queue = dir.path().join("data/llmscope.db.queue/traces");
+    assert_eq!(mode(&queue), 0o700, "the queue folder");
+    assert!(service.shutdown(std::time::Duration::from_secs(5)).await);
+}

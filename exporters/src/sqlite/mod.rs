@@ -63,6 +63,11 @@ pub enum OpenError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot make {path} readable by its owner only: {source}")]
+    Permissions {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open SQLite database {path}: {source}")]
     Open {
         path: String,
@@ -116,7 +121,19 @@ impl SqliteStore {
             path: path.clone(),
             source,
         };
+        let created = !config.path.exists();
         let mut writer = Self::connect(&config).map_err(open_err)?;
+        // A database this collector creates is readable by it alone (its WAL and shared-memory
+        // files take the same mode); an existing one keeps the mode its owner gave it.
+        #[cfg(unix)]
+        if created {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&config.path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| OpenError::Permissions {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
         writer
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(open_err)?;
