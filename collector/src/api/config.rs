@@ -16,6 +16,9 @@ pub struct ApiConfig {
     pub max_limit: usize,
     /// Caching of analytics responses.
     pub cache: super::cache::CacheConfig,
+    /// With API keys required, `/readyz` and `/metrics` answer only a key or the admin token
+    /// (for an API reachable beyond loopback); `/healthz` stays open. Default: false.
+    pub private_status: bool,
     /// Connections held at once; past it, a new one is closed at once (counted). Default: 1024.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers. Default: `10s`.
@@ -33,6 +36,7 @@ impl Default for ApiConfig {
             default_limit: 50,
             max_limit: 1000,
             cache: Default::default(),
+            private_status: false,
             max_connections: crate::serve::MAX_CONNECTIONS,
             header_read_timeout: crate::serve::HEADER_READ_TIMEOUT,
             tls: None,

@@ -118,7 +118,19 @@ pub async fn serve(
     crate::serve::http(listener, router(state), tls, bounds, shutdown).await
 }
 
-async fn readyz(State(s): State<ApiState>) -> Response {
+/// With `private_status`, `/readyz` and `/metrics` answer only a key or the admin token (when
+/// keys are required at all); `/healthz` stays open for liveness probes.
+async fn status_allowed(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if s.config.private_status {
+        principal(s, headers).await?;
+    }
+    Ok(())
+}
+
+async fn readyz(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = status_allowed(&s, &headers).await {
+        return e.into_response();
+    }
     let queues = queue_detail(&s.telemetry);
     match s.store.ready().await {
         Ok(()) => Json(json!({"status": "ready", "queues": queues})).into_response(),
@@ -192,7 +204,10 @@ fn queue_detail(telemetry: &crate::telemetry::Telemetry) -> serde_json::Value {
     serde_json::Value::Object(queues)
 }
 
-async fn metrics(State(s): State<ApiState>) -> Response {
+async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = status_allowed(&s, &headers).await {
+        return e.into_response();
+    }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
     (content_type, s.telemetry.render()).into_response()
 }

@@ -458,3 +458,28 @@ async fn a_revoked_key_is_refused_at_once_by_the_collector_that_revoked_it() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(send(2).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_status_puts_readyz_and_metrics_behind_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_config = default_config_with(&dir, |text| {
+        text.replace(
+            "extensions:\n  api:",
+            &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n  api:"),
+        )
+        .replace(
+            "    store: sqlite\n",
+            "    store: sqlite\n    private_status: true\n",
+        )
+        .replace("  extensions: [api]", "  extensions: [auth, api]")
+    });
+    let c = Collector::start_with(text_config, dir).await;
+    for path in ["/metrics", "/readyz"] {
+        let (status, _) = api(&c, Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _) = api(&c, Method::GET, path, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, _) = api(&c, Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "liveness stays open");
+}
