@@ -86,3 +86,20 @@ async fn connections_past_the_cap_are_closed_and_counted() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_too() {
+    let c = bounded().await;
+    let mut idle = TcpStream::connect(c.http).await.expect("connect");
+    idle.write_all(b"GET /v1/traces HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("a whole request");
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.expect("an answer");
+    assert!(n > 0);
+    // Nothing more is sent: the wait for the next request's headers is bounded as well.
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle connection closed"
+    );
+}
