@@ -63,7 +63,7 @@ impl RunningExporter {
                 tracing::warn!(exporter = %id, %error, "exporter driver failed");
             }
         }
-        self.exporter.shutdown_boxed().await;
+        self.exporter.as_ref().shutdown_boxed().await;
         for worker in self.workers {
             worker.abort();
         }

@@ -36,6 +36,16 @@ fn stored_text(db: &std::path::Path) -> String {
     text
 }
 
+/// The newest trace, whole, as `/api/v1/traces/{id}` answers it.
+async fn newest_trace(c: &Collector) -> J {
+    let list = c.get("/api/v1/traces?limit=10").await.json();
+    let trace_id = list["traces"][0]["trace_id"]
+        .as_str()
+        .expect("a trace")
+        .to_owned();
+    c.get(&format!("/api/v1/traces/{trace_id}")).await.json()
+}
+
 /// Sends `fixture`, waits for `calls` calls in the summary by model, checks tokens, cost and
 /// that no PII of the recordings reached the database. Returns the collector and the summary.
 async fn calls_of(fixture: &str, calls: i64) -> (Collector, J) {
@@ -121,12 +131,7 @@ async fn logfire_streamed_calls_count_once_with_their_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlflow_native_spans_are_model_calls_with_usage_content_and_identity() {
     let (c, _) = calls_of(fixtures::MLFLOW_OPENAI_CHAT, 2).await;
-    let list = c.get("/api/v1/traces?limit=10").await.json();
-    let trace_id = list["traces"][0]["trace_id"]
-        .as_str()
-        .expect("trace")
-        .to_owned();
-    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    let trace = newest_trace(&c).await;
     let call = trace["spans"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "Completions"))
@@ -181,12 +186,7 @@ async fn litellm_calls_are_priced_with_their_cached_tokens_and_keep_litellms_cos
     // LiteLLM reports cached tokens only in `metadata.usage_object`; its `raw_gen_ai_request`
     // span (content in `llm.openai.messages`) is no call of its own.
     let (c, _) = calls_of(fixtures::LITELLM_OPENAI_CHAT, 2).await;
-    let list = c.get("/api/v1/traces?limit=10").await.json();
-    let trace_id = list["traces"][0]["trace_id"]
-        .as_str()
-        .expect("trace")
-        .to_owned();
-    let trace = c.get(&format!("/api/v1/traces/{trace_id}")).await.json();
+    let trace = newest_trace(&c).await;
     let call = trace["spans"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "litellm_request"))

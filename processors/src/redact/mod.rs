@@ -1,8 +1,9 @@
 //! `redact`: PII and secrets removed before anything is stored.
 //!
 //! Detectors: email, phone numbers, credit cards (Luhn-checked), US SSN, IBAN (checksum-checked),
-//! IPv4 and IPv6, LLMScope (`lls_`), OpenAI and Anthropic API keys, AWS access keys, GitHub tokens, JWTs, PEM private
-//! keys, `password=`/`api_key=`-style assignments, and user-defined patterns. Each is masked
+//! IPv4 and IPv6, LLMScope (`lls_`), OpenAI and Anthropic API keys, AWS access keys, GitHub
+//! tokens, JWTs, PEM private keys, `password=`/`api_key=`-style assignments, and user-defined
+//! patterns. Each is masked
 //! (`[REDACTED:EMAIL]`), hashed (`[EMAIL:hash]`, keyed HMAC-SHA256) or dropped (the attribute
 //! goes); an allow-list keeps values as they are.
 //!
