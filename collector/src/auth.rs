@@ -163,6 +163,41 @@ pub struct Authenticator {
     lookups: tokio::sync::Semaphore,
     /// Refused keys, to log the first of each burst.
     refusals: crate::redis::Bursts,
+    failures: Failures,
+}
+
+/// Failed authentications per client address, to slow a client that keeps presenting bad keys:
+/// past [`FREE_FAILURES`] in a [`FAILURE_WINDOW`], each further refusal is answered after a
+/// delay growing by [`FAILURE_DELAY_STEP`] up to [`FAILURE_DELAY_MAX`]. Bounded: at most
+/// [`TRACKED_ADDRESSES`] addresses, the windows that ended forgotten first.
+#[derive(Default)]
+struct Failures(Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>);
+
+const FREE_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+const FAILURE_DELAY_STEP: Duration = Duration::from_millis(100);
+const FAILURE_DELAY_MAX: Duration = Duration::from_secs(2);
+const TRACKED_ADDRESSES: usize = 10_000;
+
+impl Failures {
+    /// Records a failure from `from`; returns how long to hold the answer.
+    fn failed(&self, from: std::net::IpAddr) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= TRACKED_ADDRESSES && !map.contains_key(&from) {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+            if map.len() >= TRACKED_ADDRESSES {
+                map.clear();
+            }
+        }
+        let entry = map.entry(from).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+        FAILURE_DELAY_STEP
+            .saturating_mul(entry.0.saturating_sub(FREE_FAILURES))
+            .min(FAILURE_DELAY_MAX)
+    }
 }
 
 /// Store lookups of keys not in the cache, at once at most.
@@ -180,6 +215,7 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             lookups: tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS),
             refusals: crate::redis::Bursts::default(),
+            failures: Failures::default(),
         }
     }
 
@@ -201,6 +237,23 @@ impl Authenticator {
     pub fn forget_key(&self, id: &str) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, (found, _)| found.as_ref().is_none_or(|(_, key)| key != id));
+    }
+
+    /// The principal behind a presented secret (the admin token or an unrevoked key), for a
+    /// client at `from` when known: a client that keeps failing is answered ever more slowly.
+    pub async fn authenticate_from(
+        &self,
+        presented: Option<&str>,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let result = self.authenticate(presented).await;
+        if let (Err(AuthError::Missing | AuthError::Invalid), Some(from)) = (&result, from) {
+            let hold = self.failures.failed(from);
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+        }
+        result
     }
 
     /// The principal behind a presented secret: the admin token or an unrevoked key.

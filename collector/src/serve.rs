@@ -29,6 +29,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The address a request's connection came from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// The bounds of one listener.
 #[derive(Clone)]
 pub struct Bounds {
@@ -99,7 +103,11 @@ pub async fn http(
             () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let mut router = router.clone();
+        if let Ok(addr) = stream.peer_addr() {
+            router = router.layer(axum::Extension(ClientAddr(addr)));
+        }
+        let service = TowerToHyperService::new(router);
         let watcher = graceful.watcher();
         let header_timeout = bounds.header_read_timeout;
         tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! OTLP/gRPC authenticates before it reads a body: a layer in front of the services checks the
 //! key in the request's metadata (`authorization: Bearer`, `x-api-key`) and refuses with
 //! `UNAUTHENTICATED` (or `UNAVAILABLE` when the key store cannot answer) without polling the
-//! body, so an unauthenticated client costs neither decompression nor decoding. An accepted
+//! body, so an unauthenticated client costs neither decompression nor decoding. A client that
+//! keeps failing is answered ever more slowly (by its address). An accepted
 //! request carries its [`Caller`] to the service in the request's extensions.
 
 use std::task::{Context, Poll};
@@ -58,8 +59,21 @@ where
             crate::auth::presented(header("authorization"), header("x-api-key"), false)
                 .map(|p| p.to_string())
         };
+        let from = {
+            use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+            let extensions = request.extensions();
+            extensions
+                .get::<TcpConnectInfo>()
+                .or_else(|| {
+                    extensions
+                        .get::<TlsConnectInfo<TcpConnectInfo>>()
+                        .map(TlsConnectInfo::get_ref)
+                })
+                .and_then(TcpConnectInfo::remote_addr)
+                .map(|a| a.ip())
+        };
         Box::pin(async move {
-            match ingest.caller(presented.as_deref()).await {
+            match ingest.caller(presented.as_deref(), from).await {
                 Ok(caller) => {
                     request.extensions_mut().insert::<Caller>(caller);
                     inner.call(request).await

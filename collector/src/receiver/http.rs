@@ -147,6 +147,7 @@ pub async fn serve(
 
 async fn handle<R: OtlpRequest, const BASIC: bool>(
     State(state): State<HttpState>,
+    client: Option<axum::Extension<crate::serve::ClientAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -159,7 +160,8 @@ async fn handle<R: OtlpRequest, const BASIC: bool>(
     };
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let presented = crate::auth::presented(header("authorization"), header("x-api-key"), BASIC);
-    let caller = match state.ingest.caller(presented.as_deref()).await {
+    let from = client.map(|c| c.0.0.ip());
+    let caller = match state.ingest.caller(presented.as_deref(), from).await {
         Ok(c) => c,
         Err(e) => {
             let (status, code) = match e {

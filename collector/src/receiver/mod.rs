@@ -71,14 +71,18 @@ pub struct Caller {
 impl Ingest {
     /// The caller behind the presented secret; with no auth configured, the default project.
     /// Refusals are counted.
-    pub async fn caller(&self, presented: Option<&str>) -> Result<Caller, AuthError> {
+    pub async fn caller(
+        &self,
+        presented: Option<&str>,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Caller, AuthError> {
         let Some(auth) = &self.auth else {
             return Ok(Caller {
                 project: llmscope_core::DEFAULT_PROJECT.to_owned(),
                 api_key_id: None,
             });
         };
-        let result = match auth.authenticate(presented).await {
+        let result = match auth.authenticate_from(presented, from).await {
             Ok(Principal::Key { project, key_id }) => Ok(Caller {
                 project,
                 api_key_id: Some(key_id),

@@ -483,3 +483,49 @@ async fn private_status_puts_readyz_and_metrics_behind_a_key() {
     let (status, _) = api(&c, Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK, "liveness stays open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_presenting_bad_keys_is_answered_ever_more_slowly() {
+    let c = start().await;
+    let c = &c;
+    let bad = |n: u8| async move {
+        let auth = format!("Bearer lls_bad{n}");
+        let started = std::time::Instant::now();
+        let r = c
+            .post_otlp(
+                "/v1/traces",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &auth),
+                ],
+                fixture_with_trace(n).into_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        started.elapsed()
+    };
+    // The first few failures are answered at once; later ones wait (100 ms more each).
+    for n in 0..5 {
+        bad(n).await;
+    }
+    let tenth = {
+        for n in 5..9 {
+            bad(n).await;
+        }
+        bad(9).await
+    };
+    assert!(tenth >= Duration::from_millis(400), "held {tenth:?}");
+    // A client with a good key is not slowed.
+    let (key, _) = create_key(&c, "team-a").await;
+    let good = c
+        .post_otlp(
+            "/v1/traces",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {key}")),
+            ],
+            fixture_with_trace(42).into_bytes(),
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK);
+}
