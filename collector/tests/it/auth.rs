@@ -516,7 +516,7 @@ async fn a_client_that_keeps_presenting_bad_keys_is_answered_ever_more_slowly() 
     };
     assert!(tenth >= Duration::from_millis(400), "held {tenth:?}");
     // A client with a good key is not slowed.
-    let (key, _) = create_key(&c, "team-a").await;
+    let (key, _) = create_key(c, "team-a").await;
     let good = c
         .post_otlp(
             "/v1/traces",
