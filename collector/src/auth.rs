@@ -248,12 +248,17 @@ impl Authenticator {
     ) -> Result<Principal, AuthError> {
         let result = self.authenticate(presented).await;
         if let (Err(AuthError::Missing | AuthError::Invalid), Some(from)) = (&result, from) {
-            let hold = self.failures.failed(from);
-            if !hold.is_zero() {
-                tokio::time::sleep(hold).await;
-            }
+            self.hold_failure(from).await;
         }
         result
+    }
+
+    /// Records a failed authentication from `from` and waits as long as that client has earned.
+    pub async fn hold_failure(&self, from: std::net::IpAddr) {
+        let hold = self.failures.failed(from);
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
     }
 
     /// The principal behind a presented secret: the admin token or an unrevoked key.

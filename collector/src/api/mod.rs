@@ -91,7 +91,28 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            slow_refusals,
+        ))
         .with_state(state)
+}
+
+/// A client whose requests keep being refused for their key (401) is answered ever more slowly,
+/// by its address, as the receivers do.
+async fn slow_refusals(
+    State(s): State<ApiState>,
+    client: Option<axum::Extension<crate::serve::ClientAddr>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED
+        && let (Some(auth), Some(client)) = (&s.auth, client)
+    {
+        auth.hold_failure(client.0.0.ip()).await;
+    }
+    response
 }
 
 pub async fn serve(

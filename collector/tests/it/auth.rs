@@ -529,3 +529,16 @@ async fn a_client_that_keeps_presenting_bad_keys_is_answered_ever_more_slowly() 
         .await;
     assert_eq!(good.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_a_client_with_bad_keys_ever_more_slowly_too() {
+    let c = start().await;
+    let mut last = Duration::ZERO;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let (status, _) = api(&c, Method::GET, "/api/v1/traces", Some("lls_bad"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        last = started.elapsed();
+    }
+    assert!(last >= Duration::from_millis(400), "held {last:?}");
+}
