@@ -3,6 +3,8 @@
 
 use llmscope_core::test_util::fixtures;
 
+use futures_util::StreamExt as _;
+
 use crate::process::{Process, llmscope};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,5 +187,87 @@ fn validate_accepts_write_only_exporters_and_refuses_an_api_on_one() {
     assert!(
         stderr.contains("extensions.api.store: \"nop\" answers no queries"),
         "{stderr}"
+    );
+}
+
+/// Threads and open descriptors of process `pid`.
+#[cfg(target_os = "linux")]
+fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    (threads, fds)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_keys_leaves_threads_and_descriptors_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/gateway.yaml");
+    let running = Process::start_with(
+        dir.path(),
+        Some(&gateway),
+        &[("LLMSCOPE_ADMIN_TOKEN", "an-admin-token-for-tests")],
+    );
+    let pid = running.pid();
+    let (threads_before, _) = threads_and_fds(pid);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let http = running.http.clone();
+    // 256 distinct bad keys, 64 at a time: each costs a store lookup (no cache hit).
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = std::sync::Arc::clone(&sampling);
+        tokio::spawn(async move {
+            let mut peak = (0, 0);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let (t, f) = threads_and_fds(pid);
+                peak = (peak.0.max(t), peak.1.max(f));
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let requests = (0..256).map(|i| {
+        let client = client.clone();
+        let http = http.clone();
+        async move {
+            let request = hyper::Request::post(format!("http://{http}/v1/traces"))
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer lls_flood{i:040}"))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                .expect("request");
+            client
+                .request(request)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    });
+    let statuses: Vec<u16> = futures_util::stream::iter(requests)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (peak_threads, peak_fds) = sampler.await.expect("sampler");
+    assert!(statuses.iter().all(|s| *s == 401), "every bad key refused");
+    // Lookups queue on a few permits instead of a blocking thread each; connections are capped.
+    assert!(
+        peak_threads <= threads_before + 16,
+        "threads {threads_before} -> {peak_threads}"
+    );
+    assert!(peak_fds < 300, "descriptors peaked at {peak_fds}");
+    let (exit, logs) = running.stop("TERM").await;
+    assert!(exit.success(), "{logs}");
+    assert!(
+        logs.matches("an unknown or revoked API key was refused")
+            .count()
+            <= 2,
+        "failures logged once per burst"
     );
 }

@@ -32,7 +32,18 @@ impl Process {
     /// Runs the default config with SQLite at `dir/data/llmscope.db` and the queue in
     /// `dir/queue`, and waits until OTLP/HTTP listens.
     pub fn start(dir: &Path) -> Self {
-        let mut child = llmscope()
+        Self::start_with(dir, None, &[])
+    }
+
+    /// [`Process::start`] with the config file `config` (the built-in default without) and more
+    /// environment variables.
+    pub fn start_with(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
+        let mut command = llmscope();
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
             .current_dir(dir)
             .env("LLMSCOPE_OTLP_GRPC_ENDPOINT", "127.0.0.1:0")
             .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
@@ -64,6 +75,10 @@ impl Process {
                 panic!("no address logged: {:?}", logs.join());
             }
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn database(dir: &Path) -> std::path::PathBuf {
