@@ -37,21 +37,14 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 #[derive(Clone)]
 pub struct Bounds {
     slots: Arc<Semaphore>,
-    pub header_read_timeout: Duration,
     refused: Counter,
 }
 
 impl Bounds {
     /// `listener` names the listener in the refused-connections counter.
-    pub fn new(
-        listener: &str,
-        max_connections: usize,
-        header_read_timeout: Duration,
-        telemetry: &Telemetry,
-    ) -> Self {
+    pub fn new(listener: &str, max_connections: usize, telemetry: &Telemetry) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
-            header_read_timeout,
             refused: telemetry.counter(
                 &metrics::LISTENER_REFUSED_CONNECTIONS,
                 &[("listener", listener)],
@@ -85,13 +78,15 @@ impl Bounds {
     }
 }
 
-/// Serves `router` on `listener` (TLS with `tls`) within `bounds` until `shutdown`; then waits
-/// for the connections' requests in flight.
+/// Serves `router` on `listener` (TLS with `tls`) within `bounds`, giving each request
+/// `header_read_timeout` to send its headers, until `shutdown`; then waits for the connections'
+/// requests in flight.
 pub async fn http(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     bounds: Bounds,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
@@ -109,14 +104,13 @@ pub async fn http(
         }
         let service = TowerToHyperService::new(router);
         let watcher = graceful.watcher();
-        let header_timeout = bounds.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
+                .header_read_timeout(header_read_timeout);
             builder
                 .http2()
                 .timer(TokioTimer::new())

@@ -10,6 +10,7 @@ mod batch;
 mod component;
 pub mod config;
 pub mod factory;
+pub mod otlp_json;
 pub mod semconv;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]

@@ -213,7 +213,7 @@ pub mod fixtures {
     /// A traces batch decoded from an OTLP/JSON fixture.
     pub fn traces_batch(json: &str) -> Batch {
         let request: ExportTraceServiceRequest =
-            serde_json::from_str(json).expect("fixture is valid OTLP/JSON");
+            crate::otlp_json::from_slice(json.as_bytes()).expect("fixture is valid OTLP/JSON");
         Batch::new(
             Payload::Traces(request.resource_spans),
             BatchContext::default(),
@@ -223,7 +223,7 @@ pub mod fixtures {
     /// A logs batch decoded from an OTLP/JSON fixture.
     pub fn logs_batch(json: &str) -> Batch {
         let request: crate::otlp::collector::logs::v1::ExportLogsServiceRequest =
-            serde_json::from_str(json).expect("fixture is valid OTLP/JSON");
+            crate::otlp_json::from_slice(json.as_bytes()).expect("fixture is valid OTLP/JSON");
         Batch::new(
             Payload::Logs(request.resource_logs),
             BatchContext::default(),

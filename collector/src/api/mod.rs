@@ -130,13 +130,17 @@ pub async fn serve(
         Some(Err(e)) => return Err(std::io::Error::other(e)),
         None => None,
     };
-    let bounds = crate::serve::Bounds::new(
-        "api",
-        state.config.max_connections,
-        state.config.header_read_timeout,
-        &state.telemetry,
-    );
-    crate::serve::http(listener, router(state), tls, bounds, shutdown).await
+    let bounds = crate::serve::Bounds::new("api", state.config.max_connections, &state.telemetry);
+    let header_read_timeout = state.config.header_read_timeout;
+    crate::serve::http(
+        listener,
+        router(state),
+        tls,
+        bounds,
+        header_read_timeout,
+        shutdown,
+    )
+    .await
 }
 
 /// With `private_status`, `/readyz` and `/metrics` answer only a key or the admin token (when

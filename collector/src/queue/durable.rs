@@ -463,17 +463,18 @@ impl Reader for LogReader {
             if !records.is_empty() || attempt == 1 {
                 let mut out = Vec::with_capacity(records.len());
                 for (end, bytes) in records {
+                    let size = bytes.len();
                     let content = match decode(&bytes) {
                         Ok(batch) => Content::Batch(Arc::new(batch)),
                         Err(error) => Content::Undecodable {
                             error: error.to_string(),
-                            bytes: bytes.clone(),
+                            bytes,
                         },
                     };
                     out.push(Record {
                         end,
                         content,
-                        bytes: bytes.len(),
+                        bytes: size,
                     });
                 }
                 return Ok(out);

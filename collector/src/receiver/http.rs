@@ -2,7 +2,6 @@
 //! `application/json` bodies, optionally `Content-Encoding: gzip`. Responses use the request's
 //! encoding; errors carry a `google.rpc.Status` in it.
 
-use std::future::Future;
 use std::io::Read;
 
 use axum::Router;
@@ -18,7 +17,6 @@ use llmscope_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use super::{Ingest, OtlpRequest};
 use crate::pipeline::ConsumeError;
@@ -135,16 +133,6 @@ pub fn router(ingest: Ingest, max_body: usize) -> Router {
     router.with_state(HttpState { ingest, max_body })
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    bounds: crate::serve::Bounds,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    crate::serve::http(listener, router, tls, bounds, shutdown).await
-}
-
 async fn handle<R: OtlpRequest, const BASIC: bool>(
     State(state): State<HttpState>,
     client: Option<axum::Extension<crate::serve::ClientAddr>>,
@@ -194,55 +182,6 @@ async fn handle<R: OtlpRequest, const BASIC: bool>(
 }
 
 /// OTLP/JSON omits unset fields: a full success is `{}`, not `{"partialSuccess":null}`.
-/// An OTLP/JSON request. Proto3's JSON mapping may omit empty repeated fields, and exporters
-/// built on it send an empty array attribute as `{"arrayValue": {}}`, which the generated types
-/// refuse for want of `values`: such a request is read again with the omitted lists restored.
-fn decode_json<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, serde_json::Error> {
-    let error = match serde_json::from_slice::<R>(bytes) {
-        Ok(request) => return Ok(request),
-        Err(error) => error,
-    };
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return Err(error);
-    };
-    if !restore_empty_lists(&mut value, 0) {
-        return Err(error);
-    }
-    serde_json::from_value(value).map_err(|_| error)
-}
-
-/// Puts `"values": []` into every `arrayValue` and `kvlistValue` without one; whether any was
-/// missing. Nesting past 128 levels is left as it is (and refused by the decoder).
-fn restore_empty_lists(value: &mut serde_json::Value, depth: usize) -> bool {
-    use serde_json::Value as J;
-    if depth > 128 {
-        return false;
-    }
-    let mut restored = false;
-    match value {
-        J::Object(map) => {
-            for key in ["arrayValue", "kvlistValue"] {
-                if let Some(J::Object(list)) = map.get_mut(key)
-                    && !list.contains_key("values")
-                {
-                    list.insert("values".into(), J::Array(Vec::new()));
-                    restored = true;
-                }
-            }
-            for v in map.values_mut() {
-                restored |= restore_empty_lists(v, depth + 1);
-            }
-        }
-        J::Array(items) => {
-            for v in items {
-                restored |= restore_empty_lists(v, depth + 1);
-            }
-        }
-        _ => {}
-    }
-    restored
-}
-
 fn json_without_nulls(response: &impl Serialize) -> Vec<u8> {
     let mut value = serde_json::to_value(response).unwrap_or_default();
     if let serde_json::Value::Object(map) = &mut value {
@@ -345,7 +284,7 @@ async fn decode_and_ingest<R: OtlpRequest>(
         Encoding::Protobuf => R::decode(bytes).map_err(|e| {
             Failure::bad_request("malformed", format!("malformed OTLP protobuf: {e}"))
         })?,
-        Encoding::Json => decode_json::<R>(&bytes)
+        Encoding::Json => llmscope_core::otlp_json::from_slice::<R>(&bytes)
             .map_err(|e| Failure::bad_request("malformed", format!("malformed OTLP/JSON: {e}")))?,
     };
     match state.ingest.ingest(request.payload(), caller).await {

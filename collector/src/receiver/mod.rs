@@ -24,7 +24,7 @@ pub use config::{
     check_endpoint,
 };
 pub use grpc::serve as serve_grpc;
-pub use http::{router as http_router, serve as serve_http};
+pub use http::router as http_router;
 pub use signal::OtlpRequest;
 
 use crate::auth::{AuthError, Authenticator, Principal};

@@ -16,7 +16,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ExtensionConfig, ReceiverConfig};
 use crate::limits::Limiter;
 use crate::receiver::{self, Consumers, Ingest};
-use crate::serve::{Bounds, HEADER_READ_TIMEOUT};
+use crate::serve::Bounds;
 use crate::telemetry::Telemetry;
 
 /// A running server task, by the component it serves.
@@ -72,7 +72,7 @@ pub async fn receivers(
             let (listener, addr) = listen(&name, &g.endpoint).await?;
             let max = usize::try_from(g.max_recv_msg_size_mib * 1024 * 1024).unwrap_or(usize::MAX);
             let (tls, streams) = (g.tls.clone(), g.max_concurrent_streams);
-            let bounds = Bounds::new(&name, g.max_connections, HEADER_READ_TIMEOUT, telemetry);
+            let bounds = Bounds::new(&name, g.max_connections, telemetry);
             let ingest = ingest("grpc");
             let shutdown = stopped(stop);
             let server = async move {
@@ -95,8 +95,15 @@ pub async fn receivers(
             let (listener, addr) = listen(&name, &h.endpoint).await?;
             let max = usize::try_from(h.max_request_body_size).unwrap_or(usize::MAX);
             let router = receiver::http_router(ingest("http"), max);
-            let bounds = Bounds::new(&name, h.max_connections, h.header_read_timeout, telemetry);
-            let server = receiver::serve_http(listener, router, tls, bounds, stopped(stop));
+            let bounds = Bounds::new(&name, h.max_connections, telemetry);
+            let server = crate::serve::http(
+                listener,
+                router,
+                tls,
+                bounds,
+                h.header_read_timeout,
+                stopped(stop),
+            );
             servers.push((
                 name,
                 tokio::spawn(async move { server.await.map_err(|e| e.to_string()) }),

@@ -268,8 +268,9 @@ async fn components_added_through_the_registry_run_and_are_shut_down_once_at_the
 }
 
 #[tokio::test]
-async fn a_service_without_receivers_for_a_test_type_still_starts() {
-    // The registry is the only place the type is known: a started service needs nothing else.
+async fn an_idle_service_shuts_a_registry_added_exporter_down_once() {
+    // The registry is the only place the type is known: a started service needs nothing else,
+    // and stopping it with nothing sent still shuts the exporter down, once.
     let dir = tempfile::tempdir().expect("tempdir");
     let text = config_text("bare", "memory", &dir.path().join("queue"));
     let config = Config::parse_in(&registry(), "t.yaml", &text, &|_| None).expect("config");

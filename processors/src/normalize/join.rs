@@ -116,35 +116,33 @@ pub fn join(rs: &mut ResourceSpans) -> usize {
     if heads.is_empty() || tails.is_empty() {
         return 0;
     }
-    let span = |rs: &ResourceSpans, (si, i): (usize, usize)| -> Span {
-        rs.scope_spans[si].spans[i].clone()
-    };
-    let start = |rs: &ResourceSpans, at: &(usize, usize)| {
-        rs.scope_spans[at.0].spans[at.1].start_time_unix_nano
-    };
-    heads.sort_by_key(|at| start(rs, at));
-    tails.sort_by_key(|at| start(rs, at));
+    let at = |(si, i): (usize, usize)| &rs.scope_spans[si].spans[i];
+    heads.sort_by_key(|&h| at(h).start_time_unix_nano);
+    tails.sort_by_key(|&t| at(t).start_time_unix_nano);
+    // Pair first (nothing is changed while pairing: a joined head is not looked at again), then
+    // give each head what it takes from its tail.
     let mut taken = vec![false; tails.len()];
-    let mut joined = 0;
-    for head_at in heads {
-        let head = span(rs, head_at);
-        let Some(t) = (0..tails.len()).find(|&t| {
-            let tail = &rs.scope_spans[tails[t].0].spans[tails[t].1];
-            !taken[t] && fits(&head, tail)
-        }) else {
-            continue;
-        };
-        taken[t] = true;
-        let tail = span(rs, tails[t]);
-        let out = &mut rs.scope_spans[head_at.0].spans[head_at.1];
-        for key in RESPONSE_KEYS {
-            if !attr::has(&out.attributes, key)
-                && let Some(value) = attr::get(&tail.attributes, key)
-            {
-                attr::set(&mut out.attributes, key, value.clone());
+    let mut pairs = Vec::new();
+    for head in heads {
+        if let Some(t) = (0..tails.len()).find(|&t| !taken[t] && fits(at(head), at(tails[t]))) {
+            taken[t] = true;
+            pairs.push((head, tails[t]));
+        }
+    }
+    for &(head, tail) in &pairs {
+        let tail = &rs.scope_spans[tail.0].spans[tail.1];
+        let response: Vec<_> = RESPONSE_KEYS
+            .iter()
+            .filter_map(|key| Some((*key, attr::get(&tail.attributes, key)?.clone())))
+            .collect();
+        let end = tail.end_time_unix_nano.max(tail.start_time_unix_nano);
+        let tail_id = hex::encode(&tail.span_id);
+        let out = &mut rs.scope_spans[head.0].spans[head.1];
+        for (key, value) in response {
+            if !attr::has(&out.attributes, key) {
+                attr::set(&mut out.attributes, key, value);
             }
         }
-        let end = tail.end_time_unix_nano.max(tail.start_time_unix_nano);
         if end > out.end_time_unix_nano {
             let original = i64::try_from(out.end_time_unix_nano).unwrap_or(i64::MAX);
             attr::set(
@@ -157,11 +155,10 @@ pub fn join(rs: &mut ResourceSpans) -> usize {
         attr::set(
             &mut out.attributes,
             sc::CALL_JOINED_SPAN,
-            attr::string(hex::encode(&tail.span_id)),
+            attr::string(tail_id),
         );
-        joined += 1;
     }
-    joined
+    pairs.len()
 }
 
 #[cfg(test)]

@@ -320,28 +320,6 @@ fn the_drop_action_removes_the_attribute() {
     assert_eq!(pii_types(attrs), vec!["secret"]);
 }
 
-/// A fixture as a batch; proto3 JSON may omit empty lists (`{"arrayValue": {}}`), which the
-/// collector's receiver restores before decoding, and so does this.
-fn traces_batch(json: &str) -> llmscope_core::Batch {
-    let mut value: J = serde_json::from_str(json).expect("fixture");
-    fn restore(v: &mut J) {
-        match v {
-            J::Object(map) => {
-                for key in ["arrayValue", "kvlistValue"] {
-                    if let Some(J::Object(list)) = map.get_mut(key) {
-                        list.entry("values").or_insert(json!([]));
-                    }
-                }
-                map.values_mut().for_each(restore);
-            }
-            J::Array(items) => items.iter_mut().for_each(restore),
-            _ => {}
-        }
-    }
-    restore(&mut value);
-    fixtures::traces_batch(&value.to_string())
-}
-
 /// Every string anywhere in `attrs` (nested values too), with its key.
 fn strings(attrs: &[llmscope_core::otlp::common::v1::KeyValue], out: &mut Vec<(String, String)>) {
     for kv in attrs {
@@ -374,7 +352,7 @@ fn after_the_chain_no_attribute_of_any_fixture_holds_a_detected_value() {
         fixtures::OTLP_TRACE,
         fixtures::OTLP_EVENTS,
     ] {
-        let mut batch = traces_batch(fixture);
+        let mut batch = fixtures::traces_batch(fixture);
         let mut chain: Vec<Box<dyn Processor>> = vec![
             Box::new(Normalize::default()),
             Box::new(crate::cost::Cost::new(&Default::default(), &telemetry).expect("cost")),
