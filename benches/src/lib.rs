@@ -2,6 +2,8 @@
 //! This library holds the synthetic inputs the benches share (requests are wrapped by
 //! `llmscope_core::test_util::traces_request`).
 
+pub mod stored;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use llmscope_core::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
