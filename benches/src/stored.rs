@@ -54,7 +54,7 @@ impl Rng {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -63,12 +63,12 @@ impl Rng {
 
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.draw() % n
     }
 
     /// In `0..n`, skewed to small values (the square of a uniform draw): a long tail.
     pub fn skewed(&mut self, n: u64) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = (self.draw() >> 11) as f64 / (1u64 << 53) as f64;
         ((u * u * n as f64) as u64).min(n - 1)
     }
 }
@@ -160,7 +160,7 @@ impl Generator {
         let user = r.skewed(USERS);
         let session = user * 16 + r.below(16);
         let children = r.skewed(20);
-        let trace_id = (u128::from(index) << 64 | u128::from(r.next())).to_be_bytes();
+        let trace_id = (u128::from(index) << 64 | u128::from(r.draw())).to_be_bytes();
         let span_id = |i: u64| ((index << 5) | i).to_be_bytes().to_vec();
         let mut spans = Vec::with_capacity(children as usize + 1);
         let mut t = start_ns as u64 + 1_000_000;
