@@ -132,16 +132,56 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
          FROM {db}.spans AS s
          WHERE"
     ));
-    sql.str(" s.project = ?", &q.filter.project);
-    sql.push(&format!(
-        " AND s.trace_id IN (SELECT DISTINCT s.trace_id FROM {db}.spans AS s WHERE"
-    ));
-    span_filter(&mut sql, &q.filter);
-    sql.push(") GROUP BY trace_id");
+    let f = &q.filter;
+    sql.str(" s.project = ?", &f.project);
+    // Candidates, as `query::trace_list` defines the list: traces with a span of each filter
+    // key (any span, one per key), and with a span in range (their earliest is one); the
+    // trace's own start decides below.
+    let keys: [(&str, Option<&String>); 3] = [
+        ("service = ?", f.service.as_ref()),
+        (
+            "(request_model = ? OR response_model = ?)",
+            f.model.as_ref(),
+        ),
+        ("provider = ?", f.provider.as_ref()),
+    ];
+    let keyed = keys.iter().any(|(_, v)| v.is_some());
+    for (condition, value) in keys {
+        let Some(value) = value else { continue };
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
+        ))
+        .str(" project = ?", &f.project);
+        if let Some(from) = f.from_ns {
+            sql.int(" AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')", from);
+        }
+        sql.push(" AND ");
+        for (i, part) in condition.split('?').enumerate() {
+            if i > 0 {
+                sql.str("?", value);
+            }
+            sql.push(part);
+        }
+        sql.push(")");
+    }
+    if !keyed && (f.from_ns.is_some() || f.to_ns.is_some()) {
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans AS s WHERE"
+        ));
+        span_filter(&mut sql, f);
+        sql.push(")");
+    }
+    sql.push(" GROUP BY trace_id HAVING 1");
+    if let Some(from) = f.from_ns {
+        sql.int(" AND start_ns >= ?", from);
+    }
+    if let Some(to) = f.to_ns {
+        sql.int(" AND start_ns < ?", to);
+    }
     if let Some(c) = &q.cursor {
-        sql.int(" HAVING start_ns < ?", c.start_ns)
+        sql.int(" AND (start_ns < ?", c.start_ns)
             .int(" OR (start_ns = ?", c.start_ns)
-            .str(" AND trace_id < ?)", &c.trace_id);
+            .str(" AND trace_id < ?))", &c.trace_id);
     }
     sql.int(
         " ORDER BY start_ns DESC, trace_id DESC LIMIT ?",
@@ -186,8 +226,8 @@ async fn fill_trace_details(
 
     let mut sql = Sql::default();
     sql.push(&format!(
-        "SELECT trace_id, argMin(name, (parent_span_id != '', start_time)) AS name,
-                argMin(service, (parent_span_id != '', start_time)) AS service
+        "SELECT trace_id, argMin(name, (parent_span_id != '', start_time, span_id)) AS name,
+                argMin(service, (parent_span_id != '', start_time, span_id)) AS service
          FROM {db}.spans WHERE"
     ));
     sql.str(" project = ?", project).push(" AND trace_id IN");

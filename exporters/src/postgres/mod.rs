@@ -86,11 +86,18 @@ async fn partition_worker(id: String, store: PostgresStore) {
 }
 
 /// `(version, name, sql)` in order. Append only.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../sql/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../sql/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_traces",
+        include_str!("../../../sql/postgres/0002_traces.sql"),
+    ),
+];
 
 /// A failed PostgreSQL operation: the server's message, and whether to retry.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +257,15 @@ impl PostgresStore {
                     e.message = format!("migration {name}: {}", e.message);
                     e
                 })?;
+                if *version == 2 {
+                    let traces = write::refresh_all_traces(&tx).await?;
+                    if traces > 0 {
+                        tracing::info!(
+                            traces,
+                            "wrote the trace list for the traces already stored"
+                        );
+                    }
+                }
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     &[version, name],

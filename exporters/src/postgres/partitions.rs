@@ -118,6 +118,16 @@ pub async fn maintain(
             }
         }
     }
+    if !dropped.is_empty() {
+        // The trace list follows its spans: traces that started before the oldest day kept.
+        let cutoff = cutoff_day * DAY_NS;
+        client
+            .execute("DELETE FROM traces WHERE start_ns < $1", &[&cutoff])
+            .await?;
+        client
+            .execute("DELETE FROM trace_keys WHERE start_ns < $1", &[&cutoff])
+            .await?;
+    }
     Ok(dropped)
 }
 

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::write::hist_latency;
 use super::{PostgresError, PostgresStore, pool_error};
+use crate::query::trace_list;
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
     TraceSummary, sort_groups, summarize,
@@ -72,100 +73,77 @@ fn span_filter(sql: &mut Sql, f: &Filter) {
     }
 }
 
+/// One page of the trace list, newest first: a keyset scan of `traces_by_start`, or with a
+/// filter of `trace_keys` (any further key checked by primary key), joined to the rows.
 pub async fn traces(store: &PostgresStore, q: &TraceQuery) -> Result<TracePage> {
+    let f = &q.filter;
+    let keys = trace_list::filter_keys(f);
     let mut sql = Sql::default();
-    sql.push("WITH candidates AS (SELECT DISTINCT s.trace_id FROM spans s WHERE");
-    span_filter(&mut sql, &q.filter);
     sql.push(
-        "), t AS (
-            SELECT s.trace_id, min(s.start_time_ns) AS start_ns, max(s.end_time_ns) AS end_ns,
-                   count(*) AS span_count, bool_or(s.status_code = 2) AS error
-            FROM spans s JOIN candidates c ON c.trace_id = s.trace_id
-            WHERE",
+        "SELECT t.trace_id, t.service, t.root_name, t.start_ns, t.duration_ns, t.span_count,
+                t.llm_calls, t.input_tokens, t.output_tokens, t.cost_usd, t.error FROM ",
     );
-    sql.bind(" s.project = ", q.filter.project.clone())
-        .push(" GROUP BY s.trace_id)");
-    sql.push(" SELECT trace_id, start_ns, end_ns, span_count, error FROM t");
+    match keys.split_first() {
+        None => {
+            sql.push("traces t")
+                .bind(" WHERE t.project = ", f.project.clone())
+                .push(" AND true");
+        }
+        Some((first, rest)) => {
+            sql.push(
+                "trace_keys k JOIN traces t ON t.project = k.project AND t.trace_id = k.trace_id",
+            )
+            .bind(" WHERE k.project = ", f.project.clone())
+            .bind(" AND k.key = ", first.clone());
+            for key in rest {
+                sql.push(
+                    " AND EXISTS (SELECT 1 FROM trace_keys x WHERE x.project = k.project
+                        AND x.start_ns = k.start_ns AND x.trace_id = k.trace_id",
+                )
+                .bind(" AND x.key = ", key.clone())
+                .push(")");
+            }
+        }
+    }
+    // The scanned table's columns: the key rows' when filtered, so the index orders the scan.
+    let scan = if keys.is_empty() { "t" } else { "k" };
+    if let Some(from) = f.from_ns {
+        sql.bind(&format!(" AND {scan}.start_ns >= "), from);
+    }
+    if let Some(to) = f.to_ns {
+        sql.bind(&format!(" AND {scan}.start_ns < "), to);
+    }
     if let Some(c) = &q.cursor {
-        sql.bind(" WHERE start_ns < ", c.start_ns)
-            .bind(" OR (start_ns = ", c.start_ns)
-            .bind(" AND trace_id < ", c.trace_id.clone())
-            .push(")");
+        sql.bind(
+            &format!(" AND ({scan}.start_ns, {scan}.trace_id) < ("),
+            c.start_ns,
+        )
+        .bind(", ", c.trace_id.clone())
+        .push(")");
     }
     sql.bind(
-        " ORDER BY start_ns DESC, trace_id DESC LIMIT ",
+        &format!(" ORDER BY {scan}.start_ns DESC, {scan}.trace_id DESC LIMIT "),
         q.limit as i64 + 1,
     );
-    let traces: Vec<TraceSummary> = sql
+    let traces = sql
         .query(store)
         .await?
         .iter()
-        .map(|r| {
-            let start_ns: i64 = r.get(1);
-            TraceSummary {
-                trace_id: r.get(0),
-                service: None,
-                root_name: None,
-                start_ns,
-                duration_ns: (r.get::<_, i64>(2) - start_ns).max(0),
-                span_count: r.get(3),
-                llm_calls: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_usd: None,
-                error: r.get(4),
-            }
+        .map(|r| TraceSummary {
+            trace_id: r.get(0),
+            service: r.get(1),
+            root_name: r.get(2),
+            start_ns: r.get(3),
+            duration_ns: r.get(4),
+            span_count: r.get(5),
+            llm_calls: r.get(6),
+            input_tokens: r.get(7),
+            output_tokens: r.get(8),
+            cost_usd: r.get(9),
+            error: r.get(10),
         })
         .collect();
-    let mut page = TracePage::paginate(traces, q.limit);
-    if !page.traces.is_empty() {
-        fill_trace_details(store, &q.filter.project, &mut page.traces).await?;
-    }
-    Ok(page)
-}
-
-async fn fill_trace_details(
-    store: &PostgresStore,
-    project: &str,
-    traces: &mut [TraceSummary],
-) -> Result<()> {
-    let ids: Vec<String> = traces.iter().map(|t| t.trace_id.clone()).collect();
-    let index: HashMap<String, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), i))
-        .collect();
-    let mut sql = Sql::default();
-    sql.push("SELECT DISTINCT ON (trace_id) trace_id, name, service FROM spans WHERE")
-        .bind(" project = ", project.to_owned())
-        .bind(" AND trace_id = ANY(", ids.clone())
-        .push(") ORDER BY trace_id, parent_span_id IS NOT NULL, start_time_ns");
-    for r in sql.query(store).await? {
-        if let Some(&i) = index.get(&r.get::<_, String>(0)) {
-            traces[i].root_name = Some(r.get(1));
-            traces[i].service = r.get(2);
-        }
-    }
-    let mut sql = Sql::default();
-    sql.push(
-        "SELECT trace_id, count(*), sum(it)::bigint, sum(ot)::bigint, sum(c), count(c) FROM (
-            SELECT trace_id, max(coalesce(input_tokens, 0)) AS it, max(coalesce(output_tokens, 0)) AS ot,
-                   max(cost_usd) AS c
-            FROM spans WHERE is_model_call AND",
-    )
-    .bind(" project = ", project.to_owned())
-    .bind(" AND trace_id = ANY(", ids)
-    .push(") GROUP BY trace_id, coalesce(response_id, span_id)) calls GROUP BY trace_id");
-    for r in sql.query(store).await? {
-        if let Some(&i) = index.get(&r.get::<_, String>(0)) {
-            let t = &mut traces[i];
-            t.llm_calls = r.get(1);
-            t.input_tokens = r.get(2);
-            t.output_tokens = r.get(3);
-            t.cost_usd = (r.get::<_, i64>(5) > 0).then(|| r.get::<_, f64>(4));
-        }
-    }
-    Ok(())
+    Ok(TracePage::paginate(traces, q.limit))
 }
 
 fn object(v: J) -> JsonMap {

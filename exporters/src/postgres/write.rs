@@ -1,7 +1,7 @@
 //! The write path: binary `COPY` into per-connection staging tables, deduplicating inserts, and
 //! rollup increments from the rows actually inserted, in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::pin;
 
 use llmscope_core::{Batch, Payload};
@@ -13,6 +13,7 @@ use tokio_postgres::types::{ToSql, Type};
 use super::partitions::{self, DAY_NS};
 use super::{PostgresError, PostgresStore, pool_error};
 use crate::query::Latency;
+use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
 use crate::record::{self, AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
 /// Latency histogram buckets: bucket `i` covers `(1.1^(i-1), 1.1^i]` ms, bucket 0 up to 1 ms.
@@ -74,14 +75,14 @@ pub async fn batch(store: &PostgresStore, batch: &Batch) -> Result<(), PostgresE
     for day in spans
         .iter()
         .map(|s| s.start_time_ns.div_euclid(DAY_NS))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
     {
         partitions::ensure(store.pool(), &store.known, "spans", day).await?;
     }
     for day in logs
         .iter()
         .map(|l| l.time_ns.div_euclid(DAY_NS))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
     {
         partitions::ensure(store.pool(), &store.known, "logs", day).await?;
     }
@@ -102,6 +103,8 @@ pub async fn batch(store: &PostgresStore, batch: &Batch) -> Result<(), PostgresE
             )
             .await?;
         add_to_rollups(&tx, &inserted).await?;
+        let touched: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+        refresh_traces(&tx, project, &touched.into_iter().collect::<Vec<_>>()).await?;
     }
     if !logs.is_empty() {
         copy_logs(&tx, &logs).await?;
@@ -481,4 +484,185 @@ async fn add_to_rollups(
         .await?;
     }
     Ok(())
+}
+
+/// An advisory-lock key for one trace: transactions refreshing the same trace take turns.
+fn trace_lock(project: &str, trace_id: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    // A hash every collector version computes alike, so they lock the same key.
+    let digest = Sha256::new()
+        .chain_update(project)
+        .chain_update([0])
+        .chain_update(trace_id)
+        .finalize();
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// Recomputes the trace-list rows of `trace_ids` from their stored spans. Each trace is locked
+/// first (in key order, so writers cannot deadlock on each other), so the spans read include
+/// those of every transaction that refreshed it before.
+pub async fn refresh_traces(
+    tx: &Transaction<'_>,
+    project: &str,
+    trace_ids: &[&str],
+) -> Result<(), PostgresError> {
+    if trace_ids.is_empty() {
+        return Ok(());
+    }
+    let mut locks: Vec<i64> = trace_ids.iter().map(|t| trace_lock(project, t)).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) l",
+        &[&locks],
+    )
+    .await?;
+    let mut briefs: HashMap<String, Vec<SpanBrief>> = HashMap::new();
+    for r in tx
+        .query(
+            &format!(
+                "SELECT trace_id, {BRIEF_COLUMNS} FROM spans WHERE project = $1 AND trace_id = ANY($2)"
+            ),
+            &[&project, &trace_ids],
+        )
+        .await?
+    {
+        briefs.entry(r.get(0)).or_default().push(SpanBrief {
+            span_id: r.get(1),
+            is_root: r.get(2),
+            name: r.get(3),
+            service: r.get(4),
+            start_ns: r.get(5),
+            end_ns: r.get(6),
+            error: r.get(7),
+            is_model_call: r.get(8),
+            response_id: r.get(9),
+            input_tokens: r.get(10),
+            output_tokens: r.get(11),
+            cost_usd: r.get(12),
+            provider: r.get(13),
+            request_model: r.get(14),
+            response_model: r.get(15),
+        });
+    }
+    let before: HashMap<String, i64> = tx
+        .query(
+            "SELECT trace_id, start_ns FROM traces WHERE project = $1 AND trace_id = ANY($2)",
+            &[&project, &trace_ids],
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+
+    #[derive(Default)]
+    struct Columns {
+        trace_id: Vec<String>,
+        start_ns: Vec<i64>,
+        duration_ns: Vec<i64>,
+        root_name: Vec<Option<String>>,
+        service: Vec<Option<String>>,
+        span_count: Vec<i64>,
+        llm_calls: Vec<i64>,
+        input_tokens: Vec<i64>,
+        output_tokens: Vec<i64>,
+        cost_usd: Vec<Option<f64>>,
+        error: Vec<bool>,
+    }
+    let mut c = Columns::default();
+    // (key, start, trace id) rows to forget (the trace's start moved) and to add.
+    let mut forget: (Vec<String>, Vec<i64>, Vec<String>) = Default::default();
+    let mut add: (Vec<String>, Vec<i64>, Vec<String>) = Default::default();
+    for (trace_id, spans) in &briefs {
+        let (t, keys) = summarize_trace(trace_id, spans);
+        if let Some(&old) = before.get(trace_id).filter(|old| **old != t.start_ns) {
+            for key in &keys {
+                forget.0.push(key.clone());
+                forget.1.push(old);
+                forget.2.push(trace_id.clone());
+            }
+        }
+        for key in keys {
+            add.0.push(key);
+            add.1.push(t.start_ns);
+            add.2.push(trace_id.clone());
+        }
+        c.trace_id.push(t.trace_id);
+        c.start_ns.push(t.start_ns);
+        c.duration_ns.push(t.duration_ns);
+        c.root_name.push(t.root_name);
+        c.service.push(t.service);
+        c.span_count.push(t.span_count);
+        c.llm_calls.push(t.llm_calls);
+        c.input_tokens.push(t.input_tokens);
+        c.output_tokens.push(t.output_tokens);
+        c.cost_usd.push(t.cost_usd);
+        c.error.push(t.error);
+    }
+    tx.execute(
+        "INSERT INTO traces (project, trace_id, start_ns, duration_ns, root_name, service,
+            span_count, llm_calls, input_tokens, output_tokens, cost_usd, error)
+         SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::bool[])
+         ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = EXCLUDED.start_ns,
+            duration_ns = EXCLUDED.duration_ns, root_name = EXCLUDED.root_name,
+            service = EXCLUDED.service, span_count = EXCLUDED.span_count,
+            llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,
+            output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd,
+            error = EXCLUDED.error",
+        &[
+            &project,
+            &c.trace_id,
+            &c.start_ns,
+            &c.duration_ns,
+            &c.root_name,
+            &c.service,
+            &c.span_count,
+            &c.llm_calls,
+            &c.input_tokens,
+            &c.output_tokens,
+            &c.cost_usd,
+            &c.error,
+        ],
+    )
+    .await?;
+    if !forget.0.is_empty() {
+        tx.execute(
+            "DELETE FROM trace_keys k USING unnest($2::text[], $3::bigint[], $4::text[])
+                AS f(key, start_ns, trace_id)
+             WHERE k.project = $1 AND k.key = f.key AND k.start_ns = f.start_ns
+               AND k.trace_id = f.trace_id",
+            &[&project, &forget.0, &forget.1, &forget.2],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO trace_keys (project, key, start_ns, trace_id)
+         SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])
+         ON CONFLICT DO NOTHING",
+        &[&project, &add.0, &add.1, &add.2],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the trace-list rows of every stored trace (after the migration that adds them).
+pub async fn refresh_all_traces(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        by_project.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    for (project, ids) in &by_project {
+        for chunk in ids.chunks(2_000) {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            refresh_traces(tx, project, &ids).await?;
+        }
+    }
+    Ok(rows.len() as u64)
 }

@@ -2,6 +2,7 @@
 //! the data. Stores return rows; the shaping shared by all of them lives here.
 
 mod summary;
+pub mod trace_list;
 
 pub use summary::{CallRow, Latency, SummaryGroup, sort_groups, summarize};
 

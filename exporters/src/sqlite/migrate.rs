@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_record_ids",
         include_str!("../../../sql/sqlite/0004_record_ids.sql"),
     ),
+    (
+        5,
+        "0005_traces",
+        include_str!("../../../sql/sqlite/0005_traces.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -46,6 +51,12 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         )?;
         if !done {
             tx.execute_batch(sql)?;
+            if *version == 5 {
+                let traces = super::write::refresh_all_traces(&tx)?;
+                if traces > 0 {
+                    tracing::info!(traces, "wrote the trace list for the traces already stored");
+                }
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
                 params![version, name],
@@ -70,7 +81,8 @@ mod tests {
                 "0001_init",
                 "0002_anomalies",
                 "0003_metadata",
-                "0004_record_ids"
+                "0004_record_ids",
+                "0005_traces"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

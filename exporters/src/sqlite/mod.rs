@@ -171,7 +171,11 @@ impl SqliteStore {
         let mut conn = lock(&self.inner.writer);
         let tx = conn.transaction()?;
         match &batch.payload {
-            Payload::Traces(rs) => write::insert_spans(&tx, &record::span_records(project, rs))?,
+            Payload::Traces(rs) => {
+                let spans = record::span_records(project, rs);
+                write::insert_spans(&tx, &spans)?;
+                write::refresh_traces(&tx, spans.iter().map(|s| (&*s.project, &*s.trace_id)))?;
+            }
             Payload::Logs(rl) => write_logs(&tx, project, rl)?,
             Payload::Metrics(rm) => {
                 write::insert_metric_points(&tx, &record::metric_rows(project, rm))?

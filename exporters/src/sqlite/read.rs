@@ -1,11 +1,10 @@
 //! The query API's reads over the SQLite tables.
 
-use std::collections::HashMap;
-
 use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, Row, params, params_from_iter};
 
+use crate::query::trace_list;
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
     TraceSummary, summarize,
@@ -39,109 +38,82 @@ fn named<'a>(params: &'a [(&'static str, Sql)]) -> Vec<(&'static str, &'a dyn ru
         .collect()
 }
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
+/// One page of the trace list, newest first: a keyset scan of `traces_by_start`, or with a
+/// filter of `trace_keys` (any further key checked by primary key), then each row by id.
 pub fn traces(conn: &Connection, q: &TraceQuery) -> rusqlite::Result<TracePage> {
-    let sql = format!(
-        "WITH candidates AS (SELECT DISTINCT s.trace_id FROM spans s WHERE {FILTER_SQL}),
-         t AS (
-            SELECT s.trace_id, MIN(s.start_time_ns) AS start_ns, MAX(s.end_time_ns) AS end_ns,
-                   COUNT(*) AS span_count, MAX(s.status_code = 2) AS error
-            FROM spans s JOIN candidates c ON c.trace_id = s.trace_id
-            WHERE s.project = :project
-            GROUP BY s.trace_id)
-         SELECT trace_id, start_ns, end_ns, span_count, error FROM t
-         WHERE :cursor_start IS NULL OR start_ns < :cursor_start
-               OR (start_ns = :cursor_start AND trace_id < :cursor_trace)
-         ORDER BY start_ns DESC, trace_id DESC
-         LIMIT :limit"
-    );
-    let mut params = filter_params(&q.filter);
-    let (cursor_start, cursor_trace) = match &q.cursor {
-        Some(c) => (Sql::Integer(c.start_ns), Sql::Text(c.trace_id.clone())),
-        None => (Sql::Null, Sql::Null),
+    let f = &q.filter;
+    let keys = trace_list::filter_keys(f);
+    let mut args: Vec<Sql> = vec![Sql::Text(f.project.clone())];
+    let mut sql = match keys.split_first() {
+        None => "SELECT trace_id, start_ns FROM traces k WHERE k.project = ?1".to_owned(),
+        Some((first, rest)) => {
+            args.push(Sql::Text(first.clone()));
+            let mut sql =
+                "SELECT trace_id, start_ns FROM trace_keys k WHERE k.project = ?1 AND k.key = ?2"
+                    .to_owned();
+            for key in rest {
+                args.push(Sql::Text(key.clone()));
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM trace_keys x WHERE x.project = k.project
+                        AND x.key = ?{} AND x.start_ns = k.start_ns AND x.trace_id = k.trace_id)",
+                    args.len()
+                ));
+            }
+            sql
+        }
     };
-    params.push((":cursor_start", cursor_start));
-    params.push((":cursor_trace", cursor_trace));
-    params.push((":limit", Sql::Integer(q.limit as i64 + 1)));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let traces: Vec<TraceSummary> = stmt
-        .query_map(named(&params).as_slice(), |r| {
-            let start_ns: i64 = r.get(1)?;
-            let end_ns: i64 = r.get(2)?;
-            Ok(TraceSummary {
-                trace_id: r.get(0)?,
-                service: None,
-                root_name: None,
-                start_ns,
-                duration_ns: (end_ns - start_ns).max(0),
-                span_count: r.get(3)?,
-                llm_calls: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_usd: None,
-                error: r.get::<_, i64>(4)? != 0,
-            })
-        })?
+    if let Some(from) = f.from_ns {
+        args.push(Sql::Integer(from));
+        sql.push_str(&format!(" AND k.start_ns >= ?{}", args.len()));
+    }
+    if let Some(to) = f.to_ns {
+        args.push(Sql::Integer(to));
+        sql.push_str(&format!(" AND k.start_ns < ?{}", args.len()));
+    }
+    if let Some(c) = &q.cursor {
+        args.push(Sql::Integer(c.start_ns));
+        args.push(Sql::Text(c.trace_id.clone()));
+        sql.push_str(&format!(
+            " AND (k.start_ns, k.trace_id) < (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    args.push(Sql::Integer(q.limit as i64 + 1));
+    sql.push_str(&format!(
+        " ORDER BY k.start_ns DESC, k.trace_id DESC LIMIT ?{}",
+        args.len()
+    ));
+    let ids: Vec<String> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut page = TracePage::paginate(traces, q.limit);
-    if !page.traces.is_empty() {
-        fill_trace_details(conn, &q.filter.project, &mut page.traces)?;
-    }
-    Ok(page)
-}
-
-/// Root span name and service, and model-call totals counted once per call.
-fn fill_trace_details(
-    conn: &Connection,
-    project: &str,
-    traces: &mut [TraceSummary],
-) -> rusqlite::Result<()> {
-    let mut args: Vec<Sql> = vec![Sql::Text(project.to_owned())];
-    args.extend(traces.iter().map(|t| Sql::Text(t.trace_id.clone())));
-    let ids = placeholders(traces.len());
-    let index: HashMap<String, usize> = traces
+    let mut row = conn.prepare_cached(
+        "SELECT trace_id, service, root_name, start_ns, duration_ns, span_count, llm_calls,
+                input_tokens, output_tokens, cost_usd, error
+         FROM traces WHERE project = ?1 AND trace_id = ?2",
+    )?;
+    let traces = ids
         .iter()
-        .enumerate()
-        .map(|(i, t)| (t.trace_id.clone(), i))
-        .collect();
-
-    let mut roots = conn.prepare(&format!(
-        "SELECT trace_id, name, service FROM spans WHERE project = ? AND trace_id IN ({ids})
-         ORDER BY trace_id, parent_span_id IS NOT NULL, start_time_ns"
-    ))?;
-    let mut rows = roots.query(params_from_iter(args.iter()))?;
-    while let Some(r) = rows.next()? {
-        let Some(&i) = index.get(&r.get::<_, String>(0)?) else {
-            continue;
-        };
-        if traces[i].root_name.is_none() {
-            traces[i].root_name = Some(r.get(1)?);
-            traces[i].service = r.get(2)?;
-        }
-    }
-
-    let mut calls = conn.prepare(&format!(
-        "SELECT trace_id, MAX(input_tokens), MAX(output_tokens), MAX(cost_usd) FROM spans
-         WHERE project = ? AND trace_id IN ({ids}) AND is_model_call = 1
-         GROUP BY trace_id, COALESCE(response_id, span_id)"
-    ))?;
-    let mut rows = calls.query(params_from_iter(args.iter()))?;
-    while let Some(r) = rows.next()? {
-        let Some(&i) = index.get(&r.get::<_, String>(0)?) else {
-            continue;
-        };
-        let t = &mut traces[i];
-        t.llm_calls += 1;
-        t.input_tokens += r.get::<_, Option<i64>>(1)?.unwrap_or(0);
-        t.output_tokens += r.get::<_, Option<i64>>(2)?.unwrap_or(0);
-        if let Some(c) = r.get::<_, Option<f64>>(3)? {
-            t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
-        }
-    }
-    Ok(())
+        .map(|id| {
+            row.query_row(params![f.project, id], |r| {
+                Ok(TraceSummary {
+                    trace_id: r.get(0)?,
+                    service: r.get(1)?,
+                    root_name: r.get(2)?,
+                    start_ns: r.get(3)?,
+                    duration_ns: r.get(4)?,
+                    span_count: r.get(5)?,
+                    llm_calls: r.get(6)?,
+                    input_tokens: r.get(7)?,
+                    output_tokens: r.get(8)?,
+                    cost_usd: r.get(9)?,
+                    error: r.get(10)?,
+                })
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(TracePage::paginate(traces, q.limit))
 }
 
 const SPAN_COLUMNS: &str = "project, trace_id, span_id, parent_span_id, name, kind, service,

@@ -268,6 +268,39 @@ async fn trace_pages_are_newest_first_and_cursors_continue_without_overlap() {
 }
 
 #[tokio::test]
+async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
+    let (dir, store) = store();
+    for fixture in [
+        fixtures::OPENLLMETRY_OPENAI_CHAT,
+        fixtures::LOGFIRE_OPENAI_CHAT,
+    ] {
+        let batch = normalized(fixtures::traces_batch(fixture));
+        store.export(&batch).await.expect("export");
+    }
+    let before = store.traces(&list(10)).await.expect("traces").traces;
+    assert_eq!(before.len(), 4);
+    // The database as version 4 left it.
+    lock(&store.inner.writer)
+        .execute_batch(
+            "DROP TABLE traces; DROP TABLE trace_keys;
+             CREATE INDEX spans_by_trace ON spans (trace_id);
+             DELETE FROM schema_migrations WHERE version = 5;",
+        )
+        .expect("downgrade");
+    drop(store);
+    let store = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("nested/llmscope.db"),
+        ..Default::default()
+    })
+    .expect("reopen");
+    assert_eq!(store.applied_migrations(), vec!["0005_traces"]);
+    assert_eq!(
+        store.traces(&list(10)).await.expect("traces").traces,
+        before
+    );
+}
+
+#[tokio::test]
 async fn metrics_are_stored_as_points() {
     use llmscope_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
     let (_dir, store) = store();

@@ -8,6 +8,8 @@ use llmscope_exporters::sqlite::{SqliteConfig, SqliteStore};
 
 use crate::{clickhouse, data, postgres};
 
+const HOUR: u64 = data::HOUR;
+
 fn filter() -> Filter {
     Filter {
         project: "default".into(),
@@ -189,6 +191,18 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
             to_ns: Some((data::DAY_START + 4 * data::HOUR) as i64),
             ..filter()
         },
+        Filter {
+            provider: Some("openai".into()),
+            model: Some("gpt-4o-mini".into()),
+            from_ns: Some((data::DAY_START + HOUR) as i64),
+            ..filter()
+        },
+        Filter {
+            service: Some("batch-job".into()),
+            provider: Some("anthropic".into()),
+            to_ns: Some((data::DAY_START + 5 * HOUR) as i64),
+            ..filter()
+        },
     ] {
         let [a, b] = [
             all_traces(stores[0], f.clone()).await,
@@ -286,5 +300,123 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
                 ..y.clone()
             }
         );
+    }
+}
+
+/// Batches of one span each, in `batch`'s order (a recorded trace: children first, the root,
+/// which starts first, last), the first of them twice (a retry): a trace arriving piecemeal.
+fn piecemeal(batch: &llmscope_core::Batch) -> Vec<llmscope_core::Batch> {
+    let llmscope_core::Payload::Traces(rs) = &batch.payload else {
+        panic!("a traces batch")
+    };
+    let mut out = Vec::new();
+    for (r, resource) in rs.iter().enumerate() {
+        for (s, scope) in resource.scope_spans.iter().enumerate() {
+            for i in 0..scope.spans.len() {
+                let mut one = rs.clone();
+                let mut resource = one.swap_remove(r);
+                let mut scope = resource.scope_spans.swap_remove(s);
+                scope.spans = vec![scope.spans.swap_remove(i)];
+                resource.scope_spans = vec![scope];
+                out.push(llmscope_core::Batch::new(
+                    llmscope_core::Payload::Traces(vec![resource]),
+                    batch.ctx.clone(),
+                ));
+            }
+        }
+    }
+    out.push(out[0].clone());
+    out
+}
+
+/// The trace list's row of a trace is the same however its spans arrived, on every store.
+#[tokio::test]
+async fn a_trace_arriving_piecemeal_is_listed_as_one_batch_lists_it() {
+    let batch = data::batches().remove(0);
+    let (_dir, reference) = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(SqliteConfig {
+            path: dir.path().join("r.db"),
+            ..Default::default()
+        })
+        .expect("sqlite");
+        store.export(&batch).await.expect("export");
+        (dir, store)
+    };
+    let expected = all_traces(&reference, filter()).await;
+    assert!(!expected.is_empty());
+    let first = &expected[0];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("p.db"),
+        ..Default::default()
+    })
+    .expect("sqlite");
+    let pg = postgres::store("piecemeal").await;
+    let ch = clickhouse::store("piecemeal").await;
+    let mut stores: Vec<(&str, &dyn QueryStore)> = vec![("sqlite", &sqlite)];
+    for one in piecemeal(&batch) {
+        sqlite.export(&one).await.expect("sqlite");
+        if let Some(pg) = &pg {
+            pg.export(&one).await.expect("postgres");
+        }
+        if let Some(ch) = &ch {
+            ch.export(&one).await.expect("clickhouse");
+        }
+    }
+    if let Some(pg) = &pg {
+        stores.push(("postgres", pg));
+    }
+    if let Some(ch) = &ch {
+        stores.push(("clickhouse", ch));
+    }
+    let by_model = Filter {
+        model: Some("gpt-4o-mini".into()),
+        ..filter()
+    };
+    let expected_by_model = all_traces(&reference, by_model.clone()).await;
+    assert!(!expected_by_model.is_empty());
+    for (name, store) in stores {
+        let listed = all_traces(store, filter()).await;
+        assert_eq!(listed.len(), expected.len(), "{name}");
+        // Once each under a key, though the trace's start moved as its root arrived.
+        let ids = |ts: &[TraceSummary]| ts.iter().map(|t| t.trace_id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&all_traces(store, by_model.clone()).await),
+            ids(&expected_by_model),
+            "{name}"
+        );
+        for (x, y) in listed.iter().zip(&expected) {
+            assert!(close(x.cost_usd, y.cost_usd), "{name}: {x:?} {y:?}");
+            assert_eq!(
+                TraceSummary {
+                    cost_usd: None,
+                    ..x.clone()
+                },
+                TraceSummary {
+                    cost_usd: None,
+                    ..y.clone()
+                },
+                "{name}"
+            );
+        }
+        // Listed under its start, and under a key only a child span has.
+        let at_start = Filter {
+            from_ns: Some(first.start_ns),
+            to_ns: Some(first.start_ns + 1),
+            model: Some("gpt-4o-mini".into()),
+            ..filter()
+        };
+        let found = all_traces(store, at_start).await;
+        assert!(
+            found.iter().any(|t| t.trace_id == first.trace_id),
+            "{name}: {found:?}"
+        );
+    }
+    if let Some(pg) = pg {
+        postgres::drop_database(pg).await;
+    }
+    if let Some(ch) = ch {
+        clickhouse::drop_database(&ch).await;
     }
 }

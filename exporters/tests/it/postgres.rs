@@ -69,10 +69,46 @@ async fn migrations_apply_on_an_empty_database_once() {
         &store,
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN
          ('spans', 'logs', 'anomalies', 'metric_points', 'calls_rollup', 'projects', 'api_keys',
-          'alert_rules', 'alert_events', 'schema_migrations')",
+          'alert_rules', 'alert_events', 'schema_migrations', 'traces', 'trace_keys')",
     )
     .await;
-    assert_eq!(tables, 10);
+    assert_eq!(tables, 12);
+    drop_database(store).await;
+}
+
+#[tokio::test]
+async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
+    use llmscope_exporters::query::{Filter, QueryStore, TraceQuery};
+    let Some(store) = store("upgrade").await else {
+        return;
+    };
+    for batch in data::batches() {
+        store.export(&batch).await.expect("export");
+    }
+    let list = TraceQuery {
+        filter: Filter {
+            project: "default".into(),
+            ..Default::default()
+        },
+        limit: 500,
+        cursor: None,
+    };
+    let before = store.traces(&list).await.expect("traces").traces;
+    assert!(before.len() > 10);
+    // The database as version 1 left it.
+    store
+        .pool()
+        .get()
+        .await
+        .expect("client")
+        .batch_execute(
+            "DROP TABLE traces; DROP TABLE trace_keys;
+             DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .await
+        .expect("downgrade");
+    assert_eq!(store.migrate().await.expect("migrate"), vec!["0002_traces"]);
+    assert_eq!(store.traces(&list).await.expect("traces").traces, before);
     drop_database(store).await;
 }
 
@@ -99,12 +135,24 @@ async fn partitions_roll_ahead_and_retention_drops_only_old_days() {
         }
         store.export(&batch).await.expect("export");
     }
+    let old_traces = format!(
+        "SELECT count(*) FROM traces WHERE start_ns < {}",
+        now - 30 * day
+    );
+    let old_keys = old_traces.replace("traces", "trace_keys");
+    assert!(scalar(&store, &old_traces).await > 0);
     let dropped = store.maintain_partitions(now).await.expect("maintain");
     assert_eq!(
         dropped,
         vec!["spans_p20261018", "spans_p20261027"],
         "older than 30 days"
     );
+    assert_eq!(
+        scalar(&store, &old_traces).await,
+        0,
+        "the trace list follows"
+    );
+    assert_eq!(scalar(&store, &old_keys).await, 0);
     let names: Vec<String> = {
         let client = store.pool().get().await.expect("client");
         client

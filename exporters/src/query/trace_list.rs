@@ -1,0 +1,183 @@
+//! The trace list's rows, kept at write time: each store recomputes the summary of every trace
+//! a batch touched from that trace's spans (a handful of rows found by primary key) with
+//! [`summarize_trace`], and stores it with the trace's filter keys. Listing is then a keyset
+//! scan of an index on `(project, start)` (or on `(project, key, start)` with a filter), never
+//! an aggregation over spans.
+//!
+//! Guarantees: a summary is a pure function of the trace's stored spans, so retries, late spans
+//! and spans arriving out of order give the same row as one batch would; every store computes it
+//! with this one function, so they answer alike. A trace is listed under the time range holding
+//! its start (its earliest span) and under every service, model (request or response) and
+//! provider any of its spans has.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Filter, TraceSummary};
+
+/// What a trace's summary is computed from: one stored span's listing columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanBrief {
+    pub span_id: String,
+    pub is_root: bool,
+    pub name: String,
+    pub service: Option<String>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub error: bool,
+    pub is_model_call: bool,
+    pub response_id: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub provider: Option<String>,
+    pub request_model: Option<String>,
+    pub response_model: Option<String>,
+}
+
+/// The columns [`SpanBrief`] reads, in its field order, for stores that select them by name.
+pub const BRIEF_COLUMNS: &str = "span_id, parent_span_id IS NULL, name, service, start_time_ns,
+    end_time_ns, status_code = 2, is_model_call, response_id, input_tokens, output_tokens, cost_usd,
+    provider, request_model, response_model";
+
+/// A filter key: `s:` service, `m:` model, `p:` provider, then the value.
+pub fn key(kind: char, value: &str) -> String {
+    format!("{kind}:{value}")
+}
+
+/// The keys a listed trace must have to match `filter` (all of them).
+pub fn filter_keys(filter: &Filter) -> Vec<String> {
+    [
+        ('s', &filter.service),
+        ('m', &filter.model),
+        ('p', &filter.provider),
+    ]
+    .into_iter()
+    .filter_map(|(kind, v)| v.as_deref().map(|v| key(kind, v)))
+    .collect()
+}
+
+/// The summary of one trace from all of its spans (none may be missing), and its filter keys.
+/// The root is the earliest span without a parent (the earliest span when none is a root);
+/// model calls sharing a response id are one call, counted with their largest usage and cost.
+pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BTreeSet<String>) {
+    let root = spans.iter().min_by(|a, b| {
+        (!a.is_root, a.start_ns, &a.span_id).cmp(&(!b.is_root, b.start_ns, &b.span_id))
+    });
+    let mut summary = TraceSummary {
+        trace_id: trace_id.to_owned(),
+        service: root.and_then(|r| r.service.clone()),
+        root_name: root.map(|r| r.name.clone()),
+        start_ns: spans.iter().map(|s| s.start_ns).min().unwrap_or(0),
+        duration_ns: 0,
+        span_count: spans.len() as i64,
+        llm_calls: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: None,
+        error: spans.iter().any(|s| s.error),
+    };
+    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+    summary.duration_ns = (end - summary.start_ns).max(0);
+
+    // One entry per call: (input tokens, output tokens, cost), each the largest seen.
+    let mut calls: HashMap<&str, (i64, i64, Option<f64>)> = HashMap::new();
+    for s in spans.iter().filter(|s| s.is_model_call) {
+        let id = s.response_id.as_deref().unwrap_or(&s.span_id);
+        let call = calls.entry(id).or_insert((0, 0, None));
+        call.0 = call.0.max(s.input_tokens.unwrap_or(0));
+        call.1 = call.1.max(s.output_tokens.unwrap_or(0));
+        if let Some(c) = s.cost_usd {
+            call.2 = Some(call.2.map_or(c, |seen: f64| seen.max(c)));
+        }
+    }
+    // Summed in a fixed order so every store adds the same floats the same way.
+    let mut calls: Vec<_> = calls.into_iter().collect();
+    calls.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (_, (input, output, cost)) in calls {
+        summary.llm_calls += 1;
+        summary.input_tokens += input;
+        summary.output_tokens += output;
+        if let Some(c) = cost {
+            summary.cost_usd = Some(summary.cost_usd.unwrap_or(0.0) + c);
+        }
+    }
+
+    let mut keys = BTreeSet::new();
+    for s in spans {
+        for (kind, value) in [
+            ('s', &s.service),
+            ('m', &s.request_model),
+            ('m', &s.response_model),
+            ('p', &s.provider),
+        ] {
+            if let Some(v) = value {
+                keys.insert(key(kind, v));
+            }
+        }
+    }
+    (summary, keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brief(id: &str, start: i64) -> SpanBrief {
+        SpanBrief {
+            span_id: id.into(),
+            name: format!("span {id}"),
+            start_ns: start,
+            end_ns: start + 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_row_per_trace_with_calls_counted_once() {
+        let root = SpanBrief {
+            is_root: true,
+            service: Some("api".into()),
+            ..brief("a", 5)
+        };
+        let call = |id: &str, response: &str, input, cost| SpanBrief {
+            is_model_call: true,
+            response_id: Some(response.into()),
+            input_tokens: Some(input),
+            output_tokens: Some(3),
+            cost_usd: cost,
+            request_model: Some("gpt-4o".into()),
+            provider: Some("openai".into()),
+            service: Some("worker".into()),
+            ..brief(id, 7)
+        };
+        let spans = [
+            call("b", "r1", 100, None),
+            call("c", "r1", 120, Some(0.5)),
+            call("d", "r2", 10, Some(0.25)),
+            SpanBrief {
+                error: true,
+                ..brief("e", 1)
+            },
+            root,
+        ];
+        let (t, keys) = summarize_trace("t", &spans);
+        assert_eq!(t.root_name.as_deref(), Some("span a"));
+        assert_eq!(t.service.as_deref(), Some("api"));
+        assert_eq!((t.start_ns, t.duration_ns, t.span_count), (1, 16, 5));
+        assert_eq!((t.llm_calls, t.input_tokens, t.output_tokens), (2, 130, 6));
+        assert_eq!(t.cost_usd, Some(0.75));
+        assert!(t.error);
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            ["m:gpt-4o", "p:openai", "s:api", "s:worker"]
+        );
+    }
+
+    #[test]
+    fn without_a_root_the_earliest_span_names_the_trace() {
+        let (t, _) = summarize_trace("t", &[brief("b", 9), brief("a", 3)]);
+        assert_eq!(t.root_name.as_deref(), Some("span a"));
+        assert_eq!(t.cost_usd, None);
+        assert_eq!(t.llm_calls, 0);
+    }
+}
