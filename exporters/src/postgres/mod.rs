@@ -94,8 +94,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (
         2,
-        "0002_traces",
-        include_str!("../../../sql/postgres/0002_traces.sql"),
+        "0002_summaries",
+        include_str!("../../../sql/postgres/0002_summaries.sql"),
     ),
 ];
 

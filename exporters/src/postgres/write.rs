@@ -543,6 +543,10 @@ pub async fn refresh_traces(
             provider: r.get(13),
             request_model: r.get(14),
             response_model: r.get(15),
+            operation: r.get(16),
+            user_id: r.get(17),
+            session_id: r.get(18),
+            cache_read_tokens: r.get(19),
         });
     }
     let before: HashMap<String, i64> = tx

@@ -1,6 +1,7 @@
 //! The one read interface over every store, so the API answers the same whichever store holds
 //! the data. Stores return rows; the shaping shared by all of them lives here.
 
+pub mod rollup;
 mod summary;
 pub mod trace_list;
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{Filter, TraceSummary};
 
-/// What a trace's summary is computed from: one stored span's listing columns.
+/// What a trace's summary and rollups are computed from: one stored span's columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanBrief {
     pub span_id: String,
@@ -32,12 +32,16 @@ pub struct SpanBrief {
     pub provider: Option<String>,
     pub request_model: Option<String>,
     pub response_model: Option<String>,
+    pub operation: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub cache_read_tokens: Option<i64>,
 }
 
 /// The columns [`SpanBrief`] reads, in its field order, for stores that select them by name.
 pub const BRIEF_COLUMNS: &str = "span_id, parent_span_id IS NULL, name, service, start_time_ns,
     end_time_ns, status_code = 2, is_model_call, response_id, input_tokens, output_tokens, cost_usd,
-    provider, request_model, response_model";
+    provider, request_model, response_model, operation, user_id, session_id, cache_read_tokens";
 
 /// A filter key: `s:` service, `m:` model, `p:` provider, then the value.
 pub fn key(kind: char, value: &str) -> String {

@@ -26,8 +26,8 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
-        "0005_traces",
-        include_str!("../../../sql/sqlite/0005_traces.sql"),
+        "0005_summaries",
+        include_str!("../../../sql/sqlite/0005_summaries.sql"),
     ),
 ];
 
@@ -52,7 +52,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         if !done {
             tx.execute_batch(sql)?;
             if *version == 5 {
-                let traces = super::write::refresh_all_traces(&tx)?;
+                let traces = super::summaries::refresh_all(&tx)?;
                 if traces > 0 {
                     tracing::info!(traces, "wrote the trace list for the traces already stored");
                 }
@@ -82,7 +82,7 @@ mod tests {
                 "0002_anomalies",
                 "0003_metadata",
                 "0004_record_ids",
-                "0005_traces"
+                "0005_summaries"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

@@ -7,6 +7,7 @@
 mod config;
 mod migrate;
 mod read;
+mod summaries;
 mod write;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -173,8 +174,13 @@ impl SqliteStore {
         match &batch.payload {
             Payload::Traces(rs) => {
                 let spans = record::span_records(project, rs);
+                let touched: summaries::Touched<'_> = spans
+                    .iter()
+                    .map(|s| (s.project.as_str(), s.trace_id.as_str()))
+                    .collect();
+                let before = summaries::briefs(&tx, &touched)?;
                 write::insert_spans(&tx, &spans)?;
-                write::refresh_traces(&tx, spans.iter().map(|s| (&*s.project, &*s.trace_id)))?;
+                summaries::refresh(&tx, &touched, &before)?;
             }
             Payload::Logs(rl) => write_logs(&tx, project, rl)?,
             Payload::Metrics(rm) => {

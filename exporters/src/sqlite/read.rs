@@ -4,7 +4,7 @@ use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
-use crate::query::trace_list;
+use crate::query::{rollup, trace_list};
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
     TraceSummary, summarize,
@@ -210,8 +210,8 @@ fn join_event_content(
     Ok(())
 }
 
-/// Group key of a model call. User and session fall back to any span of the same trace, since
-/// instrumentations usually set them on the root only.
+/// Group key of a model call. User and session fall back to the trace's (the root's, else the
+/// earliest span's that has one), since instrumentations usually set them on the root only.
 fn group_key_sql(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "COALESCE(s.request_model, s.response_model)",
@@ -220,18 +220,73 @@ fn group_key_sql(group_by: GroupBy) -> &'static str {
         GroupBy::Operation => "s.operation",
         GroupBy::User => {
             "COALESCE(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL LIMIT 1))"
+                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL
+                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
         }
         GroupBy::Session => {
             "COALESCE(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL LIMIT 1))"
+                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL
+                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
         }
     }
 }
 
+/// Whole hours and days from the rollups, the rest from raw rows (`query::rollup::plan`).
 pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<SummaryGroup>> {
-    // Two spans describing one call (an SDK's span and an instrumentation's span) share a
-    // response id: keep the one with the most complete usage.
+    let Some(plan) = rollup::plan(q) else {
+        return Ok(summarize(calls(conn, q.group_by, &q.filter)?, q.bucket_ns));
+    };
+    let mut combined = rollup::Combined::new(q);
+    for (from, to) in plan.raw {
+        let edge = Filter {
+            from_ns: Some(from),
+            to_ns: Some(to),
+            ..q.filter.clone()
+        };
+        for call in calls(conn, q.group_by, &edge)? {
+            combined.add_raw(&call);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT service, provider, model, response_model, operation, value, bucket_ns,
+                requests, errors, input_tokens, output_tokens, cache_read_tokens, cost_usd,
+                priced, latency_hist
+         FROM rollups
+         WHERE project = ?1 AND dim = ?2 AND width_ns = ?3 AND bucket_ns >= ?4 AND bucket_ns < ?5
+           AND (?6 IS NULL OR service = ?6) AND (?7 IS NULL OR provider = ?7)
+           AND (?8 IS NULL OR model = ?8 OR response_model = ?8)",
+    )?;
+    let f = &q.filter;
+    for (width, from, to) in plan.rollup {
+        let mut rows = stmt.query(params![
+            f.project,
+            rollup::Dim::for_group(q.group_by).code(),
+            width,
+            from,
+            to,
+            f.service,
+            f.provider,
+            f.model,
+        ])?;
+        while let Some(r) = rows.next()? {
+            let series = rollup::Series {
+                service: r.get(0)?,
+                provider: r.get(1)?,
+                model: r.get(2)?,
+                response_model: r.get(3)?,
+                operation: r.get(4)?,
+                value: r.get(5)?,
+            };
+            combined.add_row(&series, r.get(6)?, &super::summaries::sums_at(r, 7)?);
+        }
+    }
+    Ok(combined.finish())
+}
+
+/// Model calls in `f`'s range from raw rows, keyed by `group_by`. Two spans describing one
+/// call (an SDK's span and an instrumentation's) share a response id: the one with the most
+/// complete usage counts.
+fn calls(conn: &Connection, group_by: GroupBy, f: &Filter) -> rusqlite::Result<Vec<CallRow>> {
     let sql = format!(
         "SELECT key, start_time_ns, duration_ns, status_code, input_tokens, output_tokens,
                 cache_read_tokens, cost_usd
@@ -245,25 +300,23 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
             FROM spans s
             WHERE s.is_model_call = 1 AND {FILTER_SQL})
          WHERE n = 1",
-        key = group_key_sql(q.group_by)
+        key = group_key_sql(group_by)
     );
-    let params = filter_params(&q.filter);
+    let params = filter_params(f);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let calls = stmt
-        .query_map(named(&params).as_slice(), |r| {
-            Ok(CallRow {
-                key: r.get(0)?,
-                start_ns: r.get(1)?,
-                duration_ns: r.get(2)?,
-                error: r.get::<_, i64>(3)? == 2,
-                input_tokens: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                output_tokens: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                cache_read_tokens: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                cost_usd: r.get(7)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(summarize(calls, q.bucket_ns))
+    stmt.query_map(named(&params).as_slice(), |r| {
+        Ok(CallRow {
+            key: r.get(0)?,
+            start_ns: r.get(1)?,
+            duration_ns: r.get(2)?,
+            error: r.get::<_, i64>(3)? == 2,
+            input_tokens: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+            output_tokens: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+            cache_read_tokens: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            cost_usd: r.get(7)?,
+        })
+    })?
+    .collect()
 }
 
 /// Anomalies newest first. The filter's `model` matches the series model, `provider` and

@@ -279,10 +279,13 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
     }
     let before = store.traces(&list(10)).await.expect("traces").traces;
     assert_eq!(before.len(), 4);
+    let summary = summary_query(GroupBy::Model);
+    let summed = store.summary(&summary).await.expect("summary");
+    assert!(!summed.is_empty());
     // The database as version 4 left it.
     lock(&store.inner.writer)
         .execute_batch(
-            "DROP TABLE traces; DROP TABLE trace_keys;
+            "DROP TABLE traces; DROP TABLE trace_keys; DROP TABLE rollups;
              CREATE INDEX spans_by_trace ON spans (trace_id);
              DELETE FROM schema_migrations WHERE version = 5;",
         )
@@ -293,7 +296,7 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         ..Default::default()
     })
     .expect("reopen");
-    assert_eq!(store.applied_migrations(), vec!["0005_traces"]);
+    assert_eq!(store.applied_migrations(), vec!["0005_summaries"]);
     assert_eq!(
         store.traces(&list(10)).await.expect("traces").traces,
         before

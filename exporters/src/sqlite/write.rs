@@ -1,11 +1,7 @@
-//! Rows into the `spans`, `logs` and `metric_points` tables of `sql/sqlite/0001_init.sql`, and
-//! the trace list's rows (`0005_traces.sql`) recomputed for the traces a batch touched.
+//! Rows into the `spans`, `logs` and `metric_points` tables of `sql/sqlite/0001_init.sql`.
 
-use std::collections::BTreeSet;
+use rusqlite::{Transaction, params};
 
-use rusqlite::{OptionalExtension, Transaction, params};
-
-use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
 use crate::record::{AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
 /// A retried span replaces its earlier copy (same project, trace id and span id).
@@ -61,93 +57,6 @@ pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Resu
         ])?;
     }
     Ok(())
-}
-
-/// Recomputes the trace-list rows of each `(project, trace_id)` from its stored spans.
-pub fn refresh_traces<'a>(
-    tx: &Transaction<'_>,
-    touched: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> rusqlite::Result<()> {
-    let touched: BTreeSet<(&str, &str)> = touched.into_iter().collect();
-    let mut spans = tx.prepare_cached(&format!(
-        "SELECT {BRIEF_COLUMNS} FROM spans WHERE project = ?1 AND trace_id = ?2"
-    ))?;
-    let mut old_start =
-        tx.prepare_cached("SELECT start_ns FROM traces WHERE project = ?1 AND trace_id = ?2")?;
-    let mut upsert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO traces (project, trace_id, start_ns, duration_ns, root_name,
-            service, span_count, llm_calls, input_tokens, output_tokens, cost_usd, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    let mut forget_key = tx.prepare_cached(
-        "DELETE FROM trace_keys WHERE project = ?1 AND key = ?2 AND start_ns = ?3 AND trace_id = ?4",
-    )?;
-    let mut add_key = tx.prepare_cached(
-        "INSERT OR IGNORE INTO trace_keys (project, key, start_ns, trace_id) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (project, trace_id) in touched {
-        let briefs = spans
-            .query_map([project, trace_id], brief_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let (t, keys) = summarize_trace(trace_id, &briefs);
-        let before: Option<i64> = old_start
-            .query_row([project, trace_id], |r| r.get(0))
-            .optional()?;
-        upsert.execute(params![
-            project,
-            trace_id,
-            t.start_ns,
-            t.duration_ns,
-            t.root_name,
-            t.service,
-            t.span_count,
-            t.llm_calls,
-            t.input_tokens,
-            t.output_tokens,
-            t.cost_usd,
-            t.error,
-        ])?;
-        // Keys only grow as spans arrive; a new earlier start moves them all.
-        if let Some(before) = before.filter(|b| *b != t.start_ns) {
-            for key in &keys {
-                forget_key.execute(params![project, key, before, trace_id])?;
-            }
-        }
-        for key in &keys {
-            add_key.execute(params![project, key, t.start_ns, trace_id])?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes the trace-list rows of every stored trace (after the migration that adds them).
-pub fn refresh_all_traces(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
-    let ids: Vec<(String, String)> = tx
-        .prepare("SELECT DISTINCT project, trace_id FROM spans")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    refresh_traces(tx, ids.iter().map(|(p, t)| (p.as_str(), t.as_str())))?;
-    Ok(ids.len())
-}
-
-fn brief_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanBrief> {
-    Ok(SpanBrief {
-        span_id: r.get(0)?,
-        is_root: r.get(1)?,
-        name: r.get(2)?,
-        service: r.get(3)?,
-        start_ns: r.get(4)?,
-        end_ns: r.get(5)?,
-        error: r.get(6)?,
-        is_model_call: r.get(7)?,
-        response_id: r.get(8)?,
-        input_tokens: r.get(9)?,
-        output_tokens: r.get(10)?,
-        cost_usd: r.get(11)?,
-        provider: r.get(12)?,
-        request_model: r.get(13)?,
-        response_model: r.get(14)?,
-    })
 }
 
 pub fn insert_logs(tx: &Transaction<'_>, rows: &[LogRow]) -> rusqlite::Result<()> {

@@ -1,6 +1,7 @@
 //! The same data, exported to every store, gives the same answers to every query the API asks.
 
 use llmscope_core::Exporter;
+use llmscope_exporters::query::rollup;
 use llmscope_exporters::query::{
     AnomalyQuery, Filter, GroupBy, QueryStore, SummaryGroup, SummaryQuery, TraceQuery, TraceSummary,
 };
@@ -245,10 +246,25 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
         from_ns: Some(data::DAY_START as i64 + 1),
         ..filter()
     };
+    let edges = Filter {
+        from_ns: Some((data::DAY_START + HOUR / 2) as i64),
+        to_ns: Some((data::DAY_START + 4 * HOUR + HOUR / 3) as i64),
+        ..filter()
+    };
     for group_by in GroupBy::ALL {
         for (f, bucket) in [
             (unaligned.clone(), None),
             (unaligned.clone(), Some(data::HOUR as i64)),
+            (unaligned.clone(), Some(600_000_000_000)),
+            (edges.clone(), None),
+            (edges.clone(), Some(data::HOUR as i64)),
+            (
+                Filter {
+                    model: Some("gpt-4o".into()),
+                    ..edges.clone()
+                },
+                Some(data::HOUR as i64),
+            ),
             (filter(), None),
             (filter(), Some(data::HOUR as i64)),
         ] {
@@ -262,11 +278,8 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
                 .summary(&q)
                 .await
                 .unwrap_or_else(|e| panic!("clickhouse summary {q:?}: {e}"));
-            let from_rollup = f.from_ns.is_none()
-                && matches!(
-                    group_by,
-                    GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
-                );
+            // Either store may answer from rollups (latency from histograms or digests).
+            let from_rollup = rollup::plan(&q).is_some() || q.rollup_width().is_some();
             same_groups(
                 &a,
                 &b,
@@ -399,6 +412,18 @@ async fn a_trace_arriving_piecemeal_is_listed_as_one_batch_lists_it() {
                 },
                 "{name}"
             );
+        }
+        // Summaries (from the rollups where the store keeps them) as if it came at once.
+        for group_by in GroupBy::ALL {
+            let q = SummaryQuery {
+                filter: filter(),
+                group_by,
+                bucket_ns: Some(HOUR as i64),
+            };
+            let want = reference.summary(&q).await.expect("reference summary");
+            assert!(!want.is_empty());
+            let got = store.summary(&q).await.expect("summary");
+            same_groups(&got, &want, name != "clickhouse", &format!("{name} {group_by:?}"));
         }
         // Listed under its start, and under a key only a child span has.
         let at_start = Filter {

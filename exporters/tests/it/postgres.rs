@@ -107,7 +107,7 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         )
         .await
         .expect("downgrade");
-    assert_eq!(store.migrate().await.expect("migrate"), vec!["0002_traces"]);
+    assert_eq!(store.migrate().await.expect("migrate"), vec!["0002_summaries"]);
     assert_eq!(store.traces(&list).await.expect("traces").traces, before);
     drop_database(store).await;
 }

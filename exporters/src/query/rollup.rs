@@ -1,0 +1,609 @@
+//! Summary rollups kept at write time, and how a summary combines them with raw rows.
+//!
+//! Each store recomputes, for every trace a batch touched, the trace's model calls before and
+//! after the batch ([`calls`]) and adds the difference ([`delta`]) to hourly and daily rollup
+//! rows: one series per (service, provider, request model, response model, operation), one per
+//! user and one per session. A call's user and session are its span's, else the trace's (the
+//! root's, else the earliest span's that has one), so a root arriving after its calls moves them
+//! to their user. Latency is kept as a log-scale histogram ([`Hist`]).
+//!
+//! Guarantees: rollups are a pure function of the stored spans (twins sharing a response id
+//! within a trace are one call), whatever the order, batching or retries of their arrival; a
+//! summary ([`plan`]) answers whole hours and days from them and only the partial hours at the
+//! range's edges from raw rows, so its counts, tokens and cost equal the raw answer and its
+//! latency quantiles are within 10% of it. Every store uses these functions, so they agree.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::trace_list::SpanBrief;
+use super::{CallRow, GroupBy, Latency, SummaryGroup, SummaryQuery, sort_groups};
+
+pub const HOUR_NS: i64 = 3_600_000_000_000;
+pub const DAY_NS: i64 = 24 * HOUR_NS;
+/// The rollups' bucket widths.
+pub const WIDTHS: [i64; 2] = [HOUR_NS, DAY_NS];
+
+/// Latency histogram buckets: bucket `i` covers `(1.1^(i-1), 1.1^i]` ms, bucket 0 up to 1 ms.
+pub const HIST_BUCKETS: usize = 200;
+const HIST_BASE: f64 = 1.1;
+
+fn hist_index(ms: f64) -> u8 {
+    if ms <= 1.0 {
+        return 0;
+    }
+    ((ms.ln() / HIST_BASE.ln()).ceil() as usize).min(HIST_BUCKETS - 1) as u8
+}
+
+/// Call counts per latency bucket; only non-zero buckets are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hist(BTreeMap<u8, i64>);
+
+impl Hist {
+    pub fn add_ns(&mut self, duration_ns: i64, n: i64) {
+        self.add_bucket(hist_index(duration_ns as f64 / 1e6), n);
+    }
+
+    fn add_bucket(&mut self, bucket: u8, n: i64) {
+        let count = self.0.entry(bucket).or_insert(0);
+        *count += n;
+        if *count == 0 {
+            self.0.remove(&bucket);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Hist, sign: i64) {
+        for (&bucket, &n) in &other.0 {
+            self.add_bucket(bucket, sign * n);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Nearest-rank quantiles, each the upper bound of its bucket (within 10%).
+    pub fn latency(&self) -> Latency {
+        let total: i64 = self.0.values().sum();
+        let at = |q: f64| {
+            if total <= 0 {
+                return 0.0;
+            }
+            let rank = ((q * total as f64).ceil() as i64).clamp(1, total);
+            let mut seen = 0;
+            for (&bucket, &n) in &self.0 {
+                seen += n;
+                if seen >= rank {
+                    return HIST_BASE.powi(i32::from(bucket));
+                }
+            }
+            HIST_BASE.powi(HIST_BUCKETS as i32)
+        };
+        Latency {
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+        }
+    }
+
+    /// `(bucket, count)` pairs, the count as a LEB128 varint: a few bytes per bucket used.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * 3);
+        for (&bucket, &n) in &self.0 {
+            out.push(bucket);
+            let mut v = n.max(0) as u64;
+            loop {
+                let byte = (v & 0x7f) as u8;
+                v >>= 7;
+                if v == 0 {
+                    out.push(byte);
+                    break;
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`Hist::encode`]; a truncated tail is ignored.
+    pub fn decode(mut bytes: &[u8]) -> Self {
+        let mut hist = Hist::default();
+        while let [bucket, rest @ ..] = bytes {
+            let (mut v, mut shift, mut used) = (0u64, 0, 0);
+            for &b in rest {
+                used += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                shift += 7;
+                if b & 0x80 == 0 || shift > 63 {
+                    break;
+                }
+            }
+            hist.add_bucket(*bucket, v as i64);
+            bytes = &rest[used.min(rest.len())..];
+            if used == 0 {
+                break;
+            }
+        }
+        hist
+    }
+}
+
+/// Which summaries a rollup series serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dim {
+    /// Model, provider, service and operation, with any filter.
+    Calls,
+    /// Per user, unfiltered.
+    User,
+    /// Per session, unfiltered.
+    Session,
+}
+
+impl Dim {
+    pub fn code(self) -> &'static str {
+        match self {
+            Dim::Calls => "c",
+            Dim::User => "u",
+            Dim::Session => "s",
+        }
+    }
+
+    pub fn for_group(group_by: GroupBy) -> Self {
+        match group_by {
+            GroupBy::User => Dim::User,
+            GroupBy::Session => Dim::Session,
+            _ => Dim::Calls,
+        }
+    }
+}
+
+/// One rollup row's identity. Text is `""` where a call has no value; `Calls` rows leave
+/// `value` empty, `User` and `Session` rows everything but `value`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Series {
+    pub service: String,
+    pub provider: String,
+    pub model: String,
+    pub response_model: String,
+    pub operation: String,
+    pub value: String,
+}
+
+impl Series {
+    /// The group this series belongs to, `None` for calls without a value.
+    pub fn group(&self, group_by: GroupBy) -> Option<String> {
+        let v = match group_by {
+            GroupBy::Model if self.model.is_empty() => &self.response_model,
+            GroupBy::Model => &self.model,
+            GroupBy::Provider => &self.provider,
+            GroupBy::Service => &self.service,
+            GroupBy::Operation => &self.operation,
+            GroupBy::User | GroupBy::Session => &self.value,
+        };
+        (!v.is_empty()).then(|| v.clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bucket {
+    pub dim: Dim,
+    pub width_ns: i64,
+    pub start_ns: i64,
+}
+
+/// Sums of a set of calls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sums {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_usd: f64,
+    /// Calls with a cost.
+    pub priced: i64,
+    pub hist: Hist,
+}
+
+impl Sums {
+    pub fn add_call(&mut self, c: &Call, sign: i64) {
+        self.requests += sign;
+        self.errors += sign * i64::from(c.error);
+        self.input_tokens += sign * c.input_tokens;
+        self.output_tokens += sign * c.output_tokens;
+        self.cache_read_tokens += sign * c.cache_read_tokens;
+        if let Some(cost) = c.cost_usd {
+            self.cost_usd += sign as f64 * cost;
+            self.priced += sign;
+        }
+        self.hist.add_ns(c.duration_ns, sign);
+    }
+
+    pub fn merge(&mut self, other: &Sums, sign: i64) {
+        self.requests += sign * other.requests;
+        self.errors += sign * other.errors;
+        self.input_tokens += sign * other.input_tokens;
+        self.output_tokens += sign * other.output_tokens;
+        self.cache_read_tokens += sign * other.cache_read_tokens;
+        self.cost_usd += sign as f64 * other.cost_usd;
+        self.priced += sign * other.priced;
+        self.hist.merge(&other.hist, sign);
+    }
+
+    /// Nothing counted: a row with these sums is deleted.
+    pub fn is_zero(&self) -> bool {
+        self.requests == 0
+            && self.errors == 0
+            && self.input_tokens == 0
+            && self.output_tokens == 0
+            && self.cache_read_tokens == 0
+            && self.priced == 0
+            && self.hist.is_empty()
+    }
+
+    fn into_group(self, key: Option<String>, bucket_start_ns: Option<i64>) -> SummaryGroup {
+        SummaryGroup {
+            key,
+            bucket_start_ns,
+            requests: self.requests,
+            errors: self.errors,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cost_usd: (self.priced > 0).then_some(self.cost_usd),
+            latency: self.hist.latency(),
+        }
+    }
+}
+
+/// One model call as rollups and raw summaries count it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Call {
+    pub series: Series,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub error: bool,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_usd: Option<f64>,
+}
+
+/// The model calls of one trace, from all of its spans: of spans sharing a response id, the one
+/// with the most complete usage (tokens, then cost), then the earliest.
+pub fn calls(spans: &[SpanBrief]) -> Vec<Call> {
+    // The trace's user and session: the root's, else the earliest span's that has one.
+    let trace_value = |get: fn(&SpanBrief) -> &Option<String>| {
+        spans
+            .iter()
+            .filter(|s| get(s).is_some())
+            .min_by(|a, b| {
+                (!a.is_root, a.start_ns, &a.span_id).cmp(&(!b.is_root, b.start_ns, &b.span_id))
+            })
+            .and_then(|s| get(s).clone())
+    };
+    let trace_user = trace_value(|s| &s.user_id);
+    let trace_session = trace_value(|s| &s.session_id);
+    let mut chosen: HashMap<&str, &SpanBrief> = HashMap::new();
+    for s in spans.iter().filter(|s| s.is_model_call) {
+        let id = s.response_id.as_deref().unwrap_or(&s.span_id);
+        let rank = |s: &SpanBrief| {
+            (
+                s.input_tokens.is_none(),
+                s.cost_usd.is_none(),
+                s.start_ns,
+                s.span_id.clone(),
+            )
+        };
+        chosen
+            .entry(id)
+            .and_modify(|c| {
+                if rank(s) < rank(c) {
+                    *c = s;
+                }
+            })
+            .or_insert(s);
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut out: Vec<Call> = chosen
+        .into_values()
+        .map(|s| Call {
+            series: Series {
+                service: text(&s.service),
+                provider: text(&s.provider),
+                model: text(&s.request_model),
+                response_model: text(&s.response_model),
+                operation: text(&s.operation),
+                value: String::new(),
+            },
+            user: s.user_id.clone().or_else(|| trace_user.clone()),
+            session: s.session_id.clone().or_else(|| trace_session.clone()),
+            start_ns: s.start_ns,
+            duration_ns: s.end_ns - s.start_ns,
+            error: s.error,
+            input_tokens: s.input_tokens.unwrap_or(0),
+            output_tokens: s.output_tokens.unwrap_or(0),
+            cache_read_tokens: s.cache_read_tokens.unwrap_or(0),
+            cost_usd: s.cost_usd,
+        })
+        .collect();
+    out.sort_by(|a, b| (a.start_ns, &a.series).cmp(&(b.start_ns, &b.series)));
+    out
+}
+
+/// What a rollup update adds: sums (negative where calls left a series) per row.
+pub type Delta = BTreeMap<(Bucket, Series), Sums>;
+
+/// Adds `sign` times the rollup rows of `calls` to `delta`.
+pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
+    for c in calls {
+        for width_ns in WIDTHS {
+            let start_ns = c.start_ns.div_euclid(width_ns) * width_ns;
+            let per_value = |dim, value: &Option<String>| {
+                (
+                    Bucket {
+                        dim,
+                        width_ns,
+                        start_ns,
+                    },
+                    Series {
+                        value: value.clone().unwrap_or_default(),
+                        ..Series::default()
+                    },
+                )
+            };
+            let rows = [
+                (
+                    Bucket {
+                        dim: Dim::Calls,
+                        width_ns,
+                        start_ns,
+                    },
+                    c.series.clone(),
+                ),
+                per_value(Dim::User, &c.user),
+                per_value(Dim::Session, &c.session),
+            ];
+            for row in rows {
+                delta.entry(row).or_default().add_call(c, sign);
+            }
+        }
+    }
+}
+
+/// The rollup change when a trace's spans go from `before` to `after`; rows that net to
+/// nothing are left out.
+pub fn delta(before: &[SpanBrief], after: &[SpanBrief]) -> Delta {
+    let mut d = Delta::new();
+    add_calls(&mut d, &calls(before), -1);
+    add_calls(&mut d, &calls(after), 1);
+    d.retain(|_, s| !s.is_zero());
+    d
+}
+
+/// How a summary is answered: raw rows for `raw` ranges, rollups of the given width for the
+/// `rollup` ranges; together they cover the query's range exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub raw: Vec<(i64, i64)>,
+    /// `(width, from, to)`, bucket starts in `[from, to)`.
+    pub rollup: Vec<(i64, i64, i64)>,
+}
+
+/// The plan for `q`, or `None` when rollups cannot answer it (a bucket not a multiple of an
+/// hour, a user or session summary with a filter, or no whole hour in range).
+pub fn plan(q: &SummaryQuery) -> Option<Plan> {
+    let f = &q.filter;
+    if Dim::for_group(q.group_by) != Dim::Calls
+        && (f.service.is_some() || f.model.is_some() || f.provider.is_some())
+    {
+        return None;
+    }
+    let hourly = q.bucket_ns.is_none_or(|b| b % HOUR_NS == 0);
+    let daily = q.bucket_ns.is_none_or(|b| b % DAY_NS == 0);
+    if !hourly {
+        return None;
+    }
+    let from = f.from_ns.unwrap_or(i64::MIN);
+    let to = f.to_ns.unwrap_or(i64::MAX);
+    let ceil = |t: i64, w: i64| {
+        if t == i64::MIN {
+            t
+        } else {
+            t.div_euclid(w) * w + if t.rem_euclid(w) == 0 { 0 } else { w }
+        }
+    };
+    let floor = |t: i64, w: i64| if t == i64::MAX { t } else { t.div_euclid(w) * w };
+    let (h0, h1) = (ceil(from, HOUR_NS), floor(to, HOUR_NS));
+    if h0 >= h1 {
+        return None;
+    }
+    let mut plan = Plan {
+        raw: [(from, h0), (h1, to)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+            .collect(),
+        rollup: Vec::new(),
+    };
+    let (d0, d1) = (ceil(h0, DAY_NS), floor(h1, DAY_NS));
+    if daily && d0 < d1 {
+        plan.rollup.extend(
+            [(HOUR_NS, h0, d0), (DAY_NS, d0, d1), (HOUR_NS, d1, h1)]
+                .into_iter()
+                .filter(|(_, a, b)| a < b),
+        );
+    } else {
+        plan.rollup.push((HOUR_NS, h0, h1));
+    }
+    Some(plan)
+}
+
+/// Sums per (group, bucket) from raw calls and rollup rows, for one summary.
+pub struct Combined {
+    group_by: GroupBy,
+    bucket_ns: Option<i64>,
+    groups: HashMap<(Option<String>, Option<i64>), Sums>,
+}
+
+impl Combined {
+    pub fn new(q: &SummaryQuery) -> Self {
+        Self {
+            group_by: q.group_by,
+            bucket_ns: q.bucket_ns.filter(|b| *b > 0),
+            groups: HashMap::new(),
+        }
+    }
+
+    fn bucket(&self, t: i64) -> Option<i64> {
+        self.bucket_ns.map(|b| t.div_euclid(b) * b)
+    }
+
+    /// A call from raw rows, keyed as the summary groups.
+    pub fn add_raw(&mut self, call: &CallRow) {
+        let bucket = self.bucket(call.start_ns);
+        let sums = self.groups.entry((call.key.clone(), bucket)).or_default();
+        sums.add_call(
+            &Call {
+                start_ns: call.start_ns,
+                duration_ns: call.duration_ns,
+                error: call.error,
+                input_tokens: call.input_tokens,
+                output_tokens: call.output_tokens,
+                cache_read_tokens: call.cache_read_tokens,
+                cost_usd: call.cost_usd,
+                ..Call::default()
+            },
+            1,
+        );
+    }
+
+    /// A rollup row of the plan's ranges.
+    pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
+        let key = series.group(self.group_by);
+        let bucket = self.bucket(bucket_start_ns);
+        self.groups
+            .entry((key, bucket))
+            .or_default()
+            .merge(sums, 1);
+    }
+
+    pub fn finish(self) -> Vec<SummaryGroup> {
+        let mut out: Vec<SummaryGroup> = self
+            .groups
+            .into_iter()
+            .filter(|(_, s)| s.requests > 0)
+            .map(|((key, bucket), sums)| sums.into_group(key, bucket))
+            .collect();
+        sort_groups(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::Filter;
+
+    #[test]
+    fn histograms_round_trip_and_give_quantiles_within_ten_percent() {
+        let mut h = Hist::default();
+        for ms in 1..=1000 {
+            h.add_ns(ms * 1_000_000, 1);
+        }
+        assert_eq!(Hist::decode(&h.encode()), h);
+        let l = h.latency();
+        for (got, want) in [(l.p50_ms, 500.0), (l.p95_ms, 950.0), (l.p99_ms, 990.0)] {
+            assert!(got >= want && got <= want * 1.1, "{got} vs {want}");
+        }
+        let mut none = h.clone();
+        none.merge(&h, -1);
+        assert!(none.is_empty());
+        assert_eq!(Hist::decode(&[7, 0x80]), Hist::default(), "truncated");
+    }
+
+    fn brief(id: &str, start: i64) -> SpanBrief {
+        SpanBrief {
+            span_id: id.into(),
+            start_ns: start,
+            end_ns: start + 2_000_000,
+            ..Default::default()
+        }
+    }
+
+    fn call(id: &str, response: &str, input: Option<i64>) -> SpanBrief {
+        SpanBrief {
+            is_model_call: true,
+            response_id: Some(response.into()),
+            input_tokens: input,
+            request_model: Some("gpt-4o".into()),
+            ..brief(id, 10 * HOUR_NS + 5)
+        }
+    }
+
+    #[test]
+    fn a_root_arriving_last_moves_its_calls_to_its_user_and_twins_count_once() {
+        let children = [call("b", "r1", None), call("c", "r1", Some(7))];
+        let root = SpanBrief {
+            is_root: true,
+            user_id: Some("ada".into()),
+            ..brief("a", 10 * HOUR_NS)
+        };
+        let first = delta(&[], &children);
+        let calls_row = |d: &Delta, dim, value: &str| {
+            d.iter()
+                .find(|((b, s), _)| b.dim == dim && b.width_ns == HOUR_NS && s.value == value)
+                .map(|(_, sums)| (sums.requests, sums.input_tokens))
+        };
+        assert_eq!(calls_row(&first, Dim::Calls, ""), Some((1, 7)), "one call");
+        assert_eq!(calls_row(&first, Dim::User, ""), Some((1, 7)));
+        let all: Vec<SpanBrief> = children.iter().cloned().chain([root]).collect();
+        let second = delta(&children, &all);
+        assert_eq!(calls_row(&second, Dim::Calls, ""), None, "unchanged");
+        assert_eq!(calls_row(&second, Dim::User, ""), Some((-1, -7)));
+        assert_eq!(calls_row(&second, Dim::User, "ada"), Some((1, 7)));
+        assert!(delta(&all, &all).is_empty(), "a retry changes nothing");
+    }
+
+    #[test]
+    fn plans_cover_the_range_once_with_raw_edges() {
+        let q = |from: Option<i64>, to: Option<i64>, bucket: Option<i64>| SummaryQuery {
+            filter: Filter {
+                from_ns: from,
+                to_ns: to,
+                ..Default::default()
+            },
+            group_by: GroupBy::Model,
+            bucket_ns: bucket,
+        };
+        let (from, to) = (3 * DAY_NS - 90 * 60_000_000_000, 5 * DAY_NS + 7);
+        assert_eq!(
+            plan(&q(Some(from), Some(to), None)),
+            Some(Plan {
+                raw: vec![(from, 3 * DAY_NS - HOUR_NS), (5 * DAY_NS, to)],
+                rollup: vec![
+                    (HOUR_NS, 3 * DAY_NS - HOUR_NS, 3 * DAY_NS),
+                    (DAY_NS, 3 * DAY_NS, 5 * DAY_NS)
+                ],
+            })
+        );
+        assert_eq!(
+            plan(&q(Some(from), Some(to), Some(HOUR_NS))).map(|p| p.rollup),
+            Some(vec![(HOUR_NS, 3 * DAY_NS - HOUR_NS, 5 * DAY_NS)])
+        );
+        assert_eq!(plan(&q(Some(from), Some(to), Some(60_000_000_000))), None);
+        assert_eq!(plan(&q(Some(7), Some(HOUR_NS + 6), None)), None, "no whole hour");
+        assert_eq!(
+            plan(&q(None, None, None)),
+            Some(Plan {
+                raw: vec![],
+                rollup: vec![(DAY_NS, i64::MIN, i64::MAX)]
+            })
+        );
+        let mut user = q(Some(from), Some(to), None);
+        user.group_by = GroupBy::User;
+        assert!(plan(&user).is_some());
+        user.filter.model = Some("gpt-4o".into());
+        assert_eq!(plan(&user), None, "user rollups are unfiltered");
+    }
+}
