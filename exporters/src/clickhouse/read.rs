@@ -509,8 +509,11 @@ async fn summary_from_rows(store: &ClickHouseStore, q: &SummaryQuery) -> Result<
     ));
     if matches!(q.group_by, GroupBy::User | GroupBy::Session) {
         sql.push(&format!(
-            " LEFT JOIN (SELECT trace_id, anyIf(user_id, user_id != '') AS trace_user,
-                         anyIf(session_id, session_id != '') AS trace_session
+            " LEFT JOIN (SELECT trace_id,
+                         argMinIf(user_id, (parent_span_id != '', start_time, span_id), user_id != '')
+                             AS trace_user,
+                         argMinIf(session_id, (parent_span_id != '', start_time, span_id), session_id != '')
+                             AS trace_session
                   FROM {db}.spans WHERE"
         ));
         sql.str(" project = ?", &q.filter.project)
@@ -521,7 +524,7 @@ async fn summary_from_rows(store: &ClickHouseStore, q: &SummaryQuery) -> Result<
     // One row per model call: of spans sharing a response id, the one with the most complete
     // usage (the same choice as every store).
     sql.push(
-        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id
+        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
           LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
     );
     let rows: Vec<CallSelect> = sql.query(store).fetch_all().await.map_err(classify)?;

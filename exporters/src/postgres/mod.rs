@@ -1,14 +1,14 @@
 //! `postgres`: the event store for moderate volume and the database most teams already run.
 //! Spans and logs go in with binary `COPY` into a staging table, then `INSERT ... ON CONFLICT DO
 //! NOTHING` (spans keyed by project, trace id, span id and start time; logs and anomalies by a
-//! hash of the record), so a retried batch is stored once. The rollups are updated in the same
-//! transaction from the rows actually inserted. Daily partitions are created ahead and on demand
+//! hash of the record), so a retried batch is stored once. The trace list and the rollups are
+//! brought up to date in the same transaction (`summaries`). Daily partitions are created ahead and on demand
 //! and dropped past retention ([`PostgresStore::maintain_partitions`]).
 
 mod config;
 pub mod partitions;
 mod read;
-
+mod summaries;
 mod write;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -258,7 +258,7 @@ impl PostgresStore {
                     e
                 })?;
                 if *version == 2 {
-                    let traces = write::refresh_all_traces(&tx).await?;
+                    let traces = summaries::refresh_all(&tx).await?;
                     if traces > 0 {
                         tracing::info!(
                             traces,

@@ -1,7 +1,6 @@
 //! The query API's reads over the PostgreSQL tables: raw rows for lists and drill-downs, the
 //! rollups for summaries over bucket-aligned ranges.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmscope_core::semconv::GenAiFields;
@@ -9,13 +8,12 @@ use serde_json::Value as J;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::write::hist_latency;
 use super::{PostgresError, PostgresStore, pool_error};
-use crate::query::trace_list;
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
-    TraceSummary, sort_groups, summarize,
+    TraceSummary, summarize,
 };
+use crate::query::{rollup, trace_list};
 use crate::record::{AnomalyRow, JsonMap, SpanRecord};
 
 type Result<T> = std::result::Result<T, PostgresError>;
@@ -225,6 +223,8 @@ pub async fn trace(
     Ok(Some(spans))
 }
 
+/// Group key of a model call: user and session fall back to the trace's (the root's, else the
+/// earliest span's that has one).
 fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "coalesce(s.request_model, s.response_model)",
@@ -233,19 +233,72 @@ fn group_key(group_by: GroupBy) -> &'static str {
         GroupBy::Operation => "s.operation",
         GroupBy::User => {
             "coalesce(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL LIMIT 1))"
+                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL
+                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
         }
         GroupBy::Session => {
             "coalesce(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL LIMIT 1))"
+                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL
+                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
         }
     }
 }
 
+/// Whole hours and days from the rollups, the rest from raw rows (`query::rollup::plan`).
 pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
-    if let Some(width) = q.rollup_width() {
-        return summary_from_rollup(store, q, width).await;
+    let Some(plan) = rollup::plan(q) else {
+        return Ok(summarize(
+            calls(store, q.group_by, &q.filter).await?,
+            q.bucket_ns,
+        ));
+    };
+    let mut combined = rollup::Combined::new(q);
+    for (from, to) in plan.raw {
+        let edge = Filter {
+            from_ns: Some(from),
+            to_ns: Some(to),
+            ..q.filter.clone()
+        };
+        for call in calls(store, q.group_by, &edge).await? {
+            combined.add_raw(&call);
+        }
     }
+    let f = &q.filter;
+    for (width, from, to) in plan.rollup {
+        let mut sql = Sql::default();
+        sql.push(
+            "SELECT dim, width_ns, bucket_ns, service, provider, model, response_model, operation,
+                    value, requests, errors, input_tokens, output_tokens, cache_read_tokens,
+                    cost_usd, priced, latency_hist
+             FROM rollups WHERE",
+        )
+        .bind(" project = ", f.project.clone())
+        .bind(" AND dim = ", rollup::Dim::for_group(q.group_by).code())
+        .bind(" AND width_ns = ", width)
+        .bind(" AND bucket_ns >= ", from)
+        .bind(" AND bucket_ns < ", to);
+        if let Some(service) = &f.service {
+            sql.bind(" AND service = ", service.clone());
+        }
+        if let Some(provider) = &f.provider {
+            sql.bind(" AND provider = ", provider.clone());
+        }
+        if let Some(model) = &f.model {
+            sql.bind(" AND (model = ", model.clone())
+                .bind(" OR response_model = ", model.clone())
+                .push(")");
+        }
+        for r in sql.query(store).await? {
+            let (bucket, series, sums) = super::summaries::row(&r, 0);
+            combined.add_row(&series, bucket.start_ns, &sums);
+        }
+    }
+    Ok(combined.finish())
+}
+
+/// Model calls in `f`'s range from raw rows, keyed by `group_by`; of spans sharing a response
+/// id, the one with the most complete usage.
+async fn calls(store: &PostgresStore, group_by: GroupBy, f: &Filter) -> Result<Vec<CallRow>> {
     let mut sql = Sql::default();
     sql.push(&format!(
         "SELECT key, start_time_ns, duration_ns, status_code, input_tokens, output_tokens,
@@ -255,13 +308,13 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
                    s.output_tokens, s.cache_read_tokens, s.cost_usd,
                    row_number() OVER (
                        PARTITION BY coalesce(s.response_id, s.trace_id || s.span_id)
-                       ORDER BY s.input_tokens IS NULL, s.cost_usd IS NULL, s.start_time_ns, s.span_id) AS n
+                       ORDER BY s.input_tokens IS NULL, s.cost_usd IS NULL, s.start_time_ns, s.span_id, s.trace_id) AS n
             FROM spans s WHERE s.is_model_call AND",
-        key = group_key(q.group_by)
+        key = group_key(group_by)
     ));
-    span_filter(&mut sql, &q.filter);
+    span_filter(&mut sql, f);
     sql.push(") calls WHERE n = 1");
-    let calls = sql
+    Ok(sql
         .query(store)
         .await?
         .iter()
@@ -275,80 +328,7 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
             cache_read_tokens: r.get::<_, Option<i64>>(6).unwrap_or(0),
             cost_usd: r.get(7),
         })
-        .collect();
-    Ok(summarize(calls, q.bucket_ns))
-}
-
-/// Sums of the rollup rows in range, merged per group (and bucket) here: histograms add up
-/// position by position.
-async fn summary_from_rollup(
-    store: &PostgresStore,
-    q: &SummaryQuery,
-    width: i64,
-) -> Result<Vec<SummaryGroup>> {
-    let key = match q.group_by {
-        GroupBy::Model => "model",
-        GroupBy::Provider => "provider",
-        GroupBy::Service => "service",
-        _ => "operation",
-    };
-    let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT {key}, bucket_ns, requests, errors, input_tokens, output_tokens, cache_read_tokens,
-                cost_usd, priced, latency_hist
-         FROM calls_rollup WHERE"
-    ));
-    sql.bind(" project = ", q.filter.project.clone())
-        .bind(" AND width_s = ", (width / 1_000_000_000) as i32);
-    if let Some(from) = q.filter.from_ns {
-        sql.bind(" AND bucket_ns >= ", from);
-    }
-    if let Some(to) = q.filter.to_ns {
-        sql.bind(" AND bucket_ns < ", to);
-    }
-    if let Some(service) = &q.filter.service {
-        sql.bind(" AND service = ", service.clone());
-    }
-    if let Some(provider) = &q.filter.provider {
-        sql.bind(" AND provider = ", provider.clone());
-    }
-    // (key, bucket) -> the group, its summed histogram, and how many of its calls were priced.
-    type Merged = HashMap<(String, Option<i64>), (SummaryGroup, Vec<i64>, i64)>;
-    let mut merged = Merged::new();
-    for r in sql.query(store).await? {
-        let key: String = r.get(0);
-        let bucket = q.bucket_ns.map(|b| r.get::<_, i64>(1).div_euclid(b) * b);
-        let (g, hist, priced) = merged.entry((key.clone(), bucket)).or_insert_with(|| {
-            let group = SummaryGroup::empty((!key.is_empty()).then_some(key), bucket);
-            (group, Vec::new(), 0)
-        });
-        g.requests += r.get::<_, i64>(2);
-        g.errors += r.get::<_, i64>(3);
-        g.input_tokens += r.get::<_, i64>(4);
-        g.output_tokens += r.get::<_, i64>(5);
-        g.cache_read_tokens += r.get::<_, i64>(6);
-        g.cost_usd = Some(g.cost_usd.unwrap_or(0.0) + r.get::<_, f64>(7));
-        *priced += r.get::<_, i64>(8);
-        let h: Vec<i64> = r.get(9);
-        if hist.len() < h.len() {
-            hist.resize(h.len(), 0);
-        }
-        for (total, n) in hist.iter_mut().zip(h) {
-            *total += n;
-        }
-    }
-    let mut groups: Vec<SummaryGroup> = merged
-        .into_values()
-        .map(|(mut g, hist, priced)| {
-            if priced == 0 {
-                g.cost_usd = None;
-            }
-            g.latency = hist_latency(&hist);
-            g
-        })
-        .collect();
-    sort_groups(&mut groups);
-    Ok(groups)
+        .collect())
 }
 
 pub async fn anomalies(store: &PostgresStore, q: &AnomalyQuery) -> Result<Vec<AnomalyRow>> {

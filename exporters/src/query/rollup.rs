@@ -7,8 +7,14 @@
 //! root's, else the earliest span's that has one), so a root arriving after its calls moves them
 //! to their user. Latency is kept as a log-scale histogram ([`Hist`]).
 //!
-//! Guarantees: rollups are a pure function of the stored spans (twins sharing a response id
-//! within a trace are one call), whatever the order, batching or retries of their arrival; a
+//! A response id is one call wherever its spans are (Logfire, for one, reports a streamed call
+//! in a second trace): the call belongs to the trace of its representative span, the one with
+//! the most complete usage (tokens, then cost), then the earliest ([`Owners`]). A store looks
+//! up every span sharing a response id with the touched traces, so it knows the owner before
+//! and after the batch, and also changes the traces that lose or win a call.
+//!
+//! Guarantees: rollups are a pure function of the stored spans, whatever the order, batching or
+//! retries of their arrival; a
 //! summary ([`plan`]) answers whole hours and days from them and only the partial hours at the
 //! range's edges from raw rows, so its counts, tokens and cost equal the raw answer and its
 //! latency quantiles are within 10% of it. Every store uses these functions, so they agree.
@@ -270,9 +276,54 @@ pub struct Call {
     pub cost_usd: Option<f64>,
 }
 
-/// The model calls of one trace, from all of its spans: of spans sharing a response id, the one
-/// with the most complete usage (tokens, then cost), then the earliest.
-pub fn calls(spans: &[SpanBrief]) -> Vec<Call> {
+/// The order in which spans of one call compete to represent it: the most complete usage, then
+/// the earliest; the smallest wins.
+fn rank<'a>(trace_id: &'a str, s: &'a SpanBrief) -> (bool, bool, i64, &'a str, &'a str) {
+    (
+        s.input_tokens.is_none(),
+        s.cost_usd.is_none(),
+        s.start_ns,
+        &s.span_id,
+        trace_id,
+    )
+}
+
+/// Which trace each response id's call belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners(HashMap<String, String>);
+
+impl Owners {
+    /// From every stored model-call span of the response ids concerned, with their traces.
+    pub fn of<'a>(spans: impl IntoIterator<Item = (&'a str, &'a SpanBrief)>) -> Self {
+        let mut best: HashMap<&str, (&str, &SpanBrief)> = HashMap::new();
+        for (trace_id, s) in spans {
+            let Some(id) = s.response_id.as_deref().filter(|_| s.is_model_call) else {
+                continue;
+            };
+            best.entry(id)
+                .and_modify(|b| {
+                    if rank(trace_id, s) < rank(b.0, b.1) {
+                        *b = (trace_id, s);
+                    }
+                })
+                .or_insert((trace_id, s));
+        }
+        Self(
+            best.into_iter()
+                .map(|(id, (trace_id, _))| (id.to_owned(), trace_id.to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Whether `trace_id` counts response `id`; a response id not looked up counts where seen.
+    fn counts(&self, trace_id: &str, id: &str) -> bool {
+        self.0.get(id).is_none_or(|owner| owner == trace_id)
+    }
+}
+
+/// The model calls one trace counts, from all of its spans: of spans sharing a response id, the
+/// representative, if this trace owns the call.
+pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> {
     // The trace's user and session: the root's, else the earliest span's that has one.
     let trace_value = |get: fn(&SpanBrief) -> &Option<String>| {
         spans
@@ -287,19 +338,15 @@ pub fn calls(spans: &[SpanBrief]) -> Vec<Call> {
     let trace_session = trace_value(|s| &s.session_id);
     let mut chosen: HashMap<&str, &SpanBrief> = HashMap::new();
     for s in spans.iter().filter(|s| s.is_model_call) {
-        let id = s.response_id.as_deref().unwrap_or(&s.span_id);
-        let rank = |s: &SpanBrief| {
-            (
-                s.input_tokens.is_none(),
-                s.cost_usd.is_none(),
-                s.start_ns,
-                s.span_id.clone(),
-            )
+        let id = match s.response_id.as_deref() {
+            Some(id) if !owners.counts(trace_id, id) => continue,
+            Some(id) => id,
+            None => &s.span_id,
         };
         chosen
             .entry(id)
             .and_modify(|c| {
-                if rank(s) < rank(c) {
+                if rank(trace_id, s) < rank(trace_id, c) {
                     *c = s;
                 }
             })
@@ -372,14 +419,21 @@ pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
     }
 }
 
-/// The rollup change when a trace's spans go from `before` to `after`; rows that net to
-/// nothing are left out.
-pub fn delta(before: &[SpanBrief], after: &[SpanBrief]) -> Delta {
-    let mut d = Delta::new();
-    add_calls(&mut d, &calls(before), -1);
-    add_calls(&mut d, &calls(after), 1);
-    d.retain(|_, s| !s.is_zero());
-    d
+/// Adds to `delta` the rollup change of one trace whose spans and call owners go from `before`
+/// to `after`.
+pub fn add_change(
+    delta: &mut Delta,
+    trace_id: &str,
+    before: (&[SpanBrief], &Owners),
+    after: (&[SpanBrief], &Owners),
+) {
+    add_calls(delta, &calls(trace_id, before.0, before.1), -1);
+    add_calls(delta, &calls(trace_id, after.0, after.1), 1);
+}
+
+/// Drops the rows of `delta` that net to nothing.
+pub fn settle(delta: &mut Delta) {
+    delta.retain(|_, s| !s.is_zero());
 }
 
 /// How a summary is answered: raw rows for `raw` ranges, rollups of the given width for the
@@ -414,7 +468,13 @@ pub fn plan(q: &SummaryQuery) -> Option<Plan> {
             t.div_euclid(w) * w + if t.rem_euclid(w) == 0 { 0 } else { w }
         }
     };
-    let floor = |t: i64, w: i64| if t == i64::MAX { t } else { t.div_euclid(w) * w };
+    let floor = |t: i64, w: i64| {
+        if t == i64::MAX {
+            t
+        } else {
+            t.div_euclid(w) * w
+        }
+    };
     let (h0, h1) = (ceil(from, HOUR_NS), floor(to, HOUR_NS));
     if h0 >= h1 {
         return None;
@@ -482,10 +542,7 @@ impl Combined {
     pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
         let key = series.group(self.group_by);
         let bucket = self.bucket(bucket_start_ns);
-        self.groups
-            .entry((key, bucket))
-            .or_default()
-            .merge(sums, 1);
+        self.groups.entry((key, bucket)).or_default().merge(sums, 1);
     }
 
     pub fn finish(self) -> Vec<SummaryGroup> {
@@ -549,6 +606,13 @@ mod tests {
             user_id: Some("ada".into()),
             ..brief("a", 10 * HOUR_NS)
         };
+        let none = Owners::default();
+        let delta = |before: &[SpanBrief], after: &[SpanBrief]| {
+            let mut d = Delta::new();
+            add_change(&mut d, "t", (before, &none), (after, &none));
+            settle(&mut d);
+            d
+        };
         let first = delta(&[], &children);
         let calls_row = |d: &Delta, dim, value: &str| {
             d.iter()
@@ -563,6 +627,40 @@ mod tests {
         assert_eq!(calls_row(&second, Dim::User, ""), Some((-1, -7)));
         assert_eq!(calls_row(&second, Dim::User, "ada"), Some((1, 7)));
         assert!(delta(&all, &all).is_empty(), "a retry changes nothing");
+    }
+
+    #[test]
+    fn a_call_in_two_traces_counts_in_the_one_with_its_best_span() {
+        let (partial, full) = (call("p", "r1", None), call("f", "r1", Some(9)));
+        let owners = Owners::of([("t1", &partial), ("t2", &full)]);
+        assert!(calls("t1", std::slice::from_ref(&partial), &owners).is_empty());
+        assert_eq!(calls("t2", std::slice::from_ref(&full), &owners).len(), 1);
+        // Before the full span arrived, t1 counted the call; after, t2 does and t1 gives it up.
+        let before = Owners::of([("t1", &partial)]);
+        let mut d = Delta::new();
+        add_change(
+            &mut d,
+            "t1",
+            (std::slice::from_ref(&partial), &before),
+            (std::slice::from_ref(&partial), &owners),
+        );
+        add_change(
+            &mut d,
+            "t2",
+            (&[], &before),
+            (std::slice::from_ref(&full), &owners),
+        );
+        settle(&mut d);
+        let calls_rows: Vec<_> = d
+            .iter()
+            .filter(|((b, _), _)| b.dim == Dim::Calls && b.width_ns == HOUR_NS)
+            .map(|(_, s)| (s.requests, s.input_tokens))
+            .collect();
+        assert_eq!(
+            calls_rows,
+            vec![(0, 9)],
+            "one call, now with its full usage"
+        );
     }
 
     #[test]
@@ -592,7 +690,11 @@ mod tests {
             Some(vec![(HOUR_NS, 3 * DAY_NS - HOUR_NS, 5 * DAY_NS)])
         );
         assert_eq!(plan(&q(Some(from), Some(to), Some(60_000_000_000))), None);
-        assert_eq!(plan(&q(Some(7), Some(HOUR_NS + 6), None)), None, "no whole hour");
+        assert_eq!(
+            plan(&q(Some(7), Some(HOUR_NS + 6), None)),
+            None,
+            "no whole hour"
+        );
         assert_eq!(
             plan(&q(None, None, None)),
             Some(Plan {

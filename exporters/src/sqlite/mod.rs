@@ -174,13 +174,11 @@ impl SqliteStore {
         match &batch.payload {
             Payload::Traces(rs) => {
                 let spans = record::span_records(project, rs);
-                let touched: summaries::Touched<'_> = spans
-                    .iter()
-                    .map(|s| (s.project.as_str(), s.trace_id.as_str()))
-                    .collect();
-                let before = summaries::briefs(&tx, &touched)?;
+                let touched: summaries::Touched<'_> =
+                    spans.iter().map(|s| s.trace_id.as_str()).collect();
+                let before = summaries::before(&tx, project, &touched, &spans)?;
                 write::insert_spans(&tx, &spans)?;
-                summaries::refresh(&tx, &touched, &before)?;
+                summaries::refresh(&tx, project, &touched, before)?;
             }
             Payload::Logs(rl) => write_logs(&tx, project, rl)?,
             Payload::Metrics(rm) => {

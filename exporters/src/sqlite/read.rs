@@ -4,11 +4,11 @@ use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
-use crate::query::{rollup, trace_list};
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
     TraceSummary, summarize,
 };
+use crate::query::{rollup, trace_list};
 use crate::record::{AnomalyRow, SpanRecord};
 
 /// Named parameters for the shared filter: `:project`, `:from`, `:to`, `:service`, `:model`,
@@ -296,7 +296,7 @@ fn calls(conn: &Connection, group_by: GroupBy, f: &Filter) -> rusqlite::Result<V
                    ROW_NUMBER() OVER (
                        PARTITION BY COALESCE(s.response_id, s.trace_id || s.span_id)
                        ORDER BY s.input_tokens IS NULL, s.cost_usd IS NULL, s.start_time_ns,
-                                s.span_id) AS n
+                                s.span_id, s.trace_id) AS n
             FROM spans s
             WHERE s.is_model_call = 1 AND {FILTER_SQL})
          WHERE n = 1",

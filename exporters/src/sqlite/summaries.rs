@@ -1,40 +1,145 @@
 //! The trace list and the summary rollups of `0005_summaries.sql`, kept at write time: the
-//! spans of every trace a batch touches are read before and after the batch is inserted, and
-//! the trace's list rows and the rollups' difference are written in the same transaction
-//! (`query::trace_list`, `query::rollup`). The store's one writer connection serializes this.
+//! spans of every trace a batch touches, and every span sharing a response id with them, are
+//! read before and after the batch is inserted, and the traces' list rows and the rollups'
+//! difference are written in the same transaction (`query::trace_list`, `query::rollup`). The
+//! store's one writer connection serializes this.
 
 use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::query::rollup::{self, Delta, Hist, Sums};
+use crate::query::rollup::{Delta, Hist, Owners, Sums, add_change, settle};
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
+use crate::record::SpanRecord;
 
-/// The `(project, trace_id)` pairs of a batch, each once.
-pub type Touched<'a> = BTreeSet<(&'a str, &'a str)>;
+/// The trace ids of a batch, each once.
+pub type Touched<'a> = BTreeSet<&'a str>;
+
+/// What the touched traces were before the batch: their spans, and the owners of the calls
+/// they share a response id with.
+pub struct Before {
+    briefs: Vec<Vec<SpanBrief>>,
+    response_ids: BTreeSet<String>,
+    owners: Owners,
+    sharing: Vec<(String, SpanBrief)>,
+}
+
+/// Reads the touched traces before `spans` (the batch) are inserted.
+pub fn before(
+    tx: &Transaction<'_>,
+    project: &str,
+    touched: &Touched<'_>,
+    spans: &[SpanRecord],
+) -> rusqlite::Result<Before> {
+    let briefs = briefs(tx, project, touched)?;
+    let mut response_ids: BTreeSet<String> = briefs
+        .iter()
+        .flatten()
+        .filter(|s| s.is_model_call)
+        .filter_map(|s| s.response_id.clone())
+        .collect();
+    response_ids.extend(
+        spans
+            .iter()
+            .filter(|s| s.gen_ai.is_model_call)
+            .filter_map(|s| s.gen_ai.response_id.clone()),
+    );
+    let sharing = sharing(tx, project, &response_ids)?;
+    let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
+    Ok(Before {
+        briefs,
+        response_ids,
+        owners,
+        sharing,
+    })
+}
 
 /// The stored spans of each touched trace, in `touched` order.
-pub fn briefs(tx: &Transaction<'_>, touched: &Touched<'_>) -> rusqlite::Result<Vec<Vec<SpanBrief>>> {
+fn briefs(
+    tx: &Transaction<'_>,
+    project: &str,
+    touched: &Touched<'_>,
+) -> rusqlite::Result<Vec<Vec<SpanBrief>>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {BRIEF_COLUMNS} FROM spans WHERE project = ?1 AND trace_id = ?2"
     ))?;
     touched
         .iter()
-        .map(|(project, trace_id)| {
-            stmt.query_map([project, trace_id], brief_from_row)?
+        .map(|trace_id| {
+            stmt.query_map([project, trace_id], |r| brief_at(r, 0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .collect()
 }
 
-/// Rewrites the list rows of the touched traces and adds their rollup difference, given their
-/// spans before the batch (`before`, in `touched` order).
+/// Every model-call span, in any trace, with one of `response_ids`.
+fn sharing(
+    tx: &Transaction<'_>,
+    project: &str,
+    response_ids: &BTreeSet<String>,
+) -> rusqlite::Result<Vec<(String, SpanBrief)>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT trace_id, {BRIEF_COLUMNS} FROM spans
+         WHERE project = ?1 AND response_id = ?2 AND is_model_call = 1"
+    ))?;
+    let mut out = Vec::new();
+    for id in response_ids {
+        let rows = stmt.query_map(params![project, id], |r| Ok((r.get(0)?, brief_at(r, 1)?)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites the list rows of the touched traces and adds their rollup difference (and that of
+/// the traces whose calls changed owner) after the batch was inserted.
 pub fn refresh(
     tx: &Transaction<'_>,
+    project: &str,
     touched: &Touched<'_>,
-    before: &[Vec<SpanBrief>],
+    before: Before,
 ) -> rusqlite::Result<()> {
-    let after = briefs(tx, touched)?;
+    let after = briefs(tx, project, touched)?;
+    let sharing_after = sharing(tx, project, &before.response_ids)?;
+    let owners_after = Owners::of(sharing_after.iter().map(|(t, s)| (t.as_str(), s)));
+    let mut delta = Delta::new();
+    for (i, trace_id) in touched.iter().enumerate() {
+        add_change(
+            &mut delta,
+            trace_id,
+            (&before.briefs[i], &before.owners),
+            (&after[i], &owners_after),
+        );
+    }
+    // Traces the batch did not touch but whose share of a call may have moved.
+    let others: Touched<'_> = before
+        .sharing
+        .iter()
+        .chain(&sharing_after)
+        .map(|(t, _)| t.as_str())
+        .filter(|t| !touched.contains(t))
+        .collect();
+    for (trace_id, spans) in others.iter().zip(briefs(tx, project, &others)?) {
+        add_change(
+            &mut delta,
+            trace_id,
+            (&spans, &before.owners),
+            (&spans, &owners_after),
+        );
+    }
+    settle(&mut delta);
+    write_list(tx, project, touched, &after)?;
+    apply(tx, project, delta)
+}
+
+/// The list rows and filter keys of the touched traces, from their spans (`after`).
+fn write_list(
+    tx: &Transaction<'_>,
+    project: &str,
+    touched: &Touched<'_>,
+    after: &[Vec<SpanBrief>],
+) -> rusqlite::Result<()> {
     let mut old_start =
         tx.prepare_cached("SELECT start_ns FROM traces WHERE project = ?1 AND trace_id = ?2")?;
     let mut upsert = tx.prepare_cached(
@@ -48,14 +153,7 @@ pub fn refresh(
     let mut add_key = tx.prepare_cached(
         "INSERT OR IGNORE INTO trace_keys (project, key, start_ns, trace_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut deltas: std::collections::BTreeMap<&str, Delta> = Default::default();
-    for (i, &(project, trace_id)) in touched.iter().enumerate() {
-        let spans = &after[i];
-        let old = before.get(i).map_or(&[][..], Vec::as_slice);
-        let d = deltas.entry(project).or_default();
-        for (row, sums) in rollup::delta(old, spans) {
-            d.entry(row).or_default().merge(&sums, 1);
-        }
+    for (trace_id, spans) in touched.iter().zip(after) {
         if spans.is_empty() {
             continue;
         }
@@ -86,9 +184,6 @@ pub fn refresh(
         for key in &keys {
             add_key.execute(params![project, key, t.start_ns, trace_id])?;
         }
-    }
-    for (project, delta) in deltas {
-        apply(tx, project, delta)?;
     }
     Ok(())
 }
@@ -122,7 +217,10 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
             series.operation,
             series.value,
         ];
-        let mut sums = read.query_row(key, sums_from_row).optional()?.unwrap_or_default();
+        let mut sums = read
+            .query_row(key, sums_from_row)
+            .optional()?
+            .unwrap_or_default();
         sums.merge(&change, 1);
         if sums.is_zero() {
             delete.execute(key)?;
@@ -171,39 +269,64 @@ fn sums_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
     sums_at(r, 0)
 }
 
-/// Writes the list rows and rollups of every stored trace (after the migration that adds them).
+/// Writes the list rows and rollups of every stored trace (after the migration that adds
+/// them). Every span is stored already, so each call's owner is final: each trace adds the
+/// calls it owns, and nothing else changes.
 pub fn refresh_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
     let ids: Vec<(String, String)> = tx
-        .prepare("SELECT DISTINCT project, trace_id FROM spans")?
+        .prepare("SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for chunk in ids.chunks(2_000) {
-        let touched: Touched<'_> = chunk.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-        refresh(tx, &touched, &[])?;
+    for chunk in ids.chunk_by(|a, b| a.0 == b.0) {
+        let project = chunk[0].0.as_str();
+        for part in chunk.chunks(2_000) {
+            let touched: Touched<'_> = part.iter().map(|(_, t)| t.as_str()).collect();
+            let after = briefs(tx, project, &touched)?;
+            let response_ids: BTreeSet<String> = after
+                .iter()
+                .flatten()
+                .filter(|s| s.is_model_call)
+                .filter_map(|s| s.response_id.clone())
+                .collect();
+            let sharing = sharing(tx, project, &response_ids)?;
+            let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
+            let mut delta = Delta::new();
+            for (trace_id, spans) in touched.iter().zip(&after) {
+                add_change(
+                    &mut delta,
+                    trace_id,
+                    (&[], &Owners::default()),
+                    (spans, &owners),
+                );
+            }
+            settle(&mut delta);
+            write_list(tx, project, &touched, &after)?;
+            apply(tx, project, delta)?;
+        }
     }
     Ok(ids.len())
 }
 
-fn brief_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanBrief> {
+fn brief_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SpanBrief> {
     Ok(SpanBrief {
-        span_id: r.get(0)?,
-        is_root: r.get(1)?,
-        name: r.get(2)?,
-        service: r.get(3)?,
-        start_ns: r.get(4)?,
-        end_ns: r.get(5)?,
-        error: r.get(6)?,
-        is_model_call: r.get(7)?,
-        response_id: r.get(8)?,
-        input_tokens: r.get(9)?,
-        output_tokens: r.get(10)?,
-        cost_usd: r.get(11)?,
-        provider: r.get(12)?,
-        request_model: r.get(13)?,
-        response_model: r.get(14)?,
-        operation: r.get(15)?,
-        user_id: r.get(16)?,
-        session_id: r.get(17)?,
-        cache_read_tokens: r.get(18)?,
+        span_id: r.get(at)?,
+        is_root: r.get(at + 1)?,
+        name: r.get(at + 2)?,
+        service: r.get(at + 3)?,
+        start_ns: r.get(at + 4)?,
+        end_ns: r.get(at + 5)?,
+        error: r.get(at + 6)?,
+        is_model_call: r.get(at + 7)?,
+        response_id: r.get(at + 8)?,
+        input_tokens: r.get(at + 9)?,
+        output_tokens: r.get(at + 10)?,
+        cost_usd: r.get(at + 11)?,
+        provider: r.get(at + 12)?,
+        request_model: r.get(at + 13)?,
+        response_model: r.get(at + 14)?,
+        operation: r.get(at + 15)?,
+        user_id: r.get(at + 16)?,
+        session_id: r.get(at + 17)?,
+        cache_read_tokens: r.get(at + 18)?,
     })
 }

@@ -423,7 +423,12 @@ async fn a_trace_arriving_piecemeal_is_listed_as_one_batch_lists_it() {
             let want = reference.summary(&q).await.expect("reference summary");
             assert!(!want.is_empty());
             let got = store.summary(&q).await.expect("summary");
-            same_groups(&got, &want, name != "clickhouse", &format!("{name} {group_by:?}"));
+            same_groups(
+                &got,
+                &want,
+                name != "clickhouse",
+                &format!("{name} {group_by:?}"),
+            );
         }
         // Listed under its start, and under a key only a child span has.
         let at_start = Filter {

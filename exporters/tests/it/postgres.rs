@@ -68,7 +68,7 @@ async fn migrations_apply_on_an_empty_database_once() {
     let tables = scalar(
         &store,
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN
-         ('spans', 'logs', 'anomalies', 'metric_points', 'calls_rollup', 'projects', 'api_keys',
+         ('spans', 'logs', 'anomalies', 'metric_points', 'rollups', 'projects', 'api_keys',
           'alert_rules', 'alert_events', 'schema_migrations', 'traces', 'trace_keys')",
     )
     .await;
@@ -95,6 +95,13 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
     };
     let before = store.traces(&list).await.expect("traces").traces;
     assert!(before.len() > 10);
+    let summary = llmscope_exporters::query::SummaryQuery {
+        filter: list.filter.clone(),
+        group_by: llmscope_exporters::query::GroupBy::User,
+        bucket_ns: None,
+    };
+    let summed = store.summary(&summary).await.expect("summary");
+    assert!(!summed.is_empty());
     // The database as version 1 left it.
     store
         .pool()
@@ -102,13 +109,28 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         .await
         .expect("client")
         .batch_execute(
-            "DROP TABLE traces; DROP TABLE trace_keys;
+            "DROP TABLE traces; DROP TABLE trace_keys; DROP TABLE rollups;
              DELETE FROM schema_migrations WHERE version = 2;",
         )
         .await
         .expect("downgrade");
-    assert_eq!(store.migrate().await.expect("migrate"), vec!["0002_summaries"]);
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        vec!["0002_summaries"]
+    );
     assert_eq!(store.traces(&list).await.expect("traces").traces, before);
+    // Equal, costs to summation rounding (the rollups add them up in another order).
+    let again = store.summary(&summary).await.expect("summary");
+    let rounded = |groups: &[llmscope_exporters::query::SummaryGroup]| {
+        groups
+            .iter()
+            .map(|g| llmscope_exporters::query::SummaryGroup {
+                cost_usd: g.cost_usd.map(|c| (c * 1e9).round()),
+                ..g.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rounded(&again), rounded(&summed));
     drop_database(store).await;
 }
 
@@ -214,9 +236,11 @@ async fn rollups_match_raw_aggregates_after_out_of_order_late_and_retried_data()
                    round(sum(coalesce(cost_usd, 0))::numeric, 9) AS cost
             FROM spans WHERE counted GROUP BY 1, 2, 3, 4, 5, 6),
         rolled AS (
-            SELECT project, bucket_ns, service, provider, model, operation, requests, errors,
-                   input_tokens::numeric, output_tokens::numeric, round(cost_usd::numeric, 9) AS cost
-            FROM calls_rollup WHERE width_s = 3600)
+            SELECT project, bucket_ns, service, provider,
+                   CASE WHEN model <> '' THEN model ELSE response_model END AS model, operation,
+                   sum(requests)::bigint, sum(errors)::bigint, sum(input_tokens)::numeric,
+                   sum(output_tokens)::numeric, round(sum(cost_usd)::numeric, 9) AS cost
+            FROM rollups WHERE dim = 'c' AND width_ns = 3600000000000 GROUP BY 1, 2, 3, 4, 5, 6)
         SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM (SELECT * FROM raw EXCEPT SELECT * FROM rolled) d)
              + (SELECT count(*) FROM (SELECT * FROM rolled EXCEPT SELECT * FROM raw) d)";
     let client = store.pool().get().await.expect("client");
@@ -224,20 +248,22 @@ async fn rollups_match_raw_aggregates_after_out_of_order_late_and_retried_data()
     let (groups, differences): (i64, i64) = (row.get(0), row.get(1));
     assert!(groups > 10, "{groups}");
     assert_eq!(differences, 0, "hourly rollups equal the raw aggregates");
-    let daily: i64 = client
-        .query_one(
-            "SELECT sum(requests)::bigint FROM calls_rollup WHERE width_s = 86400",
-            &[],
-        )
-        .await
-        .expect("daily")
-        .get(0);
     let counted: i64 = client
         .query_one("SELECT count(*) FROM spans WHERE counted", &[])
         .await
         .expect("counted")
         .get(0);
-    assert_eq!(daily, counted);
+    for dim in ["c", "u", "s"] {
+        let daily: i64 = client
+            .query_one(
+                "SELECT sum(requests)::bigint FROM rollups WHERE dim = $1 AND width_ns = 86400000000000",
+                &[&dim],
+            )
+            .await
+            .expect("daily")
+            .get(0);
+        assert_eq!(daily, counted, "every call once in the {dim} rollups");
+    }
     drop(client);
     drop_database(store).await;
 }
