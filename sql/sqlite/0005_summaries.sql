@@ -59,5 +59,54 @@ CREATE TABLE rollups (
                  operation, value)
 ) WITHOUT ROWID;
 
--- The primary key (project, trace_id, span_id) finds a trace's spans; this one was redundant.
-DROP INDEX spans_by_trace;
+-- Spans move to a rowid table. WITHOUT ROWID suits rows under about 1/20 of a page; a span
+-- with its content is about 1 KB, so each spilled onto a mostly empty overflow page (2.7 KB
+-- stored per span). The old `spans_by_trace` index goes: `spans_by_id` finds a trace's spans.
+CREATE TABLE spans_rowid (
+    project             TEXT    NOT NULL,
+    trace_id            TEXT    NOT NULL,  -- lowercase hex, 32 chars
+    span_id             TEXT    NOT NULL,  -- lowercase hex, 16 chars
+    parent_span_id      TEXT,              -- NULL for a root span
+    name                TEXT    NOT NULL,
+    kind                INTEGER NOT NULL,  -- OTLP SpanKind
+    service             TEXT,
+    scope_name          TEXT,
+    start_time_ns       INTEGER NOT NULL,  -- Unix nanoseconds
+    end_time_ns         INTEGER NOT NULL,
+    duration_ns         INTEGER NOT NULL,
+    status_code         INTEGER NOT NULL,  -- OTLP StatusCode: 0 unset, 1 ok, 2 error
+    status_message      TEXT,
+    -- Canonical GenAI fields (NULL on spans that are not GenAI).
+    operation           TEXT,
+    provider            TEXT,
+    request_model       TEXT,
+    response_model      TEXT,
+    response_id         TEXT,
+    input_tokens        INTEGER,  -- inclusive of cache reads and writes
+    output_tokens       INTEGER,  -- inclusive of reasoning
+    cache_read_tokens   INTEGER,
+    cache_write_tokens  INTEGER,
+    reasoning_tokens    INTEGER,
+    cost_usd            REAL,
+    session_id          TEXT,
+    user_id             TEXT,
+    conversation_id     TEXT,
+    is_model_call       INTEGER NOT NULL DEFAULT 0,  -- 1 when tokens and cost count
+    input_messages      TEXT,     -- canonical JSON
+    output_messages     TEXT,
+    system_instructions TEXT,
+    attributes          TEXT    NOT NULL,  -- JSON object, without the content columns above
+    resource_attributes TEXT    NOT NULL,  -- JSON object
+    events              TEXT    NOT NULL,  -- JSON array of {name, time, attributes}
+    links               TEXT    NOT NULL,  -- JSON array of {trace_id, span_id, attributes}
+    PRIMARY KEY (project, trace_id, span_id)
+);
+
+INSERT INTO spans_rowid SELECT * FROM spans;
+DROP TABLE spans;
+ALTER TABLE spans_rowid RENAME TO spans;
+
+CREATE UNIQUE INDEX spans_by_id ON spans (project, trace_id, span_id);
+CREATE INDEX spans_by_time ON spans (project, start_time_ns);
+CREATE INDEX spans_by_model ON spans (project, request_model, start_time_ns);
+CREATE INDEX spans_by_response ON spans (project, response_id) WHERE response_id IS NOT NULL;

@@ -173,13 +173,15 @@ pub fn trace(
     project: &str,
     trace_id: &str,
 ) -> rusqlite::Result<Option<Vec<SpanRecord>>> {
+    // By primary key, sorted here: asked to order by start, SQLite would walk the project's
+    // spans in time order instead.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SPAN_COLUMNS} FROM spans WHERE project = ?1 AND trace_id = ?2
-         ORDER BY start_time_ns, span_id"
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE project = ?1 AND trace_id = ?2"
     ))?;
     let mut spans: Vec<SpanRecord> = stmt
         .query_map([project, trace_id], span_from_row)?
         .collect::<rusqlite::Result<_>>()?;
+    spans.sort_by(|a, b| (a.start_time_ns, &a.span_id).cmp(&(b.start_time_ns, &b.span_id)));
     if spans.is_empty() {
         return Ok(None);
     }

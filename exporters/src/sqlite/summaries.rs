@@ -78,15 +78,20 @@ fn sharing(
     project: &str,
     response_ids: &BTreeSet<String>,
 ) -> rusqlite::Result<Vec<(String, SpanBrief)>> {
+    // Without statistics SQLite prefers scanning the project's spans by primary key; the
+    // partial index must be named, and its condition repeated for the index to apply.
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT trace_id, {BRIEF_COLUMNS} FROM spans
-         WHERE project = ?1 AND response_id = ?2 AND is_model_call = 1"
+        "SELECT trace_id, {BRIEF_COLUMNS} FROM spans INDEXED BY spans_by_response
+         WHERE project = ?1 AND response_id = ?2 AND response_id IS NOT NULL"
     ))?;
     let mut out = Vec::new();
     for id in response_ids {
         let rows = stmt.query_map(params![project, id], |r| Ok((r.get(0)?, brief_at(r, 1)?)))?;
         for row in rows {
-            out.push(row?);
+            let (trace_id, brief) = row?;
+            if brief.is_model_call {
+                out.push((trace_id, brief));
+            }
         }
     }
     Ok(out)
