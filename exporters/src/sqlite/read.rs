@@ -197,7 +197,8 @@ fn join_event_content(
     spans: &mut [SpanRecord],
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "SELECT span_id, input_messages, output_messages, system_instructions FROM logs
+        "SELECT span_id, input_messages, output_messages, system_instructions
+         FROM logs INDEXED BY logs_by_span
          WHERE trace_id = ?2 AND project = ?1 AND span_id IS NOT NULL
            AND (input_messages IS NOT NULL OR output_messages IS NOT NULL
                 OR system_instructions IS NOT NULL)

@@ -450,3 +450,65 @@ async fn a_trace_arriving_piecemeal_is_listed_as_one_batch_lists_it() {
         clickhouse::drop_database(&ch).await;
     }
 }
+
+/// Writers exporting the spans of the same traces at once (spans one by one, on four tasks, so
+/// traces and shared response ids are changed by concurrent transactions) leave PostgreSQL's
+/// trace list and rollups as one writer would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_postgres_writers_keep_the_summaries_exact() {
+    let Some(pg) = postgres::store("concurrent").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("r.db"),
+        ..Default::default()
+    })
+    .expect("sqlite");
+    let mut singles = Vec::new();
+    for batch in data::batches() {
+        reference.export(&batch).await.expect("reference");
+        if matches!(batch.payload, llmscope_core::Payload::Traces(_)) {
+            singles.extend(piecemeal(&batch));
+        } else {
+            pg.export(&batch).await.expect("export");
+        }
+    }
+    // Four writers, the spans of each trace dealt out among them.
+    let mut parts: Vec<Vec<llmscope_core::Batch>> = vec![Vec::new(); 4];
+    for (i, b) in singles.into_iter().enumerate() {
+        parts[i % 4].push(b);
+    }
+    let writers: Vec<_> = parts
+        .into_iter()
+        .map(|part| {
+            let pg = pg.clone();
+            tokio::spawn(async move {
+                for b in part {
+                    pg.export(&b).await.expect("export");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert_eq!(
+        all_traces(&pg, filter()).await.len(),
+        all_traces(&reference, filter()).await.len()
+    );
+    for group_by in GroupBy::ALL {
+        let q = SummaryQuery {
+            filter: filter(),
+            group_by,
+            bucket_ns: Some(HOUR as i64),
+        };
+        same_groups(
+            &pg.summary(&q).await.expect("postgres"),
+            &reference.summary(&q).await.expect("sqlite"),
+            true,
+            &format!("{group_by:?}"),
+        );
+    }
+    postgres::drop_database(pg).await;
+}
