@@ -8,6 +8,7 @@
 mod config;
 pub mod partitions;
 mod read;
+mod statistics;
 mod summaries;
 mod write;
 
@@ -152,6 +153,7 @@ pub struct PostgresStore {
     pool: Pool,
     config: PostgresConfig,
     known: std::sync::Arc<partitions::Known>,
+    pub(crate) statistics: std::sync::Arc<statistics::Statistics>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -216,6 +218,7 @@ impl PostgresStore {
             pool,
             config,
             known: Default::default(),
+            statistics: Default::default(),
         };
         if store.config.create_schema {
             store.migrate().await?;

@@ -89,7 +89,38 @@ pub async fn batch(store: &PostgresStore, batch: &Batch) -> Result<(), PostgresE
         copy_metrics(&tx, &metrics).await?;
     }
     tx.commit().await?;
+    drop(client);
+    store
+        .statistics
+        .after_write(store.pool(), &written(&spans, &logs))
+        .await;
     Ok(())
+}
+
+/// Rows a batch wrote per table (partitions by name; the trace list and rollups by the traces
+/// touched, a proxy for their rows), for [`super::statistics`].
+fn written(spans: &[SpanRecord], logs: &[LogRow]) -> Vec<(String, u64)> {
+    let mut out: std::collections::BTreeMap<String, u64> = Default::default();
+    for s in spans {
+        *out.entry(partitions::name(
+            "spans",
+            s.start_time_ns.div_euclid(DAY_NS),
+        ))
+        .or_default() += 1;
+    }
+    for l in logs {
+        *out.entry(partitions::name("logs", l.time_ns.div_euclid(DAY_NS)))
+            .or_default() += 1;
+    }
+    let traces = spans
+        .iter()
+        .map(|s| s.trace_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    for table in ["traces", "trace_keys", "rollups"] {
+        out.insert(table.to_owned(), traces);
+    }
+    out.into_iter().collect()
 }
 
 fn json(text: &str) -> J {
