@@ -122,72 +122,48 @@ fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// One page of the trace list, newest first. Traces are looked for in a window of trace starts
+/// below the page's upper bound (`to`, the cursor, or the newest trace), from `trace_index`;
+/// the window grows eightfold (an hour, 8 h, 64 h, ...) until it holds more than a page or
+/// reaches back to `from` or the beginning. Any trace starting inside the window is a
+/// candidate, so a full page from a window is the page.
 pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage> {
-    let db = store.database();
-    let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS start_ns,
-                toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
-                toUInt8(max(status_code = 2)) AS error
-         FROM {db}.spans AS s
-         WHERE"
-    ));
+    const HOUR_NS: i64 = 3_600_000_000_000;
     let f = &q.filter;
-    sql.str(" s.project = ?", &f.project);
-    // Candidates, as `query::trace_list` defines the list: traces with a span of each filter
-    // key (any span, one per key), and with a span in range (their earliest is one); the
-    // trace's own start decides below.
-    let keys: [(&str, Option<&String>); 3] = [
-        ("service = ?", f.service.as_ref()),
-        (
-            "(request_model = ? OR response_model = ?)",
-            f.model.as_ref(),
-        ),
-        ("provider = ?", f.provider.as_ref()),
-    ];
-    let keyed = keys.iter().any(|(_, v)| v.is_some());
-    for (condition, value) in keys {
-        let Some(value) = value else { continue };
-        sql.push(&format!(
-            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
-        ))
-        .str(" project = ?", &f.project);
-        if let Some(from) = f.from_ns {
-            sql.int(" AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')", from);
+    let db = store.database();
+    let hi = match (f.to_ns, q.cursor.as_ref().map(|c| c.start_ns + 1)) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    };
+    let hi = match hi {
+        Some(hi) => hi,
+        None => {
+            let mut sql = Sql::default();
+            sql.push(&format!(
+                "SELECT toUnixTimestamp64Nano(max(start_min)) + 1 FROM {db}.trace_index WHERE"
+            ))
+            .str(" project = ?", &f.project);
+            sql.query(store)
+                .fetch_one::<i64>()
+                .await
+                .map_err(classify)?
         }
-        sql.push(" AND ");
-        for (i, part) in condition.split('?').enumerate() {
-            if i > 0 {
-                sql.str("?", value);
-            }
-            sql.push(part);
+    };
+    let mut width = HOUR_NS;
+    let rows = loop {
+        let lo = hi
+            .checked_sub(width)
+            .filter(|lo| f.from_ns.is_none_or(|from| *lo > from) && width < 1 << 62);
+        let rows: Vec<TraceRow> = page_sql(db, q, lo, hi)
+            .query(store)
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        if rows.len() > q.limit || lo.is_none() {
+            break rows;
         }
-        sql.push(")");
-    }
-    if !keyed && (f.from_ns.is_some() || f.to_ns.is_some()) {
-        sql.push(&format!(
-            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans AS s WHERE"
-        ));
-        span_filter(&mut sql, f);
-        sql.push(")");
-    }
-    sql.push(" GROUP BY trace_id HAVING 1");
-    if let Some(from) = f.from_ns {
-        sql.int(" AND start_ns >= ?", from);
-    }
-    if let Some(to) = f.to_ns {
-        sql.int(" AND start_ns < ?", to);
-    }
-    if let Some(c) = &q.cursor {
-        sql.int(" AND (start_ns < ?", c.start_ns)
-            .int(" OR (start_ns = ?", c.start_ns)
-            .str(" AND trace_id < ?))", &c.trace_id);
-    }
-    sql.int(
-        " ORDER BY start_ns DESC, trace_id DESC LIMIT ?",
-        q.limit as i64 + 1,
-    );
-    let rows: Vec<TraceRow> = sql.query(store).fetch_all().await.map_err(classify)?;
+        width = width.saturating_mul(8);
+    };
     let traces: Vec<TraceSummary> = rows
         .into_iter()
         .map(|r| TraceSummary {
@@ -209,6 +185,88 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         fill_trace_details(store, &q.filter.project, &mut page.traces).await?;
     }
     Ok(page)
+}
+
+/// The page query over traces starting in `[lo, hi)` (at any time before `hi` when `lo` is
+/// `None`).
+fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS start_ns,
+                toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
+                toUInt8(max(status_code = 2)) AS error
+         FROM {db}.spans AS s
+         WHERE"
+    ));
+    let f = &q.filter;
+    sql.str(" s.project = ?", &f.project);
+    if let Some(lo) = lo {
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.trace_index WHERE"
+        ))
+        .str(" project = ?", &f.project)
+        .int(" AND start_min >= fromUnixTimestamp64Nano(?, 'UTC')", lo)
+        .int(" AND start_min < fromUnixTimestamp64Nano(?, 'UTC'))", hi);
+    }
+    // Spans of a trace starting at `from` (or in the window) start there or later.
+    let floor = match (f.from_ns, lo) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    // Candidates, as `query::trace_list` defines the list: traces with a span of each filter
+    // key (any span, one per key), and with a span in range (their earliest is one); the
+    // trace's own start decides below.
+    let keys: [(&str, Option<&String>); 3] = [
+        ("service = ?", f.service.as_ref()),
+        (
+            "(request_model = ? OR response_model = ?)",
+            f.model.as_ref(),
+        ),
+        ("provider = ?", f.provider.as_ref()),
+    ];
+    let keyed = keys.iter().any(|(_, v)| v.is_some());
+    for (condition, value) in keys {
+        let Some(value) = value else { continue };
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
+        ))
+        .str(" project = ?", &f.project);
+        if let Some(from) = floor {
+            sql.int(" AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')", from);
+        }
+        sql.push(" AND ");
+        for (i, part) in condition.split('?').enumerate() {
+            if i > 0 {
+                sql.str("?", value);
+            }
+            sql.push(part);
+        }
+        sql.push(")");
+    }
+    if !keyed && (f.from_ns.is_some() || f.to_ns.is_some()) {
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans AS s WHERE"
+        ));
+        span_filter(&mut sql, f);
+        sql.push(")");
+    }
+    sql.push(" GROUP BY trace_id HAVING 1");
+    if let Some(from) = floor {
+        sql.int(" AND start_ns >= ?", from);
+    }
+    if let Some(to) = f.to_ns {
+        sql.int(" AND start_ns < ?", to);
+    }
+    if let Some(c) = &q.cursor {
+        sql.int(" AND (start_ns < ?", c.start_ns)
+            .int(" OR (start_ns = ?", c.start_ns)
+            .str(" AND trace_id < ?))", &c.trace_id);
+    }
+    sql.int(
+        " ORDER BY start_ns DESC, trace_id DESC LIMIT ?",
+        q.limit as i64 + 1,
+    );
+    sql
 }
 
 async fn fill_trace_details(
