@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_postgres::Transaction;
 
 use super::PostgresError;
-use crate::query::rollup::{Bucket, Delta, Dim, Hist, Owners, Series, Sums, add_change, settle};
+use crate::query::rollup::{
+    self, Bucket, Delta, Dim, Hist, Owners, Series, Sums, add_change, settle,
+};
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
 use crate::record::SpanRecord;
 
@@ -74,19 +76,9 @@ pub async fn lock_and_read(
     )
     .await?;
     let briefs = read(tx, project, trace_ids).await?;
-    let mut response_ids: BTreeSet<String> = briefs
-        .values()
-        .flatten()
-        .filter(|s| s.is_model_call)
-        .filter_map(|s| s.response_id.clone())
+    let response_ids: Vec<String> = rollup::response_ids(briefs.values().flatten(), spans)
+        .into_iter()
         .collect();
-    response_ids.extend(
-        spans
-            .iter()
-            .filter(|s| s.gen_ai.is_model_call)
-            .filter_map(|s| s.gen_ai.response_id.clone()),
-    );
-    let response_ids: Vec<String> = response_ids.into_iter().collect();
     lock(
         tx,
         response_ids
@@ -546,12 +538,7 @@ pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let after = read(tx, project, &ids).await?;
-            let response_ids: Vec<String> = after
-                .values()
-                .flatten()
-                .filter(|s| s.is_model_call)
-                .filter_map(|s| s.response_id.clone())
-                .collect::<BTreeSet<_>>()
+            let response_ids: Vec<String> = rollup::response_ids(after.values().flatten(), &[])
                 .into_iter()
                 .collect();
             let sharing = read_sharing(tx, project, &response_ids).await?;

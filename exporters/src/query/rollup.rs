@@ -321,6 +321,23 @@ impl Owners {
     }
 }
 
+/// The response ids whose owners a batch can change or a trace's share depends on: those of
+/// the model calls among `stored` (the touched traces' spans) and `batch`.
+pub fn response_ids<'a>(
+    stored: impl IntoIterator<Item = &'a SpanBrief>,
+    batch: &[crate::record::SpanRecord],
+) -> std::collections::BTreeSet<String> {
+    let stored = stored
+        .into_iter()
+        .filter(|s| s.is_model_call)
+        .filter_map(|s| s.response_id.clone());
+    let batch = batch
+        .iter()
+        .filter(|s| s.gen_ai.is_model_call)
+        .filter_map(|s| s.gen_ai.response_id.clone());
+    stored.chain(batch).collect()
+}
+
 /// The model calls one trace counts, from all of its spans: of spans sharing a response id, the
 /// representative, if this trace owns the call.
 pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> {

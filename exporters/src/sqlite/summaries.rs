@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::query::rollup::{Delta, Hist, Owners, Sums, add_change, settle};
+use crate::query::rollup::{self, Delta, Hist, Owners, Sums, add_change, settle};
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
 use crate::record::SpanRecord;
 
@@ -32,18 +32,7 @@ pub fn before(
     spans: &[SpanRecord],
 ) -> rusqlite::Result<Before> {
     let briefs = briefs(tx, project, touched)?;
-    let mut response_ids: BTreeSet<String> = briefs
-        .iter()
-        .flatten()
-        .filter(|s| s.is_model_call)
-        .filter_map(|s| s.response_id.clone())
-        .collect();
-    response_ids.extend(
-        spans
-            .iter()
-            .filter(|s| s.gen_ai.is_model_call)
-            .filter_map(|s| s.gen_ai.response_id.clone()),
-    );
+    let response_ids = rollup::response_ids(briefs.iter().flatten(), spans);
     let sharing = sharing(tx, project, &response_ids)?;
     let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
     Ok(Before {
@@ -287,12 +276,7 @@ pub fn refresh_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
         for part in chunk.chunks(2_000) {
             let touched: Touched<'_> = part.iter().map(|(_, t)| t.as_str()).collect();
             let after = briefs(tx, project, &touched)?;
-            let response_ids: BTreeSet<String> = after
-                .iter()
-                .flatten()
-                .filter(|s| s.is_model_call)
-                .filter_map(|s| s.response_id.clone())
-                .collect();
+            let response_ids = rollup::response_ids(after.iter().flatten(), &[]);
             let sharing = sharing(tx, project, &response_ids)?;
             let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
             let mut delta = Delta::new();
