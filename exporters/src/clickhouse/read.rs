@@ -95,7 +95,6 @@ fn ids_list(sql: &mut Sql, ids: &[String]) {
 #[derive(Row, Deserialize)]
 struct TraceRow {
     trace_id: String,
-    start_ns: i64,
     end_ns: i64,
     span_count: u64,
     error: u8,
@@ -154,7 +153,7 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         let lo = hi
             .checked_sub(width)
             .filter(|lo| f.from_ns.is_none_or(|from| *lo > from) && width < 1 << 62);
-        let rows: Vec<TraceRow> = page_sql(db, q, lo, hi)
+        let rows: Vec<TraceStart> = page_sql(db, q, lo, hi)
             .query(store)
             .fetch_all()
             .await
@@ -164,45 +163,80 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         }
         width = width.saturating_mul(8);
     };
+    // The page's spans, found by the bloom filter on trace id and the primary key on time:
+    // every span of a trace starts at or after the trace.
+    let mut spans_of: HashMap<String, TraceRow> = HashMap::new();
+    if let Some(oldest) = rows.iter().map(|r| r.start_ns).min() {
+        let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
+        let mut sql = Sql::default();
+        sql.push(&format!(
+            "SELECT trace_id, toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
+                    toUInt8(max(status_code = 2)) AS error
+             FROM {db}.spans WHERE"
+        ))
+        .str(" project = ?", &f.project)
+        .int(
+            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
+            oldest,
+        )
+        .push(" AND trace_id IN");
+        ids_list(&mut sql, &ids);
+        sql.push(" GROUP BY trace_id");
+        for r in sql
+            .query(store)
+            .fetch_all::<TraceRow>()
+            .await
+            .map_err(classify)?
+        {
+            spans_of.insert(r.trace_id.clone(), r);
+        }
+    }
     let traces: Vec<TraceSummary> = rows
         .into_iter()
-        .map(|r| TraceSummary {
-            trace_id: r.trace_id,
-            service: None,
-            root_name: None,
-            start_ns: r.start_ns,
-            duration_ns: (r.end_ns - r.start_ns).max(0),
-            span_count: r.span_count as i64,
-            llm_calls: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd: None,
-            error: r.error != 0,
+        .filter_map(|t| {
+            let r = spans_of.remove(&t.trace_id)?;
+            Some(TraceSummary {
+                trace_id: t.trace_id,
+                service: None,
+                root_name: None,
+                start_ns: t.start_ns,
+                duration_ns: (r.end_ns - t.start_ns).max(0),
+                span_count: r.span_count as i64,
+                llm_calls: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: None,
+                error: r.error != 0,
+            })
         })
         .collect();
     let mut page = TracePage::paginate(traces, q.limit);
     if !page.traces.is_empty() {
-        fill_trace_details(store, &q.filter.project, &mut page.traces).await?;
+        // Every span of the page's traces starts at or after the oldest of them.
+        let oldest = page
+            .traces
+            .iter()
+            .map(|t| t.start_ns)
+            .min()
+            .unwrap_or(i64::MIN);
+        fill_trace_details(store, &q.filter.project, &mut page.traces, oldest).await?;
     }
     Ok(page)
 }
 
-/// The page query over traces starting in `[lo, hi)` (at any time before `hi` when `lo` is
-/// `None`).
+/// The page's trace ids and starts, from `trace_index`, over traces starting in `[lo, hi)` (at
+/// any time before `hi` when `lo` is `None`).
 fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
+    let f = &q.filter;
     let mut sql = Sql::default();
     sql.push(&format!(
-        "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS start_ns,
-                toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
-                toUInt8(max(status_code = 2)) AS error
-         FROM {db}.spans AS s
-         WHERE"
-    ));
-    let f = &q.filter;
-    sql.str(" s.project = ?", &f.project);
+        "SELECT trace_id, toUnixTimestamp64Nano(min(start_min)) AS start_ns
+         FROM {db}.trace_index WHERE"
+    ))
+    .str(" project = ?", &f.project);
     if let Some(lo) = lo {
         sql.push(&format!(
-            " AND s.trace_id IN (SELECT trace_id FROM {db}.trace_index WHERE"
+            " AND trace_id IN (SELECT trace_id FROM {db}.trace_index WHERE"
         ))
         .str(" project = ?", &f.project)
         .int(" AND start_min >= fromUnixTimestamp64Nano(?, 'UTC')", lo)
@@ -213,9 +247,8 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    // Candidates, as `query::trace_list` defines the list: traces with a span of each filter
-    // key (any span, one per key), and with a span in range (their earliest is one); the
-    // trace's own start decides below.
+    // As `query::trace_list` defines the list: a span of each filter key (any span, one per
+    // key); the trace's own start decides below.
     let keys: [(&str, Option<&String>); 3] = [
         ("service = ?", f.service.as_ref()),
         (
@@ -224,11 +257,10 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
         ),
         ("provider = ?", f.provider.as_ref()),
     ];
-    let keyed = keys.iter().any(|(_, v)| v.is_some());
     for (condition, value) in keys {
         let Some(value) = value else { continue };
         sql.push(&format!(
-            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
+            " AND trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
         ))
         .str(" project = ?", &f.project);
         if let Some(from) = floor {
@@ -241,13 +273,6 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
             }
             sql.push(part);
         }
-        sql.push(")");
-    }
-    if !keyed && (f.from_ns.is_some() || f.to_ns.is_some()) {
-        sql.push(&format!(
-            " AND s.trace_id IN (SELECT trace_id FROM {db}.spans AS s WHERE"
-        ));
-        span_filter(&mut sql, f);
         sql.push(")");
     }
     sql.push(" GROUP BY trace_id HAVING 1");
@@ -269,10 +294,17 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
     sql
 }
 
+#[derive(Row, Deserialize)]
+struct TraceStart {
+    trace_id: String,
+    start_ns: i64,
+}
+
 async fn fill_trace_details(
     store: &ClickHouseStore,
     project: &str,
     traces: &mut [TraceSummary],
+    oldest: i64,
 ) -> Result<()> {
     let db = store.database();
     let ids: Vec<String> = traces.iter().map(|t| t.trace_id.clone()).collect();
@@ -288,7 +320,12 @@ async fn fill_trace_details(
                 argMin(service, (parent_span_id != '', start_time, span_id)) AS service
          FROM {db}.spans WHERE"
     ));
-    sql.str(" project = ?", project).push(" AND trace_id IN");
+    sql.str(" project = ?", project)
+        .int(
+            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
+            oldest,
+        )
+        .push(" AND trace_id IN");
     ids_list(&mut sql, &ids);
     sql.push(" GROUP BY trace_id");
     for r in sql
@@ -312,6 +349,10 @@ async fn fill_trace_details(
                FROM {db}.spans WHERE"
     ));
     sql.str(" project = ?", project)
+        .int(
+            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
+            oldest,
+        )
         .push(" AND is_model_call = 1 AND trace_id IN");
     ids_list(&mut sql, &ids);
     sql.push(" GROUP BY trace_id, if(response_id != '', response_id, span_id)) GROUP BY trace_id");
