@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS traces (
     output_tokens bigint           NOT NULL,
     cost_usd      double precision,
     error         boolean          NOT NULL,
+    user_id       text,  -- the root's, else the earliest span's with one: the user and
+    session_id    text,  -- session of the trace's calls that have none
     PRIMARY KEY (project, trace_id)
 );
 

@@ -19,6 +19,8 @@ CREATE TABLE traces (
     output_tokens INTEGER NOT NULL,
     cost_usd      REAL,              -- NULL when no call was priced
     error         INTEGER NOT NULL,
+    user_id       TEXT,              -- the root's, else the earliest span's with one: the user
+    session_id    TEXT,              -- and session of the trace's calls that have none
     PRIMARY KEY (project, trace_id)
 ) WITHOUT ROWID;
 

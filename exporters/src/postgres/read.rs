@@ -223,8 +223,8 @@ pub async fn trace(
     Ok(Some(spans))
 }
 
-/// Group key of a model call: user and session fall back to the trace's (the root's, else the
-/// earliest span's that has one).
+/// Group key of a model call: user and session fall back to the trace's, kept in its list row
+/// (the root's, else the earliest span's that has one).
 fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "coalesce(s.request_model, s.response_model)",
@@ -232,14 +232,12 @@ fn group_key(group_by: GroupBy) -> &'static str {
         GroupBy::Service => "s.service",
         GroupBy::Operation => "s.operation",
         GroupBy::User => {
-            "coalesce(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL
-                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
+            "coalesce(s.user_id, (SELECT t.user_id FROM traces t
+                WHERE t.project = s.project AND t.trace_id = s.trace_id))"
         }
         GroupBy::Session => {
-            "coalesce(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL
-                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
+            "coalesce(s.session_id, (SELECT t.session_id FROM traces t
+                WHERE t.project = s.project AND t.trace_id = s.trace_id))"
         }
     }
 }

@@ -238,6 +238,8 @@ async fn write_list(
         output_tokens: Vec<i64>,
         cost_usd: Vec<Option<f64>>,
         error: Vec<bool>,
+        user: Vec<Option<String>>,
+        session: Vec<Option<String>>,
     }
     let mut c = Columns::default();
     // (key, start, trace id) rows to forget (the trace's start moved) and to add.
@@ -245,6 +247,9 @@ async fn write_list(
     let mut add: (Vec<String>, Vec<i64>, Vec<String>) = Default::default();
     for (trace_id, spans) in after {
         let (t, keys) = summarize_trace(trace_id, spans);
+        let (user, session) = rollup::trace_user_and_session(spans);
+        c.user.push(user);
+        c.session.push(session);
         if let Some(&old) = old_starts.get(trace_id).filter(|old| **old != t.start_ns) {
             for key in &keys {
                 forget.0.push(key.clone());
@@ -271,15 +276,18 @@ async fn write_list(
     }
     tx.execute(
         "INSERT INTO traces (project, trace_id, start_ns, duration_ns, root_name, service,
-            span_count, llm_calls, input_tokens, output_tokens, cost_usd, error)
+            span_count, llm_calls, input_tokens, output_tokens, cost_usd, error, user_id,
+            session_id)
          SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::bool[])
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::bool[],
+            $13::text[], $14::text[])
          ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = EXCLUDED.start_ns,
             duration_ns = EXCLUDED.duration_ns, root_name = EXCLUDED.root_name,
             service = EXCLUDED.service, span_count = EXCLUDED.span_count,
             llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,
             output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd,
-            error = EXCLUDED.error",
+            error = EXCLUDED.error, user_id = EXCLUDED.user_id,
+            session_id = EXCLUDED.session_id",
         &[
             &project,
             &c.trace_id,
@@ -293,6 +301,8 @@ async fn write_list(
             &c.output_tokens,
             &c.cost_usd,
             &c.error,
+            &c.user,
+            &c.session,
         ],
     )
     .await?;

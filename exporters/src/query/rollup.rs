@@ -338,11 +338,10 @@ pub fn response_ids<'a>(
     stored.chain(batch).collect()
 }
 
-/// The model calls one trace counts, from all of its spans: of spans sharing a response id, the
-/// representative, if this trace owns the call.
-pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> {
-    // The trace's user and session: the root's, else the earliest span's that has one.
-    let trace_value = |get: fn(&SpanBrief) -> &Option<String>| {
+/// A trace's user and session, for its calls that have none: the root's, else the earliest
+/// span's that has one.
+pub fn trace_user_and_session(spans: &[SpanBrief]) -> (Option<String>, Option<String>) {
+    let value = |get: fn(&SpanBrief) -> &Option<String>| {
         spans
             .iter()
             .filter(|s| get(s).is_some())
@@ -351,8 +350,13 @@ pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> 
             })
             .and_then(|s| get(s).clone())
     };
-    let trace_user = trace_value(|s| &s.user_id);
-    let trace_session = trace_value(|s| &s.session_id);
+    (value(|s| &s.user_id), value(|s| &s.session_id))
+}
+
+/// The model calls one trace counts, from all of its spans: of spans sharing a response id, the
+/// representative, if this trace owns the call.
+pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> {
+    let (trace_user, trace_session) = trace_user_and_session(spans);
     let mut chosen: HashMap<&str, &SpanBrief> = HashMap::new();
     for s in spans.iter().filter(|s| s.is_model_call) {
         let id = match s.response_id.as_deref() {

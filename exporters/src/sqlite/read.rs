@@ -213,8 +213,9 @@ fn join_event_content(
     Ok(())
 }
 
-/// Group key of a model call. User and session fall back to the trace's (the root's, else the
-/// earliest span's that has one), since instrumentations usually set them on the root only.
+/// Group key of a model call. User and session fall back to the trace's, kept in its list row
+/// (the root's, else the earliest span's that has one), since instrumentations usually set them
+/// on the root only.
 fn group_key_sql(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "COALESCE(s.request_model, s.response_model)",
@@ -222,14 +223,12 @@ fn group_key_sql(group_by: GroupBy) -> &'static str {
         GroupBy::Service => "s.service",
         GroupBy::Operation => "s.operation",
         GroupBy::User => {
-            "COALESCE(s.user_id, (SELECT t.user_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.user_id IS NOT NULL
-                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
+            "COALESCE(s.user_id, (SELECT t.user_id FROM traces t
+                WHERE t.project = s.project AND t.trace_id = s.trace_id))"
         }
         GroupBy::Session => {
-            "COALESCE(s.session_id, (SELECT t.session_id FROM spans t WHERE t.project = s.project
-                AND t.trace_id = s.trace_id AND t.session_id IS NOT NULL
-                ORDER BY t.parent_span_id IS NOT NULL, t.start_time_ns, t.span_id LIMIT 1))"
+            "COALESCE(s.session_id, (SELECT t.session_id FROM traces t
+                WHERE t.project = s.project AND t.trace_id = s.trace_id))"
         }
     }
 }

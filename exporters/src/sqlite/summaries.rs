@@ -138,8 +138,9 @@ fn write_list(
         tx.prepare_cached("SELECT start_ns FROM traces WHERE project = ?1 AND trace_id = ?2")?;
     let mut upsert = tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (project, trace_id, start_ns, duration_ns, root_name,
-            service, span_count, llm_calls, input_tokens, output_tokens, cost_usd, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            service, span_count, llm_calls, input_tokens, output_tokens, cost_usd, error,
+            user_id, session_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     let mut forget_key = tx.prepare_cached(
         "DELETE FROM trace_keys WHERE project = ?1 AND key = ?2 AND start_ns = ?3 AND trace_id = ?4",
@@ -152,6 +153,7 @@ fn write_list(
             continue;
         }
         let (t, keys) = summarize_trace(trace_id, spans);
+        let (user, session) = rollup::trace_user_and_session(spans);
         let before_start: Option<i64> = old_start
             .query_row([project, trace_id], |r| r.get(0))
             .optional()?;
@@ -168,6 +170,8 @@ fn write_list(
             t.output_tokens,
             t.cost_usd,
             t.error,
+            user,
+            session,
         ])?;
         // Keys only grow as spans arrive; a new earlier start moves them all.
         if let Some(b) = before_start.filter(|b| *b != t.start_ns) {
