@@ -215,10 +215,19 @@ async fn a_flood_of_bad_keys_leaves_threads_and_descriptors_bounded() {
         &[("LLMSCOPE_ADMIN_TOKEN", "an-admin-token-for-tests")],
     );
     let pid = running.pid();
-    let (threads_before, _) = threads_and_fds(pid);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let http = running.http.clone();
+    // The baseline once one bad key went through: threads started lazily on the first lookup
+    // (the blocking pool's first) are not the flood's.
+    let warm_up = hyper::Request::post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer lls_warmup")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .expect("request");
+    let _ = client.request(warm_up).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (threads_before, _) = threads_and_fds(pid);
     // 256 distinct bad keys, 64 at a time: each costs a store lookup (no cache hit).
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {

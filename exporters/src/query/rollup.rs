@@ -1,7 +1,7 @@
 //! Summary rollups kept at write time, and how a summary combines them with raw rows.
 //!
 //! Each store recomputes, for every trace a batch touched, the trace's model calls before and
-//! after the batch ([`calls`]) and adds the difference ([`delta`]) to hourly and daily rollup
+//! after the batch ([`calls`]) and adds the difference ([`add_change`]) to hourly and daily rollup
 //! rows: one series per (service, provider, request model, response model, operation), one per
 //! user and one per session. A call's user and session are its span's, else the trace's (the
 //! root's, else the earliest span's that has one), so a root arriving after its calls moves them
@@ -14,10 +14,10 @@
 //! and after the batch, and also changes the traces that lose or win a call.
 //!
 //! Guarantees: rollups are a pure function of the stored spans, whatever the order, batching or
-//! retries of their arrival; a
-//! summary ([`plan`]) answers whole hours and days from them and only the partial hours at the
-//! range's edges from raw rows, so its counts, tokens and cost equal the raw answer and its
-//! latency quantiles are within 10% of it. Every store uses these functions, so they agree.
+//! retries of their arrival; a summary ([`plan`]) answers whole hours and days from them and
+//! only the partial hours at the range's edges from raw rows, so its counts, tokens and cost
+//! equal the raw answer and its latency quantiles are within 10% of it. SQLite and PostgreSQL
+//! use these functions, so they agree; ClickHouse keeps its own rollups (`sql/clickhouse/`).
 
 use std::collections::{BTreeMap, HashMap};
 
