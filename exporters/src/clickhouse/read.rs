@@ -98,12 +98,7 @@ struct TraceRow {
     end_ns: i64,
     span_count: u64,
     error: u8,
-}
-
-#[derive(Row, Deserialize)]
-struct RootRow {
-    trace_id: String,
-    name: String,
+    root_name: String,
     service: String,
 }
 
@@ -171,7 +166,9 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         let mut sql = Sql::default();
         sql.push(&format!(
             "SELECT trace_id, toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
-                    toUInt8(max(status_code = 2)) AS error
+                    toUInt8(max(status_code = 2)) AS error,
+                    argMin(name, (parent_span_id != '', start_time, span_id)) AS root_name,
+                    argMin(service, (parent_span_id != '', start_time, span_id)) AS service
              FROM {db}.spans WHERE"
         ))
         .str(" project = ?", &f.project)
@@ -197,8 +194,8 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
             let r = spans_of.remove(&t.trace_id)?;
             Some(TraceSummary {
                 trace_id: t.trace_id,
-                service: None,
-                root_name: None,
+                service: none_if_empty(r.service),
+                root_name: Some(r.root_name),
                 start_ns: t.start_ns,
                 duration_ns: (r.end_ns - t.start_ns).max(0),
                 span_count: r.span_count as i64,
@@ -300,6 +297,7 @@ struct TraceStart {
     start_ns: i64,
 }
 
+/// Model-call totals of the page's traces, each call counted once.
 async fn fill_trace_details(
     store: &ClickHouseStore,
     project: &str,
@@ -313,32 +311,6 @@ async fn fill_trace_details(
         .enumerate()
         .map(|(i, id)| (id.clone(), i))
         .collect();
-
-    let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT trace_id, argMin(name, (parent_span_id != '', start_time, span_id)) AS name,
-                argMin(service, (parent_span_id != '', start_time, span_id)) AS service
-         FROM {db}.spans WHERE"
-    ));
-    sql.str(" project = ?", project)
-        .int(
-            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
-            oldest,
-        )
-        .push(" AND trace_id IN");
-    ids_list(&mut sql, &ids);
-    sql.push(" GROUP BY trace_id");
-    for r in sql
-        .query(store)
-        .fetch_all::<RootRow>()
-        .await
-        .map_err(classify)?
-    {
-        if let Some(&i) = index.get(&r.trace_id) {
-            traces[i].root_name = Some(r.name);
-            traces[i].service = none_if_empty(r.service);
-        }
-    }
 
     let mut sql = Sql::default();
     sql.push(&format!(

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use super::PostgresError;
 use crate::query::rollup::{
@@ -341,6 +342,22 @@ struct Keys {
 }
 
 impl Keys {
+    /// `$1` the project, then the key columns as `$2` to `$10`, as [`KEYS_UNNEST`] reads them.
+    fn params<'a>(&'a self, project: &'a &'a str) -> Vec<&'a (dyn ToSql + Sync)> {
+        vec![
+            project,
+            &self.dim,
+            &self.width_ns,
+            &self.bucket_ns,
+            &self.service,
+            &self.provider,
+            &self.model,
+            &self.response_model,
+            &self.operation,
+            &self.value,
+        ]
+    }
+
     fn push(&mut self, bucket: &Bucket, series: &Series) {
         self.dim.push(bucket.dim.code());
         self.width_ns.push(bucket.width_ns);
@@ -382,18 +399,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
                  FROM rollups JOIN {KEYS_UNNEST} AS k({KEY_COLUMNS}) USING ({KEY_COLUMNS})
                  WHERE project = $1"
             ),
-            &[
-                &project,
-                &keys.dim,
-                &keys.width_ns,
-                &keys.bucket_ns,
-                &keys.service,
-                &keys.provider,
-                &keys.model,
-                &keys.response_model,
-                &keys.operation,
-                &keys.value,
-            ],
+            &keys.params(&project),
         )
         .await?;
     let mut merged: BTreeMap<(Bucket, Series), Sums> = BTreeMap::new();
@@ -441,18 +447,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
                     (k.dim, k.width_ns, k.bucket_ns, k.service, k.provider, k.model,
                      k.response_model, k.operation, k.value)"
             ),
-            &[
-                &project,
-                &gone.dim,
-                &gone.width_ns,
-                &gone.bucket_ns,
-                &gone.service,
-                &gone.provider,
-                &gone.model,
-                &gone.response_model,
-                &gone.operation,
-                &gone.value,
-            ],
+            &gone.params(&project),
         )
         .await?;
     }
@@ -472,25 +467,19 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
                     priced = EXCLUDED.priced, latency_hist = EXCLUDED.latency_hist"
             ),
             &[
-                &project,
-                &kept.dim,
-                &kept.width_ns,
-                &kept.bucket_ns,
-                &kept.service,
-                &kept.provider,
-                &kept.model,
-                &kept.response_model,
-                &kept.operation,
-                &kept.value,
-                &v.requests,
-                &v.errors,
-                &v.input_tokens,
-                &v.output_tokens,
-                &v.cache_read_tokens,
-                &v.cost_usd,
-                &v.priced,
-                &v.hist,
-            ],
+                kept.params(&project).as_slice(),
+                &[
+                    &v.requests,
+                    &v.errors,
+                    &v.input_tokens,
+                    &v.output_tokens,
+                    &v.cache_read_tokens,
+                    &v.cost_usd,
+                    &v.priced,
+                    &v.hist,
+                ],
+            ]
+            .concat(),
         )
         .await?;
     }

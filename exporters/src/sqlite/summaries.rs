@@ -224,17 +224,8 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
             delete.execute(key)?;
             continue;
         }
-        write.execute(params![
-            project,
-            bucket.dim.code(),
-            bucket.width_ns,
-            bucket.start_ns,
-            series.service,
-            series.provider,
-            series.model,
-            series.response_model,
-            series.operation,
-            series.value,
+        let hist = sums.hist.encode();
+        let values = params![
             sums.requests,
             sums.errors,
             sums.input_tokens,
@@ -242,8 +233,9 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
             sums.cache_read_tokens,
             sums.cost_usd,
             sums.priced,
-            sums.hist.encode(),
-        ])?;
+            hist,
+        ];
+        write.execute(&[key, values].concat()[..])?;
     }
     Ok(())
 }

@@ -326,3 +326,32 @@ async fn tls_connections_are_encrypted_and_verified() {
     }
     assert!(chain.to_lowercase().contains("certificate"), "{chain}");
 }
+
+/// The writer analyzes the partition it fills once past 1,000 rows, so plans do not take it
+/// for empty (this machine's PostgreSQL, like some others, runs without autovacuum).
+#[tokio::test]
+async fn a_filling_partition_gets_statistics_from_the_writer() {
+    let Some(store) = store("statistics").await else {
+        return;
+    };
+    let reltuples = "SELECT coalesce(max(c.reltuples), -1)::bigint FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+        WHERE p.relname = 'spans' AND c.reltuples > 0";
+    let spans = |traces: std::ops::Range<u8>| {
+        traces
+            .flat_map(|t| {
+                (1..=30u8).map(move |s| llmscope_core::test_util::span(t, s, "s", vec![]))
+            })
+            .collect::<Vec<_>>()
+    };
+    let batch = |traces| llmscope_core::test_util::traces("svc", spans(traces));
+    store.export(&batch(1..30)).await.expect("export");
+    assert_eq!(scalar(&store, reltuples).await, -1, "870 rows: not yet");
+    store.export(&batch(30..40)).await.expect("export");
+    assert_eq!(
+        scalar(&store, reltuples).await,
+        1_170,
+        "analyzed past 1,000"
+    );
+    drop_database(store).await;
+}
