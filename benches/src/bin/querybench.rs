@@ -30,6 +30,12 @@ struct Args {
     /// `clickhouse:URL/DATABASE`.
     #[arg(long)]
     store: String,
+    /// ClickHouse: a new connection per request (`keep_alive: false`). The test double
+    /// (`shared/clickhouse-dev`) answers a request on a reused connection 40 ms late (it writes
+    /// a response's head and body separately, which meets the client's delayed ACK); a server
+    /// does not.
+    #[arg(long)]
+    fresh_connections: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,7 +70,7 @@ enum Command {
 
 type Store = (Arc<dyn DynExporter>, Arc<dyn QueryStore>);
 
-async fn open(spec: &str) -> Result<Store, String> {
+async fn open(spec: &str, fresh_connections: bool) -> Result<Store, String> {
     let (kind, rest) = spec
         .split_once(':')
         .ok_or("--store: expected KIND:LOCATION")?;
@@ -109,6 +115,7 @@ async fn open(spec: &str) -> Result<Store, String> {
                 ClickHouseStore::open(ClickHouseConfig {
                     url: url.to_owned(),
                     database: database.to_owned(),
+                    keep_alive: !fresh_connections,
                     ..Default::default()
                 })
                 .await
@@ -374,7 +381,7 @@ async fn query(store: &dyn QueryStore, runs: usize, only: Option<&str>) -> Resul
 async fn main() {
     let args = Args::parse();
     let result = async {
-        let (exporter, store) = open(&args.store).await?;
+        let (exporter, store) = open(&args.store, args.fresh_connections).await?;
         match args.command {
             Command::Load {
                 spans,

@@ -23,6 +23,9 @@ pub struct ClickHouseConfig {
     pub ttl_days: u32,
     /// Let the server buffer inserts (`async_insert=1`, waiting for the flush). Default: false.
     pub async_insert: bool,
+    /// Reuse connections between requests. Default: true. Turn off when something in between
+    /// drops idle connections without closing them.
+    pub keep_alive: bool,
     /// Timeout of one insert or query. Default: `30s`.
     #[serde(with = "llmscope_core::config::duration")]
     pub timeout: Duration,
@@ -39,6 +42,7 @@ impl Default for ClickHouseConfig {
             cluster: None,
             ttl_days: 30,
             async_insert: false,
+            keep_alive: true,
             timeout: Duration::from_secs(30),
         }
     }

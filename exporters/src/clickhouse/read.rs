@@ -1,5 +1,6 @@
-//! The query API's reads over the ClickHouse tables: raw rows for lists and drill-downs, the
-//! rollups for summaries over bucket-aligned ranges.
+//! The query API's reads over the ClickHouse tables: `trace_starts` and `trace_index` for the
+//! trace list, raw rows for drill-downs, the call rollups for the whole hours and days of a
+//! summary and raw rows for its edges (`query::rollup::plan`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use serde_json::Value as J;
 
 use super::{ClickHouseError, ClickHouseStore, classify};
 use crate::query::{
-    AnomalyQuery, CallRow, Filter, GroupBy, Latency, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery, TraceSummary, sort_groups, summarize,
+    AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
+    TraceSummary, rollup, summarize,
 };
 use crate::record::{AnomalyRow, JsonMap, SpanRecord};
 
@@ -92,160 +93,112 @@ fn ids_list(sql: &mut Sql, ids: &[String]) {
     sql.push(")");
 }
 
-#[derive(Row, Deserialize)]
-struct TraceRow {
-    trace_id: String,
-    end_ns: i64,
-    span_count: u64,
-    error: u8,
-    root_name: String,
-    service: String,
-}
-
-#[derive(Row, Deserialize)]
-struct CallTotalsRow {
-    trace_id: String,
-    calls: u64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cost_usd: f64,
-    priced: u64,
-}
-
 fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// One page of the trace list, newest first. Traces are looked for in a window of trace starts
-/// below the page's upper bound (`to`, the cursor, or the newest trace), from `trace_index`;
-/// the window grows eightfold (an hour, 8 h, 64 h, ...) until it holds more than a page or
-/// reaches back to `from` or the beginning. Any trace starting inside the window is a
-/// candidate, so a full page from a window is the page.
+/// Candidate rows read from `trace_starts` by the first attempt at a page (at least four per
+/// trace of the page, sixteen times more with a filter); eightfold each retry.
+const FIRST_CANDIDATES: usize = 256;
+
+/// One page of the trace list, newest first, in two steps.
+///
+/// 1. The newest `n` rows of `trace_starts` (ordered by start) below the page's upper bound
+///    (`to` or the cursor) name the candidates; a trace's start is the least over its rows in
+///    `trace_index`. Every trace starting after the oldest candidate row has its earliest row
+///    among the candidates, so the candidates starting after that row are exactly the traces
+///    starting in that window. When they fill a page, or there were no more rows, that is the
+///    page; else `n` grows eightfold.
+/// 2. The page's spans (bounded by time, which the primary key orders, and by trace id, which
+///    the bloom filter skips) give every trace's totals in one query.
 pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage> {
-    const HOUR_NS: i64 = 3_600_000_000_000;
     let f = &q.filter;
-    let db = store.database();
-    let hi = match (f.to_ns, q.cursor.as_ref().map(|c| c.start_ns + 1)) {
-        (Some(t), Some(c)) => Some(t.min(c)),
-        (t, c) => t.or(c),
-    };
-    let hi = match hi {
-        Some(hi) => hi,
-        None => {
-            let mut sql = Sql::default();
-            sql.push(&format!(
-                "SELECT toUnixTimestamp64Nano(max(start_min)) + 1 FROM {db}.trace_index WHERE"
-            ))
-            .str(" project = ?", &f.project);
-            sql.query(store)
-                .fetch_one::<i64>()
-                .await
-                .map_err(classify)?
-        }
-    };
-    let mut width = HOUR_NS;
+    let filtered = f.service.is_some() || f.model.is_some() || f.provider.is_some();
+    let mut n = FIRST_CANDIDATES.max(4 * (q.limit + 1)) * if filtered { 16 } else { 1 };
     let rows = loop {
-        let lo = hi
-            .checked_sub(width)
-            .filter(|lo| f.from_ns.is_none_or(|from| *lo > from) && width < 1 << 62);
-        let rows: Vec<TraceStart> = page_sql(db, q, lo, hi)
+        let rows: Vec<TraceStart> = page_sql(store.database(), q, n)
             .query(store)
             .fetch_all()
             .await
             .map_err(classify)?;
-        if rows.len() > q.limit || lo.is_none() {
+        let exhausted = rows.first().is_some_and(|r| r.exhausted != 0);
+        if rows.len() > q.limit || exhausted || n >= 1 << 40 {
             break rows;
         }
-        width = width.saturating_mul(8);
-    };
-    // The page's spans, found by the bloom filter on trace id and the primary key on time:
-    // every span of a trace starts at or after the trace.
-    let mut spans_of: HashMap<String, TraceRow> = HashMap::new();
-    if let Some(oldest) = rows.iter().map(|r| r.start_ns).min() {
-        let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
-        let mut sql = Sql::default();
-        sql.push(&format!(
-            "SELECT trace_id, toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
-                    toUInt8(max(status_code = 2)) AS error,
-                    argMin(name, (parent_span_id != '', start_time, span_id)) AS root_name,
-                    argMin(service, (parent_span_id != '', start_time, span_id)) AS service
-             FROM {db}.spans WHERE"
-        ))
-        .str(" project = ?", &f.project)
-        .int(
-            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
-            oldest,
-        )
-        .push(" AND trace_id IN");
-        ids_list(&mut sql, &ids);
-        sql.push(" GROUP BY trace_id");
-        for r in sql
-            .query(store)
-            .fetch_all::<TraceRow>()
-            .await
-            .map_err(classify)?
-        {
-            spans_of.insert(r.trace_id.clone(), r);
+        // An empty answer does not say whether the rows ran out.
+        if rows.is_empty() && !has_more_than(store, q, n).await? {
+            break rows;
         }
-    }
-    let traces: Vec<TraceSummary> = rows
-        .into_iter()
-        .filter_map(|t| {
-            let r = spans_of.remove(&t.trace_id)?;
-            Some(TraceSummary {
+        n *= 8;
+    };
+    let mut page = TracePage::paginate(
+        rows.into_iter()
+            .map(|t| TraceSummary {
                 trace_id: t.trace_id,
-                service: none_if_empty(r.service),
-                root_name: Some(r.root_name),
                 start_ns: t.start_ns,
-                duration_ns: (r.end_ns - t.start_ns).max(0),
-                span_count: r.span_count as i64,
-                llm_calls: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_usd: None,
-                error: r.error != 0,
+                ..TraceSummary::default()
             })
-        })
-        .collect();
-    let mut page = TracePage::paginate(traces, q.limit);
+            .collect(),
+        q.limit,
+    );
     if !page.traces.is_empty() {
-        // Every span of the page's traces starts at or after the oldest of them.
-        let oldest = page
-            .traces
-            .iter()
-            .map(|t| t.start_ns)
-            .min()
-            .unwrap_or(i64::MIN);
-        fill_trace_details(store, &q.filter.project, &mut page.traces, oldest).await?;
+        fill_traces(store, &q.filter.project, &mut page.traces).await?;
     }
     Ok(page)
 }
 
-/// The page's trace ids and starts, from `trace_index`, over traces starting in `[lo, hi)` (at
-/// any time before `hi` when `lo` is `None`).
-fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
+/// `SELECT trace_id, start FROM trace_starts`: the newest `n` rows below the page's upper bound.
+fn candidates_sql(sql: &mut Sql, db: &str, q: &TraceQuery, n: usize) {
     let f = &q.filter;
-    let mut sql = Sql::default();
+    let hi = match (f.to_ns, q.cursor.as_ref().map(|c| c.start_ns + 1)) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    };
     sql.push(&format!(
-        "SELECT trace_id, toUnixTimestamp64Nano(min(start_min)) AS start_ns
-         FROM {db}.trace_index WHERE"
+        "SELECT trace_id, start FROM {db}.trace_starts WHERE"
     ))
     .str(" project = ?", &f.project);
-    if let Some(lo) = lo {
-        sql.push(&format!(
-            " AND trace_id IN (SELECT trace_id FROM {db}.trace_index WHERE"
-        ))
-        .str(" project = ?", &f.project)
-        .int(" AND start_min >= fromUnixTimestamp64Nano(?, 'UTC')", lo)
-        .int(" AND start_min < fromUnixTimestamp64Nano(?, 'UTC'))", hi);
+    if let Some(from) = f.from_ns {
+        sql.int(" AND start >= fromUnixTimestamp64Nano(?, 'UTC')", from);
     }
-    // Spans of a trace starting at `from` (or in the window) start there or later.
-    let floor = match (f.from_ns, lo) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    if let Some(hi) = hi {
+        sql.int(" AND start < fromUnixTimestamp64Nano(?, 'UTC')", hi);
+    }
+    sql.int(" ORDER BY start DESC LIMIT ?", n as i64);
+}
+
+/// Whether there are more than `n` candidate rows.
+async fn has_more_than(store: &ClickHouseStore, q: &TraceQuery, n: usize) -> Result<bool> {
+    let mut sql = Sql::default();
+    sql.push("SELECT count() FROM (");
+    candidates_sql(&mut sql, store.database(), q, n + 1);
+    sql.push(")");
+    let count = sql
+        .query(store)
+        .fetch_one::<u64>()
+        .await
+        .map_err(classify)?;
+    Ok(count > n as u64)
+}
+
+/// The page's trace ids and starts from `n` candidate rows, newest first, each row with
+/// `exhausted` set when there were no more rows than that (the answer is final).
+fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
+    let f = &q.filter;
+    let mut sql = Sql::default();
+    sql.push("WITH candidates AS (");
+    candidates_sql(&mut sql, db, q, n);
+    sql.push(&format!(
+        "), (SELECT min(start) FROM candidates) AS oldest,
+            (SELECT count() FROM candidates) < {n} AS no_more
+         SELECT trace_id, toUnixTimestamp64Nano(min(start_min)) AS start_ns,
+                toUInt8(ifNull(no_more, 0)) AS exhausted
+         FROM {db}.trace_index WHERE"
+    ))
+    .str(" project = ?", &f.project)
+    .push(" AND trace_id IN (SELECT trace_id FROM candidates)");
     // As `query::trace_list` defines the list: a span of each filter key (any span, one per
-    // key); the trace's own start decides below.
+    // key); the trace's own start decides below, and its spans start no earlier.
     let keys: [(&str, Option<&String>); 3] = [
         ("service = ?", f.service.as_ref()),
         (
@@ -259,11 +212,8 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
         sql.push(&format!(
             " AND trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
         ))
-        .str(" project = ?", &f.project);
-        if let Some(from) = floor {
-            sql.int(" AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')", from);
-        }
-        sql.push(" AND ");
+        .str(" project = ?", &f.project)
+        .push(" AND start_time >= oldest AND ");
         for (i, part) in condition.split('?').enumerate() {
             if i > 0 {
                 sql.str("?", value);
@@ -272,8 +222,10 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
         }
         sql.push(")");
     }
-    sql.push(" GROUP BY trace_id HAVING 1");
-    if let Some(from) = floor {
+    // A trace starting at the oldest candidate row may have its earliest row among the rows
+    // left out (a tie), unless there were none.
+    sql.push(" GROUP BY trace_id HAVING (start_ns > toUnixTimestamp64Nano(oldest) OR no_more)");
+    if let Some(from) = f.from_ns {
         sql.int(" AND start_ns >= ?", from);
     }
     if let Some(to) = f.to_ns {
@@ -295,53 +247,81 @@ fn page_sql(db: &str, q: &TraceQuery, lo: Option<i64>, hi: i64) -> Sql {
 struct TraceStart {
     trace_id: String,
     start_ns: i64,
+    exhausted: u8,
 }
 
-/// Model-call totals of the page's traces, each call counted once.
-async fn fill_trace_details(
+#[derive(Row, Deserialize)]
+struct TraceRow {
+    trace_id: String,
+    end_ns: i64,
+    span_count: u64,
+    error: u8,
+    root_name: String,
+    service: String,
+    calls: u64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    priced: u64,
+}
+
+/// The totals of the page's traces from their spans in one query, each model call counted once
+/// (of the spans sharing a response id, the largest usage). Traces whose spans are gone
+/// (retention ran meanwhile) leave the page.
+async fn fill_traces(
     store: &ClickHouseStore,
     project: &str,
-    traces: &mut [TraceSummary],
-    oldest: i64,
+    traces: &mut Vec<TraceSummary>,
 ) -> Result<()> {
     let db = store.database();
+    // Every span of a trace starts at or after the trace.
+    let oldest = traces.iter().map(|t| t.start_ns).min().unwrap_or(i64::MIN);
     let ids: Vec<String> = traces.iter().map(|t| t.trace_id.clone()).collect();
-    let index: HashMap<String, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), i))
-        .collect();
-
     let mut sql = Sql::default();
     sql.push(&format!(
-        "SELECT trace_id, count() AS calls, sum(it) AS input_tokens, sum(ot) AS output_tokens,
-                sum(ifNull(c, 0)) AS cost_usd, countIf(c IS NOT NULL) AS priced
-         FROM (SELECT trace_id, max(ifNull(input_tokens, 0)) AS it, max(ifNull(output_tokens, 0)) AS ot,
-                      max(cost_usd) AS c
+        "SELECT trace_id, end_ns, span_count, error, root_name, service, length(it.1) AS calls,
+                arraySum(it.2) AS input_tokens, arraySum(ot.2) AS output_tokens,
+                arraySum(c.2) AS cost_usd, arraySum(p.2) AS priced
+         FROM (
+         SELECT trace_id, toUnixTimestamp64Nano(max(end_time)) AS end_ns, count() AS span_count,
+                toUInt8(max(status_code = 2)) AS error,
+                argMin(name, (parent_span_id != '', start_time, span_id)) AS root_name,
+                argMin(service, (parent_span_id != '', start_time, span_id)) AS service,
+                maxMapIf(([call], [ifNull(input_tokens, 0)]), is_model_call = 1) AS it,
+                maxMapIf(([call], [ifNull(output_tokens, 0)]), is_model_call = 1) AS ot,
+                maxMapIf(([call], [ifNull(cost_usd, 0)]), is_model_call = 1) AS c,
+                maxMapIf(([call], [toUInt8(cost_usd IS NOT NULL)]), is_model_call = 1) AS p
+         FROM (SELECT trace_id, end_time, status_code, name, parent_span_id, start_time, span_id,
+                      service, is_model_call, input_tokens, output_tokens, cost_usd,
+                      if(response_id != '', response_id, span_id) AS call
                FROM {db}.spans WHERE"
-    ));
-    sql.str(" project = ?", project)
-        .int(
-            " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
-            oldest,
-        )
-        .push(" AND is_model_call = 1 AND trace_id IN");
+    ))
+    .str(" project = ?", project)
+    .int(
+        " AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')",
+        oldest,
+    )
+    .push(" AND trace_id IN");
     ids_list(&mut sql, &ids);
-    sql.push(" GROUP BY trace_id, if(response_id != '', response_id, span_id)) GROUP BY trace_id");
-    for r in sql
-        .query(store)
-        .fetch_all::<CallTotalsRow>()
-        .await
-        .map_err(classify)?
-    {
-        if let Some(&i) = index.get(&r.trace_id) {
-            let t = &mut traces[i];
-            t.llm_calls = r.calls as i64;
-            t.input_tokens = r.input_tokens;
-            t.output_tokens = r.output_tokens;
-            t.cost_usd = (r.priced > 0).then_some(r.cost_usd);
-        }
-    }
+    sql.push(") GROUP BY trace_id)");
+    let rows: Vec<TraceRow> = sql.query(store).fetch_all().await.map_err(classify)?;
+    let mut of: HashMap<String, TraceRow> =
+        rows.into_iter().map(|r| (r.trace_id.clone(), r)).collect();
+    traces.retain_mut(|t| {
+        let Some(r) = of.remove(&t.trace_id) else {
+            return false;
+        };
+        t.service = none_if_empty(r.service);
+        t.root_name = Some(r.root_name);
+        t.duration_ns = (r.end_ns - t.start_ns).max(0);
+        t.span_count = r.span_count as i64;
+        t.error = r.error != 0;
+        t.llm_calls = r.calls as i64;
+        t.input_tokens = r.input_tokens;
+        t.output_tokens = r.output_tokens;
+        t.cost_usd = (r.priced > 0).then_some(r.cost_usd);
+        true
+    });
     Ok(())
 }
 
@@ -383,6 +363,14 @@ struct SpanRow {
     resource_values: Vec<String>,
     events: String,
     links: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ContentRow {
+    span_id: String,
+    input_messages: String,
+    output_messages: String,
+    system_instructions: String,
 }
 
 /// A `Map` column read as keys and JSON-text values, back to JSON values.
@@ -439,47 +427,20 @@ impl From<SpanRow> for SpanRecord {
     }
 }
 
-#[derive(Row, Deserialize)]
-struct RangeRow {
-    spans: u64,
-    start_min: i64,
-    start_max: i64,
-}
-
-#[derive(Row, Deserialize)]
-struct ContentRow {
-    span_id: String,
-    input_messages: String,
-    output_messages: String,
-    system_instructions: String,
-}
-
 pub async fn trace(
     store: &ClickHouseStore,
     project: &str,
     trace_id: &str,
 ) -> Result<Option<Vec<SpanRecord>>> {
     let db = store.database();
-    // The trace's time range from the lookup table narrows the scan to its partitions.
-    let range: RangeRow = store
+    // The trace's time range from the lookup table (a scalar subquery, so the primary key and
+    // partitions of `spans` use it) narrows the scan; the event content is read meanwhile.
+    let spans = store
         .client()
         .query(&format!(
-            "SELECT count() AS spans, toUnixTimestamp64Nano(min(start_min)) AS start_min,
-                    toUnixTimestamp64Nano(max(start_max)) AS start_max
-             FROM {db}.trace_index WHERE project = ? AND trace_id = ?"
-        ))
-        .bind(project)
-        .bind(trace_id)
-        .fetch_one()
-        .await
-        .map_err(classify)?;
-    if range.spans == 0 {
-        return Ok(None);
-    }
-    let rows: Vec<SpanRow> = store
-        .client()
-        .query(&format!(
-            "SELECT project, trace_id, span_id, parent_span_id, name, kind, service, scope_name,
+            "WITH (SELECT (min(start_min), max(start_max)) FROM {db}.trace_index
+                   WHERE project = ? AND trace_id = ?) AS range
+             SELECT project, trace_id, span_id, parent_span_id, name, kind, service, scope_name,
                     toUnixTimestamp64Nano(start_time) AS start_ns, toUnixTimestamp64Nano(end_time) AS end_ns,
                     status_code, status_message, operation, provider, request_model, response_model,
                     response_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
@@ -490,23 +451,16 @@ pub async fn trace(
                     mapValues(resource_attributes) AS resource_values, events, links
              FROM {db}.spans
              WHERE project = ? AND trace_id = ?
-               AND start_time >= fromUnixTimestamp64Nano(?, 'UTC')
-               AND start_time <= fromUnixTimestamp64Nano(?, 'UTC')
+               AND start_time >= range.1 AND start_time <= range.2
              ORDER BY start_time, span_id
              LIMIT 1 BY span_id"
         ))
         .bind(project)
         .bind(trace_id)
-        .bind(range.start_min)
-        .bind(range.start_max)
-        .fetch_all()
-        .await
-        .map_err(classify)?;
-    let mut spans: Vec<SpanRecord> = rows.into_iter().map(SpanRecord::from).collect();
-    if spans.is_empty() {
-        return Ok(None);
-    }
-    let content: Vec<ContentRow> = store
+        .bind(project)
+        .bind(trace_id)
+        .fetch_all::<SpanRow>();
+    let content = store
         .client()
         .query(&format!(
             "SELECT span_id, input_messages, output_messages, system_instructions FROM {db}.logs
@@ -516,22 +470,23 @@ pub async fn trace(
         ))
         .bind(project)
         .bind(trace_id)
-        .fetch_all()
-        .await
-        .map_err(classify)?;
-    crate::query::join_event_content(
-        &mut spans,
-        content.into_iter().map(|c| {
-            (
-                c.span_id,
-                [
-                    none_if_empty(c.input_messages),
-                    none_if_empty(c.output_messages),
-                    none_if_empty(c.system_instructions),
-                ],
-            )
-        }),
-    );
+        .fetch_all::<ContentRow>();
+    let (rows, content) = tokio::try_join!(spans, content).map_err(classify)?;
+    let mut spans: Vec<SpanRecord> = rows.into_iter().map(SpanRecord::from).collect();
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    let content = content.into_iter().map(|c| {
+        (
+            c.span_id,
+            [
+                none_if_empty(c.input_messages),
+                none_if_empty(c.output_messages),
+                none_if_empty(c.system_instructions),
+            ],
+        )
+    });
+    crate::query::join_event_content(&mut spans, content);
     Ok(Some(spans))
 }
 
@@ -560,44 +515,21 @@ fn group_key(group_by: GroupBy) -> &'static str {
     }
 }
 
+/// Whole hours and days from the call rollups and the partial hours at the edges from raw rows
+/// (`query::rollup::plan`), in one query; user and session summaries and ranges without a whole
+/// hour from raw rows alone.
 pub async fn summary(store: &ClickHouseStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
-    match q.rollup_width() {
-        Some(3_600_000_000_000) => summary_from_rollup(store, q, "calls_1h").await,
-        Some(_) => summary_from_rollup(store, q, "calls_1d").await,
-        None => summary_from_rows(store, q).await,
+    match rollup::plan(q) {
+        Some(plan) if rollup::Dim::for_group(q.group_by) == rollup::Dim::Calls => {
+            summary_from_plan(store, q, &plan).await
+        }
+        _ => summary_from_rows(store, q).await,
     }
 }
 
 async fn summary_from_rows(store: &ClickHouseStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
-    let db = store.database();
     let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT {key} AS key, toUnixTimestamp64Nano(s.start_time) AS start_ns, s.duration_ns AS duration_ns,
-                s.status_code AS status_code, s.input_tokens AS input_tokens, s.output_tokens AS output_tokens,
-                s.cache_read_tokens AS cache_read_tokens, s.cost_usd AS cost_usd
-         FROM {db}.spans AS s",
-        key = group_key(q.group_by)
-    ));
-    if matches!(q.group_by, GroupBy::User | GroupBy::Session) {
-        sql.push(&format!(
-            " LEFT JOIN (SELECT trace_id,
-                         argMinIf(user_id, (parent_span_id != '', start_time, span_id), user_id != '')
-                             AS trace_user,
-                         argMinIf(session_id, (parent_span_id != '', start_time, span_id), session_id != '')
-                             AS trace_session
-                  FROM {db}.spans WHERE"
-        ));
-        sql.str(" project = ?", &q.filter.project)
-            .push(" GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
-    }
-    sql.push(" WHERE s.is_model_call = 1 AND");
-    span_filter(&mut sql, &q.filter);
-    // One row per model call: of spans sharing a response id, the one with the most complete
-    // usage (the same choice as every store).
-    sql.push(
-        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
-          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
-    );
+    raw_calls(&mut sql, store.database(), q.group_by, &q.filter, &[]);
     let rows: Vec<CallSelect> = sql.query(store).fetch_all().await.map_err(classify)?;
     let calls = rows
         .into_iter()
@@ -615,10 +547,52 @@ async fn summary_from_rows(store: &ClickHouseStore, q: &SummaryQuery) -> Result<
     Ok(summarize(calls, q.bucket_ns))
 }
 
+/// Model calls in `f` (and, when given, in one of `ranges` of start times), keyed by `group_by`:
+/// one row per call, of spans sharing a response id the one with the most complete usage (the
+/// same choice as every store).
+fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(i64, i64)]) {
+    sql.push(&format!(
+        "SELECT {key} AS key, toUnixTimestamp64Nano(s.start_time) AS start_ns, s.duration_ns AS duration_ns,
+                s.status_code AS status_code, s.input_tokens AS input_tokens, s.output_tokens AS output_tokens,
+                s.cache_read_tokens AS cache_read_tokens, s.cost_usd AS cost_usd
+         FROM {db}.spans AS s",
+        key = group_key(group_by)
+    ));
+    if matches!(group_by, GroupBy::User | GroupBy::Session) {
+        sql.push(&format!(
+            " LEFT JOIN (SELECT trace_id,
+                         argMinIf(user_id, (parent_span_id != '', start_time, span_id), user_id != '')
+                             AS trace_user,
+                         argMinIf(session_id, (parent_span_id != '', start_time, span_id), session_id != '')
+                             AS trace_session
+                  FROM {db}.spans WHERE"
+        ));
+        sql.str(" project = ?", &f.project)
+            .push(" GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
+    }
+    sql.push(" WHERE s.is_model_call = 1 AND");
+    span_filter(sql, f);
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        sql.push(if i == 0 { " AND (" } else { " OR " })
+            .int("(s.start_time >= fromUnixTimestamp64Nano(?, 'UTC')", *from)
+            .int(
+                " AND s.start_time < fromUnixTimestamp64Nano(?, 'UTC'))",
+                *to,
+            );
+    }
+    if !ranges.is_empty() {
+        sql.push(")");
+    }
+    sql.push(
+        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
+          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
+    );
+}
+
 #[derive(Row, Deserialize)]
-struct RollupRow {
+struct GroupRow {
     key: String,
-    bucket_s: i64,
+    bucket_ns: i64,
     requests: u64,
     errors: u64,
     input_tokens: i64,
@@ -626,76 +600,125 @@ struct RollupRow {
     cache_read_tokens: i64,
     cost_usd: f64,
     priced: u64,
-    latency_ms: Vec<f64>,
+    hist_buckets: Vec<u8>,
+    hist_counts: Vec<u64>,
 }
 
-async fn summary_from_rollup(
+/// The sums of one group and bucket over `calls_hourly`/`calls_daily` rows and raw calls (each
+/// call as a row of one), the latency as the rollups' histogram.
+async fn summary_from_plan(
     store: &ClickHouseStore,
     q: &SummaryQuery,
-    table: &str,
+    plan: &rollup::Plan,
 ) -> Result<Vec<SummaryGroup>> {
     let db = store.database();
-    let key = match q.group_by {
-        GroupBy::Model => "model",
-        GroupBy::Provider => "provider",
-        GroupBy::Service => "service",
-        _ => "operation",
-    };
-    let bucket = match q.bucket_ns {
-        Some(b) => format!(
-            "intDiv(toUnixTimestamp(bucket), {0}) * {0}",
-            b / 1_000_000_000
-        ),
-        None => "toInt64(0)".to_owned(),
+    let f = &q.filter;
+    // `X` is a time in nanoseconds.
+    let bucket_of = |x: &str| match q.bucket_ns {
+        Some(b) if b > 0 => format!("intDiv({x}, {b}) * {b}"),
+        _ => "toInt64(0)".to_owned(),
     };
     let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT {key} AS key, toInt64({bucket}) AS bucket_s, sum(requests) AS requests, sum(errors) AS errors,
+    sql.push(
+        "SELECT key, bucket_ns, sum(requests) AS requests, sum(errors) AS errors,
                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                 sum(cache_read_tokens) AS cache_read_tokens, sum(cost_usd) AS cost_usd,
-                sum(priced) AS priced,
-                arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms)) AS latency_ms
-         FROM {db}.{table} WHERE"
-    ));
-    sql.str(" project = ?", &q.filter.project);
-    if let Some(from) = q.filter.from_ns {
-        sql.int(
+                sum(priced) AS priced, mapKeys(sumMap(latency_hist)) AS hist_buckets,
+                mapValues(sumMap(latency_hist)) AS hist_counts
+         FROM (",
+    );
+    for (i, (width, from, to)) in plan.rollup.iter().enumerate() {
+        let table = if *width == rollup::DAY_NS {
+            "calls_daily"
+        } else {
+            "calls_hourly"
+        };
+        let key = match q.group_by {
+            GroupBy::Model => "if(request_model != '', request_model, response_model)",
+            GroupBy::Provider => "provider",
+            GroupBy::Service => "service",
+            _ => "operation",
+        };
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(&format!(
+            "SELECT toString({key}) AS key, {bucket} AS bucket_ns, toUInt64(requests) AS requests,
+                    toUInt64(errors) AS errors, toInt64(input_tokens) AS input_tokens,
+                    toInt64(output_tokens) AS output_tokens,
+                    toInt64(cache_read_tokens) AS cache_read_tokens, toFloat64(cost_usd) AS cost_usd,
+                    toUInt64(priced) AS priced,
+                    CAST(latency_hist, 'Map(UInt8, UInt64)') AS latency_hist
+             FROM {db}.{table} WHERE",
+            bucket = bucket_of("toInt64(toUnixTimestamp(bucket)) * 1000000000"),
+        ))
+        .str(" project = ?", &f.project)
+        .int(
             " AND bucket >= toDateTime(intDiv(?, 1000000000), 'UTC')",
-            from,
+            *from,
+        )
+        .int(
+            " AND bucket < toDateTime(intDiv(?, 1000000000), 'UTC')",
+            *to,
         );
+        if let Some(service) = &f.service {
+            sql.str(" AND service = ?", service);
+        }
+        if let Some(provider) = &f.provider {
+            sql.str(" AND provider = ?", provider);
+        }
+        if let Some(model) = &f.model {
+            sql.str(" AND (request_model = ?", model)
+                .str(" OR response_model = ?)", model);
+        }
     }
-    if let Some(to) = q.filter.to_ns {
-        sql.int(" AND bucket < toDateTime(intDiv(?, 1000000000), 'UTC')", to);
+    if !plan.raw.is_empty() {
+        // The edges' calls, one row per call as `summary_from_rows` picks them.
+        sql.push(&format!(
+            " UNION ALL
+             SELECT key, {bucket} AS bucket_ns, toUInt64(1) AS requests,
+                    toUInt64(status_code = 2) AS errors, ifNull(input_tokens, 0) AS input_tokens,
+                    ifNull(output_tokens, 0) AS output_tokens,
+                    ifNull(cache_read_tokens, 0) AS cache_read_tokens,
+                    ifNull(cost_usd, 0) AS cost_usd, toUInt64(cost_usd IS NOT NULL) AS priced,
+                    map({HIST_BUCKET}, toUInt64(1)) AS latency_hist
+             FROM (",
+            bucket = bucket_of("start_ns"),
+        ));
+        let edges = Filter {
+            from_ns: None,
+            to_ns: None,
+            ..f.clone()
+        };
+        raw_calls(&mut sql, db, q.group_by, &edges, &plan.raw);
+        sql.push(")");
     }
-    if let Some(service) = &q.filter.service {
-        sql.str(" AND service = ?", service);
-    }
-    if let Some(provider) = &q.filter.provider {
-        sql.str(" AND provider = ?", provider);
-    }
-    sql.push(" GROUP BY key, bucket_s");
-    let rows: Vec<RollupRow> = sql.query(store).fetch_all().await.map_err(classify)?;
-    let mut groups: Vec<SummaryGroup> = rows
-        .into_iter()
-        .map(|r| SummaryGroup {
-            key: none_if_empty(r.key),
-            bucket_start_ns: q.bucket_ns.map(|_| r.bucket_s * 1_000_000_000),
+    sql.push(") GROUP BY key, bucket_ns");
+    let rows: Vec<GroupRow> = sql.query(store).fetch_all().await.map_err(classify)?;
+    let mut combined = rollup::Combined::new(q);
+    for r in rows {
+        let sums = rollup::Sums {
             requests: r.requests as i64,
             errors: r.errors as i64,
             input_tokens: r.input_tokens,
             output_tokens: r.output_tokens,
             cache_read_tokens: r.cache_read_tokens,
-            cost_usd: (r.priced > 0).then_some(r.cost_usd),
-            latency: Latency {
-                p50_ms: r.latency_ms.first().copied().unwrap_or(0.0),
-                p95_ms: r.latency_ms.get(1).copied().unwrap_or(0.0),
-                p99_ms: r.latency_ms.get(2).copied().unwrap_or(0.0),
-            },
-        })
-        .collect();
-    sort_groups(&mut groups);
-    Ok(groups)
+            cost_usd: r.cost_usd,
+            priced: r.priced as i64,
+            hist: rollup::Hist::from_counts(
+                r.hist_buckets
+                    .into_iter()
+                    .zip(r.hist_counts.into_iter().map(|n| n as i64)),
+            ),
+        };
+        combined.add_group(none_if_empty(r.key), r.bucket_ns, &sums);
+    }
+    Ok(combined.finish())
 }
+
+/// `query::rollup::Hist`'s bucket of a call's latency, as the rollups' views compute it.
+const HIST_BUCKET: &str =
+    "if(duration_ns <= 1000000, 0, toUInt8(least(ceil(log(duration_ns / 1e6) / log(1.1)), 199)))";
 
 #[derive(Row, Deserialize)]
 struct AnomalySelect {

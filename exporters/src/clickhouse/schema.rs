@@ -4,11 +4,18 @@
 use super::config::ClickHouseConfig;
 
 /// `(version, name, sql)` in order. Append only.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../sql/clickhouse/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../sql/clickhouse/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_trace_starts_and_call_rollups",
+        include_str!("../../../sql/clickhouse/0002_trace_starts_and_call_rollups.sql"),
+    ),
+];
 
 /// Tables that hold data. On a cluster each is a replicated `<name>_local` table on every node,
 /// with a `Distributed` table of the plain name in front (and the sharding key given here), so
@@ -22,6 +29,9 @@ const DISTRIBUTED: &[(&str, &str)] = &[
     ("metric_points", "rand()"),
     ("calls_1h", "rand()"),
     ("calls_1d", "rand()"),
+    ("trace_starts", "cityHash64(trace_id)"),
+    ("calls_hourly", "rand()"),
+    ("calls_daily", "rand()"),
 ];
 
 /// `text` with every reference to `{db}.<table>` (the whole name, not a longer one) renamed to
@@ -49,10 +59,25 @@ fn localize(text: &str) -> String {
 
 /// The statements of a migration for `config`: placeholders filled, split at lines holding only
 /// `;`, comments and blank statements dropped; on a cluster, local tables behind `Distributed`
-/// ones.
+/// ones. `INSERT ... SELECT` (a backfill) is left on the distributed names, so it reads and
+/// writes every shard; dropping a table drops its `Distributed` front too.
 pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
     let sql = match &config.cluster {
-        Some(_) => localize(sql),
+        Some(_) => sql
+            .split("\n;")
+            .map(|s| {
+                let code = s.lines().find(|l| {
+                    let l = l.trim_start();
+                    !l.is_empty() && !l.starts_with("--")
+                });
+                if code.is_some_and(|l| l.starts_with("INSERT")) {
+                    s.to_owned()
+                } else {
+                    localize(s)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n;"),
         None => sql.to_owned(),
     };
     let on_cluster = config
@@ -76,7 +101,7 @@ pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
         };
         text.replace_range(start..start + len + 1, &rendered);
     }
-    let mut statements: Vec<String> = text
+    let statements: Vec<String> = text
         .split("\n;")
         .map(|s| {
             s.lines()
@@ -88,22 +113,30 @@ pub fn statements(sql: &str, config: &ClickHouseConfig) -> Vec<String> {
         })
         .filter(|s| !s.is_empty())
         .collect();
-    if let Some(cluster) = &config.cluster {
-        let db = &config.database;
-        for (table, key) in DISTRIBUTED {
-            // Only for the tables this migration creates.
-            if statements
-                .iter()
-                .any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {db}.{table}_local ")))
-            {
-                statements.push(format!(
+    let Some(cluster) = &config.cluster else {
+        return statements;
+    };
+    // Each local table's `Distributed` front right after it is created or dropped, so later
+    // statements (a backfill) can address it.
+    let db = &config.database;
+    let mut out = Vec::with_capacity(statements.len());
+    for s in statements {
+        let front = DISTRIBUTED.iter().find_map(|(table, key)| {
+            if s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {db}.{table}_local ")) {
+                Some(format!(
                     "CREATE TABLE IF NOT EXISTS {db}.{table} {on_cluster} AS {db}.{table}_local \
                      ENGINE = Distributed({cluster}, {db}, {table}_local, {key})"
-                ));
+                ))
+            } else if s.starts_with(&format!("DROP TABLE IF EXISTS {db}.{table}_local ")) {
+                Some(format!("DROP TABLE IF EXISTS {db}.{table} {on_cluster}"))
+            } else {
+                None
             }
-        }
+        });
+        out.push(s);
+        out.extend(front);
     }
-    statements
+    out
 }
 
 /// The statement that creates the migrations table, run before anything else.
@@ -181,5 +214,36 @@ mod tests {
                 .any(|s| s.contains("llmscope.schema_migrations ON CLUSTER prod")),
             "not distributed"
         );
+    }
+
+    #[test]
+    fn clustered_backfills_use_the_distributed_tables_once_they_exist() {
+        let clustered = ClickHouseConfig {
+            cluster: Some("prod".into()),
+            ..Default::default()
+        };
+        let stmts = statements(MIGRATIONS[1].2, &clustered);
+        let at = |needle: &str| {
+            stmts
+                .iter()
+                .position(|s| s.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} in {stmts:#?}"))
+        };
+        let front = at("CREATE TABLE IF NOT EXISTS llmscope.trace_starts ON CLUSTER prod AS");
+        let backfill = at("INSERT INTO llmscope.trace_starts\n");
+        assert!(at("CREATE TABLE IF NOT EXISTS llmscope.trace_starts_local") < front);
+        assert!(front < backfill);
+        assert!(stmts[backfill].contains("FROM llmscope.trace_index GROUP BY"));
+        assert!(
+            stmts[at("CREATE MATERIALIZED VIEW IF NOT EXISTS llmscope.calls_hourly_mv")]
+                .contains("TO llmscope.calls_hourly_local")
+        );
+        assert!(
+            at("DROP TABLE IF EXISTS llmscope.calls_1h_local")
+                < at("DROP TABLE IF EXISTS llmscope.calls_1h ON CLUSTER prod")
+        );
+        let single = statements(MIGRATIONS[1].2, &ClickHouseConfig::default());
+        assert!(single.iter().all(|s| !s.contains("_local")));
+        assert_eq!(single.iter().filter(|s| s.starts_with("INSERT")).count(), 3);
     }
 }

@@ -100,7 +100,7 @@ pub struct TraceQuery {
 }
 
 /// One trace in the list. Tokens and cost count each model call once.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceSummary {
     pub trace_id: String,
     pub service: Option<String>,

@@ -17,7 +17,8 @@
 //! retries of their arrival; a summary ([`plan`]) answers whole hours and days from them and
 //! only the partial hours at the range's edges from raw rows, so its counts, tokens and cost
 //! equal the raw answer and its latency quantiles are within 10% of it. SQLite and PostgreSQL
-//! use these functions, so they agree; ClickHouse keeps its own rollups (`sql/clickhouse/`).
+//! use these functions, so they agree. ClickHouse keeps its call rollups in materialized views
+//! (`sql/clickhouse/`) with the same histogram buckets, and answers by the same [`plan`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,6 +56,15 @@ impl Hist {
         if *count == 0 {
             self.0.remove(&bucket);
         }
+    }
+
+    /// A histogram from `(bucket, count)` pairs (a store that sums them itself).
+    pub fn from_counts(counts: impl IntoIterator<Item = (u8, i64)>) -> Self {
+        let mut hist = Hist::default();
+        for (bucket, n) in counts {
+            hist.add_bucket(bucket.min(HIST_BUCKETS as u8 - 1), n);
+        }
+        hist
     }
 
     pub fn merge(&mut self, other: &Hist, sign: i64) {
@@ -559,11 +569,15 @@ impl Combined {
         );
     }
 
-    /// A rollup row of the plan's ranges.
-    pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
-        let key = series.group(self.group_by);
+    /// Sums already keyed by the summary's group (a store that groups in SQL).
+    pub fn add_group(&mut self, key: Option<String>, bucket_start_ns: i64, sums: &Sums) {
         let bucket = self.bucket(bucket_start_ns);
         self.groups.entry((key, bucket)).or_default().merge(sums, 1);
+    }
+
+    /// A rollup row of the plan's ranges.
+    pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
+        self.add_group(series.group(self.group_by), bucket_start_ns, sums);
     }
 
     pub fn finish(self) -> Vec<SummaryGroup> {

@@ -10,6 +10,11 @@ use crate::data;
 
 /// A store on a fresh database, or `None` (skipped, said) when no ClickHouse is configured.
 pub async fn store(name: &str) -> Option<ClickHouseStore> {
+    store_at(name, u32::MAX).await
+}
+
+/// A store on a fresh database with the migrations up to `version` applied.
+pub async fn store_at(name: &str, version: u32) -> Option<ClickHouseStore> {
     let url = llmscope_core::test_util::service_url("LLMSCOPE_TEST_CLICKHOUSE_URL")?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -17,13 +22,17 @@ pub async fn store(name: &str) -> Option<ClickHouseStore> {
     let config = ClickHouseConfig {
         url,
         database: format!("llmscope_test_{name}_{}_{nanos}", std::process::id()),
+        create_schema: false,
         ..Default::default()
     };
-    Some(
-        ClickHouseStore::open(config)
-            .await
-            .expect("ClickHouse store opens and migrates"),
-    )
+    let store = ClickHouseStore::open(config)
+        .await
+        .expect("ClickHouse store opens");
+    store
+        .migrate_up_to(version)
+        .await
+        .expect("ClickHouse store migrates");
+    Some(store)
 }
 
 pub async fn drop_database(store: &ClickHouseStore) {
@@ -61,16 +70,18 @@ async fn migrations_apply_once_and_create_every_table() {
         .expect("tables");
     let want = [
         "anomalies",
-        "calls_1d",
-        "calls_1d_mv",
-        "calls_1h",
-        "calls_1h_mv",
+        "calls_daily",
+        "calls_daily_mv",
+        "calls_hourly",
+        "calls_hourly_mv",
         "logs",
         "metric_points",
         "schema_migrations",
         "spans",
         "trace_index",
         "trace_index_mv",
+        "trace_starts",
+        "trace_starts_mv",
     ];
     assert_eq!(tables, want);
     drop_database(&store).await;
@@ -96,10 +107,11 @@ async fn aggregates(store: &ClickHouseStore, from_rollup: bool) -> Vec<Aggregate
     let db = store.database();
     let sql = if from_rollup {
         format!(
-            "SELECT project, toUInt32(bucket) AS bucket, service, provider, model, operation, sum(requests) AS requests,
+            "SELECT project, toUInt32(bucket) AS bucket, service, provider,
+                    if(request_model != '', request_model, response_model) AS model, operation, sum(requests) AS requests,
                     sum(errors) AS errors, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                     sum(cache_read_tokens) AS cache_read_tokens, toInt64(round(sum(cost_usd) * 1e6)) AS cost_micro_usd
-             FROM {db}.calls_1h GROUP BY project, bucket, service, provider, model, operation
+             FROM {db}.calls_hourly GROUP BY project, bucket, service, provider, model, operation
              ORDER BY project, bucket, service, provider, model, operation"
         )
     } else {

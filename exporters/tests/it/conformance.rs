@@ -101,6 +101,22 @@ async fn sqlite_and_clickhouse_answer_the_same() {
     clickhouse::drop_database(&ch).await;
 }
 
+/// A database written by version 1 of the schema (t-digest rollups, no `trace_starts`) and then
+/// migrated answers as one written by the current schema: the migration backfills both.
+#[tokio::test]
+async fn clickhouse_upgraded_from_version_1_answers_the_same() {
+    let Some(ch) = clickhouse::store_at("upgrade", 1).await else {
+        return;
+    };
+    let sqlite = reference_with(&ch).await;
+    assert_eq!(
+        ch.migrate().await.expect("migrate"),
+        ["0002_trace_starts_and_call_rollups"]
+    );
+    conform(&sqlite.1, &ch).await;
+    clickhouse::drop_database(&ch).await;
+}
+
 #[tokio::test]
 async fn sqlite_and_postgres_answer_the_same() {
     let Some(pg) = postgres::store("conformance").await else {
