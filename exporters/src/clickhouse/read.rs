@@ -559,6 +559,12 @@ fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(
         key = group_key(group_by)
     ));
     if matches!(group_by, GroupBy::User | GroupBy::Session) {
+        // The calls' traces' user and session, from their spans: those start no earlier than
+        // the earliest of these traces (`trace_index`), which bounds the scan.
+        let traces = |sql: &mut Sql| {
+            sql.push(&format!("SELECT s.trace_id FROM {db}.spans AS s WHERE"));
+            calls_where(sql, f, ranges);
+        };
         sql.push(&format!(
             " LEFT JOIN (SELECT trace_id,
                          argMinIf(user_id, (parent_span_id != '', start_time, span_id), user_id != '')
@@ -567,10 +573,27 @@ fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(
                              AS trace_session
                   FROM {db}.spans WHERE"
         ));
+        sql.str(" project = ?", &f.project).push(&format!(
+            " AND start_time >= (SELECT min(start_min) FROM {db}.trace_index WHERE"
+        ));
         sql.str(" project = ?", &f.project)
-            .push(" GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
+            .push(" AND trace_id IN (");
+        traces(sql);
+        sql.push(")) AND trace_id IN (");
+        traces(sql);
+        sql.push(") GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
     }
-    sql.push(" WHERE s.is_model_call = 1 AND");
+    sql.push(" WHERE");
+    calls_where(sql, f, ranges);
+    sql.push(
+        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
+          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
+    );
+}
+
+/// The conditions on spans `s` of the model calls in `f` and, when given, in one of `ranges`.
+fn calls_where(sql: &mut Sql, f: &Filter, ranges: &[(i64, i64)]) {
+    sql.push(" s.is_model_call = 1 AND");
     span_filter(sql, f);
     for (i, (from, to)) in ranges.iter().enumerate() {
         sql.push(if i == 0 { " AND (" } else { " OR " })
@@ -583,10 +606,6 @@ fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(
     if !ranges.is_empty() {
         sql.push(")");
     }
-    sql.push(
-        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
-          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
-    );
 }
 
 #[derive(Row, Deserialize)]
