@@ -208,6 +208,59 @@ fn span_record(
     }
 }
 
+/// The canonical GenAI attributes the typed fields hold, as the attributes JSON holds them.
+fn typed_attributes(g: &GenAiFields) -> [(&'static str, Option<J>); 14] {
+    let s = |v: &Option<String>| v.as_ref().map(|v| J::String(v.clone()));
+    let n = |v: Option<i64>| v.map(J::from);
+    [
+        (sc::OPERATION_NAME, s(&g.operation)),
+        (sc::PROVIDER_NAME, s(&g.provider)),
+        (sc::REQUEST_MODEL, s(&g.request_model)),
+        (sc::RESPONSE_MODEL, s(&g.response_model)),
+        (sc::RESPONSE_ID, s(&g.response_id)),
+        (sc::USAGE_INPUT_TOKENS, n(g.input_tokens)),
+        (sc::USAGE_OUTPUT_TOKENS, n(g.output_tokens)),
+        (sc::USAGE_CACHE_READ_INPUT_TOKENS, n(g.cache_read_tokens)),
+        (
+            sc::USAGE_CACHE_CREATION_INPUT_TOKENS,
+            n(g.cache_write_tokens),
+        ),
+        (sc::USAGE_REASONING_OUTPUT_TOKENS, n(g.reasoning_tokens)),
+        (
+            sc::COST_TOTAL_USD,
+            g.cost_usd
+                .and_then(serde_json::Number::from_f64)
+                .map(J::Number),
+        ),
+        (sc::SESSION_ID, s(&g.session_id)),
+        (sc::USER_ID, s(&g.user_id)),
+        (sc::CONVERSATION_ID, s(&g.conversation_id)),
+    ]
+}
+
+/// The attributes a store writes beside the typed columns: without the entries that
+/// [`restore_typed`] gives back exactly from those columns (same key, same JSON value), so each
+/// value is stored once. Anything else (a token count sent as text, say) stays.
+pub fn strip_typed(attributes: &JsonMap, g: &GenAiFields) -> JsonMap {
+    let mut out = attributes.clone();
+    for (key, value) in typed_attributes(g) {
+        if value.is_some() && out.get(key) == value.as_ref() {
+            out.shift_remove(key);
+        }
+    }
+    out
+}
+
+/// The attributes as sent, from what [`strip_typed`] kept and the typed columns. Rows written
+/// before stripping already hold every entry and are left as they are.
+pub fn restore_typed(attributes: &mut JsonMap, g: &GenAiFields) {
+    for (key, value) in typed_attributes(g) {
+        if let Some(value) = value {
+            attributes.entry(key).or_insert(value);
+        }
+    }
+}
+
 /// Every record of a logs payload as a row: anomaly events as [`AnomalyRow`]s, the rest as
 /// [`LogRow`]s.
 pub fn log_rows(project: &str, resource_logs: &[ResourceLogs]) -> (Vec<LogRow>, Vec<AnomalyRow>) {
@@ -453,5 +506,43 @@ impl AnomalyRow {
             opt(&self.model),
             self.attributes.as_bytes(),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmscope_core::attr;
+
+    #[test]
+    fn typed_attributes_are_stored_once_and_restored_exactly() {
+        let mut attrs = Vec::new();
+        attr::set(&mut attrs, sc::OPERATION_NAME, attr::string("chat"));
+        attr::set(&mut attrs, sc::REQUEST_MODEL, attr::string("gpt-4o"));
+        attr::set(&mut attrs, sc::USAGE_INPUT_TOKENS, attr::int(12));
+        // Sent as text: the typed column holds 7, the attribute must stay "7".
+        attr::set(&mut attrs, sc::USAGE_OUTPUT_TOKENS, attr::string("7"));
+        // A whole number cost sent as an int: the typed column holds 2.0.
+        attr::set(&mut attrs, sc::COST_TOTAL_USD, attr::int(2));
+        attr::set(&mut attrs, "app.tenant", attr::string("acme"));
+        let g = GenAiFields::read(&attrs);
+        let attributes = attrs_without_content(&attrs);
+
+        let stored = strip_typed(&attributes, &g);
+        let kept: Vec<&str> = stored.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            [sc::USAGE_OUTPUT_TOKENS, sc::COST_TOTAL_USD, "app.tenant"]
+        );
+        let mut restored = stored;
+        restore_typed(&mut restored, &g);
+        assert_eq!(restored, attributes);
+        assert_eq!(restored[sc::USAGE_OUTPUT_TOKENS], J::from("7"));
+        assert_eq!(restored[sc::COST_TOTAL_USD], J::from(2));
+
+        // A row written before stripping is read as it is.
+        let mut old = attributes.clone();
+        restore_typed(&mut old, &g);
+        assert_eq!(old, attributes);
     }
 }

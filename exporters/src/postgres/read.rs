@@ -152,7 +152,7 @@ fn object(v: J) -> JsonMap {
 }
 
 fn span_from_row(r: &Row) -> SpanRecord {
-    SpanRecord {
+    let mut span = SpanRecord {
         project: r.get("project"),
         trace_id: r.get("trace_id"),
         span_id: r.get("span_id"),
@@ -189,7 +189,9 @@ fn span_from_row(r: &Row) -> SpanRecord {
         resource_attributes: Arc::new(object(r.get("resource_attributes"))),
         events: r.get::<_, J>("events").to_string(),
         links: r.get::<_, J>("links").to_string(),
-    }
+    };
+    crate::record::restore_typed(&mut span.attributes, &span.gen_ai);
+    span
 }
 
 pub async fn trace(

@@ -124,7 +124,7 @@ const SPAN_COLUMNS: &str = "project, trace_id, span_id, parent_span_id, name, ki
     resource_attributes, events, links";
 
 fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
-    Ok(SpanRecord {
+    let mut span = SpanRecord {
         project: r.get(0)?,
         trace_id: r.get(1)?,
         span_id: r.get(2)?,
@@ -161,7 +161,9 @@ fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
         resource_attributes: std::sync::Arc::new(json_map(&r.get::<_, String>(31)?)),
         events: r.get(32)?,
         links: r.get(33)?,
-    })
+    };
+    crate::record::restore_typed(&mut span.attributes, &span.gen_ai);
+    Ok(span)
 }
 
 fn json_map(text: &str) -> crate::record::JsonMap {

@@ -2,7 +2,7 @@
 
 use rusqlite::{Transaction, params};
 
-use crate::record::{AnomalyRow, LogRow, MetricPointRow, SpanRecord};
+use crate::record::{self, AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
 /// A retried span replaces its earlier copy (same project, trace id and span id).
 pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Result<()> {
@@ -50,7 +50,7 @@ pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Resu
             g.input_messages,
             g.output_messages,
             g.system_instructions,
-            serde_json::to_string(&r.attributes).unwrap_or_default(),
+            serde_json::to_string(&record::strip_typed(&r.attributes, g)).unwrap_or_default(),
             serde_json::to_string(&*r.resource_attributes).unwrap_or_default(),
             r.events,
             r.links,
