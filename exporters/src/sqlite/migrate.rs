@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_summaries",
         include_str!("../../../sql/sqlite/0005_summaries.sql"),
     ),
+    (
+        6,
+        "0006_one_span_key_index",
+        include_str!("../../../sql/sqlite/0006_one_span_key_index.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -82,7 +87,8 @@ mod tests {
                 "0002_anomalies",
                 "0003_metadata",
                 "0004_record_ids",
-                "0005_summaries"
+                "0005_summaries",
+                "0006_one_span_key_index"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());
