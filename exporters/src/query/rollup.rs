@@ -410,8 +410,10 @@ pub fn calls(trace_id: &str, spans: &[SpanBrief], owners: &Owners) -> Vec<Call> 
     out
 }
 
-/// What a rollup update adds: sums (negative where calls left a series) per row.
-pub type Delta = BTreeMap<(Bucket, Series), Sums>;
+/// What a rollup update adds: sums (negative where calls left a series) per row. Hashed: every
+/// call adds to six rows, and ordered keys of six strings made the comparisons a fifth of SQLite's
+/// ingest time.
+pub type Delta = HashMap<(Bucket, Series), Sums>;
 
 /// Adds `sign` times the rollup rows of `calls` to `delta`.
 pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
