@@ -195,40 +195,6 @@ pub struct AnomalyQuery {
     pub limit: usize,
 }
 
-const HOUR_NS: i64 = 3_600_000_000_000;
-const DAY_NS: i64 = 24 * HOUR_NS;
-
-impl SummaryQuery {
-    /// The width of the rollup (hourly or daily) that answers this query exactly in its counts,
-    /// if any: grouped by a rollup key, not filtered by model (rollups key on one model name),
-    /// with a range and buckets aligned to the rollup's buckets.
-    pub fn rollup_width(&self) -> Option<i64> {
-        if !matches!(
-            self.group_by,
-            GroupBy::Model | GroupBy::Provider | GroupBy::Service | GroupBy::Operation
-        ) || self.filter.model.is_some()
-        {
-            return None;
-        }
-        let aligned = |width: i64| {
-            [self.filter.from_ns, self.filter.to_ns]
-                .iter()
-                .flatten()
-                .all(|t| t.rem_euclid(width) == 0)
-                && self
-                    .bucket_ns
-                    .is_none_or(|b| b % width == 0 && DAY_NS % b.min(DAY_NS) == 0)
-        };
-        if aligned(DAY_NS) && self.bucket_ns.is_some_and(|b| b % DAY_NS == 0) {
-            Some(DAY_NS)
-        } else if aligned(HOUR_NS) {
-            Some(HOUR_NS)
-        } else {
-            None
-        }
-    }
-}
-
 /// A store the query API can read.
 pub trait QueryStore: Send + Sync + 'static {
     /// Traces newest first, one page.
