@@ -528,3 +528,108 @@ async fn concurrent_postgres_writers_keep_the_summaries_exact() {
     }
     postgres::drop_database(pg).await;
 }
+
+/// Every page, `limit` traces at a time.
+async fn pages(store: &dyn QueryStore, filter: Filter, limit: usize) -> Vec<TraceSummary> {
+    let mut query = TraceQuery {
+        filter,
+        limit,
+        cursor: None,
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store.traces(&query).await.expect("traces");
+        assert!(page.traces.len() <= limit);
+        out.extend(page.traces);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// 1,000 traces, each written by five exports (so five `trace_starts` rows each), ten sharing
+/// every start, eleven with a span of a rare service, and, newest, 600 one-span traces, 300
+/// sharing each of two starts: ClickHouse's trace list has to widen its candidate rows (the
+/// filtered walk needs a second read; a test that stops after the first fails) and page through
+/// long ties exactly as SQLite does.
+#[tokio::test]
+async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
+    use llmscope_core::test_util::{span, traces};
+    let Some(ch) = clickhouse::store("split").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("split.db"),
+        ..Default::default()
+    })
+    .expect("sqlite");
+    let rare = |i: u64| i.is_multiple_of(97);
+    for part in 0..5u64 {
+        let spans = |wanted: bool| {
+            (0..1_000u64)
+                .filter(|i| (part == 3 && rare(*i)) == wanted)
+                .map(|i| {
+                    let mut s = span(0, 0, "step", vec![]);
+                    s.trace_id = (5_000 + i)
+                        .to_be_bytes()
+                        .iter()
+                        .chain([9u8; 8].iter())
+                        .copied()
+                        .collect();
+                    s.span_id = (i * 8 + part + 1).to_be_bytes().to_vec();
+                    s.start_time_unix_nano =
+                        data::DAY_START + (i / 10) * 1_000_000_000 + part * 1_000_000;
+                    s.end_time_unix_nano = s.start_time_unix_nano + 500_000;
+                    s
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut singles = Vec::new();
+        if part == 0 {
+            singles = (0..600u64)
+                .map(|i| {
+                    let mut s = span(0, 0, "single", vec![]);
+                    s.trace_id = (20_000 + i)
+                        .to_be_bytes()
+                        .iter()
+                        .chain([9u8; 8].iter())
+                        .copied()
+                        .collect();
+                    s.span_id = (100_000 + i).to_be_bytes().to_vec();
+                    s.start_time_unix_nano = data::DAY_START + (200 + i / 300) * 1_000_000_000;
+                    s.end_time_unix_nano = s.start_time_unix_nano + 500_000;
+                    s
+                })
+                .collect();
+        }
+        for (service, batch) in [
+            ("steady", spans(false)),
+            ("rare", spans(true)),
+            ("single", singles),
+        ] {
+            if batch.is_empty() {
+                continue;
+            }
+            let batch = traces(service, batch);
+            sqlite.export(&batch).await.expect("sqlite export");
+            ch.export(&batch).await.expect("clickhouse export");
+        }
+    }
+    for (f, want) in [
+        (filter(), 1_600),
+        (
+            Filter {
+                service: Some("rare".into()),
+                ..filter()
+            },
+            11,
+        ),
+    ] {
+        let a = pages(&sqlite, f.clone(), 50).await;
+        assert_eq!(a.len(), want, "{f:?}");
+        assert_eq!(pages(&ch, f.clone(), 50).await, a, "{f:?}");
+    }
+    clickhouse::drop_database(&ch).await;
+}
