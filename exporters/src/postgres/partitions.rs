@@ -119,14 +119,12 @@ pub async fn maintain(
         }
     }
     if !dropped.is_empty() {
-        // The trace list follows its spans: traces that started before the oldest day kept.
-        let cutoff = cutoff_day * DAY_NS;
-        client
-            .execute("DELETE FROM traces WHERE start_ns < $1", &[&cutoff])
-            .await?;
-        client
-            .execute("DELETE FROM trace_keys WHERE start_ns < $1", &[&cutoff])
-            .await?;
+        // The trace list follows its spans: traces that started before the oldest day kept
+        // are rewritten from what they have left, or go.
+        let mut client = client;
+        let tx = client.transaction().await?;
+        super::summaries::after_retention(&tx, cutoff_day * DAY_NS).await?;
+        tx.commit().await?;
     }
     Ok(dropped)
 }

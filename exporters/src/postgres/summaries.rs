@@ -52,6 +52,8 @@ async fn lock(tx: &Transaction<'_>, mut keys: Vec<i64>) -> Result<(), PostgresEr
 /// What the touched traces were before the batch: their spans, and the owners of the calls
 /// they share a response id with.
 pub struct Before {
+    /// The batch's earliest span start (see [`read`]).
+    floor: Option<i64>,
     briefs: Briefs,
     response_ids: Vec<String>,
     owners: Owners,
@@ -76,7 +78,8 @@ pub async fn lock_and_read(
             .collect(),
     )
     .await?;
-    let briefs = read(tx, project, trace_ids).await?;
+    let floor = spans.iter().map(|s| s.start_time_ns).min();
+    let briefs = read(tx, project, trace_ids, floor).await?;
     let response_ids: Vec<String> = rollup::response_ids(briefs.values().flatten(), spans)
         .into_iter()
         .collect();
@@ -91,6 +94,7 @@ pub async fn lock_and_read(
     let sharing = read_sharing(tx, project, &response_ids).await?;
     let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
     Ok(Before {
+        floor,
         briefs,
         response_ids,
         owners,
@@ -122,24 +126,78 @@ fn brief_at(r: &tokio_postgres::Row, at: usize) -> SpanBrief {
     }
 }
 
+/// The stored spans of `trace_ids`. A trace's stored spans start no earlier than its list row
+/// (the earliest of them; [`after_retention`] keeps that true when old days are dropped), and
+/// this batch's no earlier than `floor`: the bound lets PostgreSQL skip the day partitions
+/// before it instead of probing every partition's index for every trace.
 async fn read(
     tx: &Transaction<'_>,
     project: &str,
     trace_ids: &[&str],
+    floor: Option<i64>,
 ) -> Result<Briefs, PostgresError> {
     let mut briefs = Briefs::new();
     for r in tx
         .query(
             &format!(
-                "SELECT trace_id, {BRIEF_COLUMNS} FROM spans WHERE project = $1 AND trace_id = ANY($2)"
+                "SELECT trace_id, {BRIEF_COLUMNS} FROM spans
+                 WHERE project = $1 AND trace_id = ANY($2)
+                   AND start_time_ns >= COALESCE(LEAST($3::bigint,
+                       (SELECT min(start_ns) FROM traces
+                        WHERE project = $1 AND trace_id = ANY($2))),
+                       -9223372036854775808)"
             ),
-            &[&project, &trace_ids],
+            &[&project, &trace_ids, &floor],
         )
         .await?
     {
         briefs.entry(r.get(0)).or_default().push(brief_at(&r, 1));
     }
     Ok(briefs)
+}
+
+/// After retention dropped the span partitions before `cutoff_ns`: the list rows of traces that
+/// started before it are rewritten from the spans they have left (a trace that crossed the
+/// cutoff keeps its later spans) or deleted when none are left, so every trace with stored
+/// spans keeps a list row starting at its earliest stored span. Rollups are kept (they outlive
+/// retention).
+pub async fn after_retention(tx: &Transaction<'_>, cutoff_ns: i64) -> Result<(), PostgresError> {
+    let rows = tx
+        .query(
+            "SELECT project, trace_id FROM traces WHERE start_ns < $1 ORDER BY 1, 2",
+            &[&cutoff_ns],
+        )
+        .await?;
+    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        by_project.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    for (project, ids) in &by_project {
+        for chunk in ids.chunks(2_000) {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            lock(
+                tx,
+                ids.iter().map(|t| lock_key("trace", project, t)).collect(),
+            )
+            .await?;
+            let left = read(tx, project, &ids, None).await?;
+            let gone: Vec<&str> = ids
+                .iter()
+                .copied()
+                .filter(|t| !left.contains_key(*t))
+                .collect();
+            tx.execute(
+                "DELETE FROM traces WHERE project = $1 AND trace_id = ANY($2)",
+                &[project, &gone],
+            )
+            .await?;
+            let kept: Vec<&str> = left.keys().map(String::as_str).collect();
+            write_list(tx, project, &kept, &left).await?;
+        }
+    }
+    tx.execute("DELETE FROM trace_keys WHERE start_ns < $1", &[&cutoff_ns])
+        .await?;
+    Ok(())
 }
 
 /// Every model-call span, in any trace, with one of `response_ids`.
@@ -173,7 +231,7 @@ pub async fn refresh(
     trace_ids: &[&str],
     before: Before,
 ) -> Result<(), PostgresError> {
-    let after = read(tx, project, trace_ids).await?;
+    let after = read(tx, project, trace_ids, before.floor).await?;
     let sharing_after = read_sharing(tx, project, &before.response_ids).await?;
     let owners_after = Owners::of(sharing_after.iter().map(|(t, s)| (t.as_str(), s)));
     let mut delta = Delta::new();
@@ -195,7 +253,7 @@ pub async fn refresh(
         .collect();
     if !others.is_empty() {
         let others: Vec<&str> = others.into_iter().collect();
-        for (trace_id, spans) in read(tx, project, &others).await? {
+        for (trace_id, spans) in read(tx, project, &others, None).await? {
             add_change(
                 &mut delta,
                 &trace_id,
@@ -536,7 +594,7 @@ pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
     for (project, ids) in &by_project {
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let after = read(tx, project, &ids).await?;
+            let after = read(tx, project, &ids, None).await?;
             let response_ids: Vec<String> = rollup::response_ids(after.values().flatten(), &[])
                 .into_iter()
                 .collect();

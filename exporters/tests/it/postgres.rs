@@ -141,8 +141,8 @@ async fn partitions_roll_ahead_and_retention_drops_only_old_days() {
     };
     let day = partitions::DAY_NS;
     let now = 20_784 * day + 5; // 2026-11-27
-    // Late data from 40 and 31 days ago, and yesterday, lands in partitions made on demand.
-    for days_ago in [40i64, 31, 1] {
+    // The same 30 traces (90 spans) moved to `days_ago`.
+    let shifted = |days_ago: i64| {
         let mut batch = data::batches().remove(2);
         if let llmscope_core::Payload::Traces(rs) = &mut batch.payload {
             for s in rs
@@ -155,7 +155,11 @@ async fn partitions_roll_ahead_and_retention_drops_only_old_days() {
                 s.start_time_unix_nano = t;
             }
         }
-        store.export(&batch).await.expect("export");
+        batch
+    };
+    // Late data from 40 and 31 days ago, and yesterday, lands in partitions made on demand.
+    for days_ago in [40i64, 31, 1] {
+        store.export(&shifted(days_ago)).await.expect("export");
     }
     let old_traces = format!(
         "SELECT count(*) FROM traces WHERE start_ns < {}",
@@ -203,6 +207,23 @@ async fn partitions_roll_ahead_and_retention_drops_only_old_days() {
         90,
         "yesterday's rows are kept"
     );
+    // The traces crossed the cutoff: their list rows now start at the spans they have left.
+    let list = "SELECT (count(*) * 1000 + sum(span_count))::bigint FROM traces";
+    assert_eq!(scalar(&store, list).await, 30 * 1000 + 90);
+    assert_eq!(
+        scalar(
+            &store,
+            &format!(
+                "SELECT count(*) FROM traces WHERE start_ns <> {}",
+                now - day
+            )
+        )
+        .await,
+        0
+    );
+    // A write to them now reads their stored spans from that start on (not from this batch's).
+    store.export(&shifted(0)).await.expect("export");
+    assert_eq!(scalar(&store, list).await, 30 * 1000 + 180);
     drop_database(store).await;
 }
 
