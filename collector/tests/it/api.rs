@@ -117,10 +117,12 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // A 2 s TTL: the second export and its listing must land while the first answer is
+    // cached, also on a loaded machine (400 ms failed under load).
     let config = default_config_with(&dir, |text| {
         text.replace(
             "    store: sqlite\n",
-            "    store: sqlite\n    cache:\n      closed_ttl: 400ms\n",
+            "    store: sqlite\n    cache:\n      closed_ttl: 2s\n",
         )
     });
     let c = Collector::start_with(config, dir).await;
@@ -138,7 +140,7 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
         l["traces"].as_array().is_some_and(|t| t.len() == 1)
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     assert_eq!(c.get(closed).await.json()["groups"][0]["requests"], 2);
 
     let other = llmscope_core::test_util::fixtures::OPENINFERENCE_OPENAI_CHAT;
@@ -163,7 +165,7 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
         "served from the cache"
     );
     assert_eq!(hits(), before + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     assert_eq!(
         c.get(closed).await.json()["groups"][0]["requests"],
         4,
