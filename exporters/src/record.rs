@@ -240,15 +240,40 @@ fn typed_attributes(g: &GenAiFields) -> [(&'static str, Option<J>); 14] {
 
 /// The attributes a store writes beside the typed columns: without the entries that
 /// [`restore_typed`] gives back exactly from those columns (same key, same JSON value), so each
-/// value is stored once. Anything else (a token count sent as text, say) stays.
-pub fn strip_typed(attributes: &JsonMap, g: &GenAiFields) -> JsonMap {
-    let mut out = attributes.clone();
-    for (key, value) in typed_attributes(g) {
-        if value.is_some() && out.get(key) == value.as_ref() {
-            out.shift_remove(key);
-        }
+/// value is stored once. Anything else (a token count sent as text, say) stays. A view: it
+/// serializes without copying the attributes.
+pub fn strip_typed<'a>(attributes: &'a JsonMap, g: &GenAiFields) -> Untyped<'a> {
+    Untyped {
+        attributes,
+        typed: typed_attributes(g),
     }
-    out
+}
+
+/// See [`strip_typed`].
+pub struct Untyped<'a> {
+    attributes: &'a JsonMap,
+    typed: [(&'static str, Option<J>); 14],
+}
+
+impl Untyped<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &J)> {
+        self.attributes.iter().filter(|(key, value)| {
+            !self
+                .typed
+                .iter()
+                .any(|(k, v)| k == key && v.as_ref() == Some(*value))
+        })
+    }
+
+    pub fn to_map(&self) -> JsonMap {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl serde::Serialize for Untyped<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
 }
 
 /// The attributes as sent, from what [`strip_typed`] kept and the typed columns. Rows written
@@ -528,7 +553,12 @@ mod tests {
         let g = GenAiFields::read(&attrs);
         let attributes = attrs_without_content(&attrs);
 
-        let stored = strip_typed(&attributes, &g);
+        let stored = strip_typed(&attributes, &g).to_map();
+        assert_eq!(
+            serde_json::to_string(&strip_typed(&attributes, &g)).expect("json"),
+            serde_json::to_string(&stored).expect("json"),
+            "the view serializes as the map"
+        );
         let kept: Vec<&str> = stored.keys().map(String::as_str).collect();
         assert_eq!(
             kept,

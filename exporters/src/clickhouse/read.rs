@@ -73,6 +73,12 @@ fn span_filter(sql: &mut Sql, f: &Filter) {
     if let Some(to) = f.to_ns {
         sql.int(" AND s.start_time < fromUnixTimestamp64Nano(?, 'UTC')", to);
     }
+    key_filter(sql, f);
+}
+
+/// `AND ...` clauses for the filter's service, model and provider, on the columns of alias `s`
+/// (spans, or the call rollups, which have the same names).
+fn key_filter(sql: &mut Sql, f: &Filter) {
     if let Some(service) = &f.service {
         sql.str(" AND s.service = ?", service);
     }
@@ -502,8 +508,9 @@ struct CallSelect {
     cost_usd: Option<f64>,
 }
 
-/// The group key over spans `s` (and, for user and session, `t`: the trace's value when the span
-/// has none, as instrumentations set them on the root).
+/// The group key over spans or call rollups `s` (and, for user and session, over spans `s` and
+/// their traces `t`: the trace's value when the span has none, as instrumentations set them on
+/// the root).
 fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "if(s.request_model != '', s.request_model, s.response_model)",
@@ -652,12 +659,6 @@ async fn summary_from_plan(
         } else {
             "calls_hourly"
         };
-        let key = match q.group_by {
-            GroupBy::Model => "if(request_model != '', request_model, response_model)",
-            GroupBy::Provider => "provider",
-            GroupBy::Service => "service",
-            _ => "operation",
-        };
         if i > 0 {
             sql.push(" UNION ALL ");
         }
@@ -668,28 +669,20 @@ async fn summary_from_plan(
                     toInt64(cache_read_tokens) AS cache_read_tokens, toFloat64(cost_usd) AS cost_usd,
                     toUInt64(priced) AS priced,
                     CAST(latency_hist, 'Map(UInt8, UInt64)') AS latency_hist
-             FROM {db}.{table} WHERE",
-            bucket = bucket_of("toInt64(toUnixTimestamp(bucket)) * 1000000000"),
+             FROM {db}.{table} AS s WHERE",
+            key = group_key(q.group_by),
+            bucket = bucket_of("toInt64(toUnixTimestamp(s.bucket)) * 1000000000"),
         ))
-        .str(" project = ?", &f.project)
+        .str(" s.project = ?", &f.project)
         .int(
-            " AND bucket >= toDateTime(intDiv(?, 1000000000), 'UTC')",
+            " AND s.bucket >= toDateTime(intDiv(?, 1000000000), 'UTC')",
             *from,
         )
         .int(
-            " AND bucket < toDateTime(intDiv(?, 1000000000), 'UTC')",
+            " AND s.bucket < toDateTime(intDiv(?, 1000000000), 'UTC')",
             *to,
         );
-        if let Some(service) = &f.service {
-            sql.str(" AND service = ?", service);
-        }
-        if let Some(provider) = &f.provider {
-            sql.str(" AND provider = ?", provider);
-        }
-        if let Some(model) = &f.model {
-            sql.str(" AND (request_model = ?", model)
-                .str(" OR response_model = ?)", model);
-        }
+        key_filter(&mut sql, f);
     }
     if !plan.raw.is_empty() {
         // The edges' calls, one row per call as `summary_from_rows` picks them.

@@ -156,22 +156,32 @@ async fn read(
     Ok(briefs)
 }
 
+/// The `(project, trace id)` rows `sql` selects, grouped by project (for work done a chunk of
+/// traces at a time).
+async fn traces_by_project(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<BTreeMap<String, Vec<String>>, PostgresError> {
+    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in tx.query(sql, params).await? {
+        by_project.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    Ok(by_project)
+}
+
 /// After retention dropped the span partitions before `cutoff_ns`: the list rows of traces that
 /// started before it are rewritten from the spans they have left (a trace that crossed the
 /// cutoff keeps its later spans) or deleted when none are left, so every trace with stored
 /// spans keeps a list row starting at its earliest stored span. Rollups are kept (they outlive
 /// retention).
 pub async fn after_retention(tx: &Transaction<'_>, cutoff_ns: i64) -> Result<(), PostgresError> {
-    let rows = tx
-        .query(
-            "SELECT project, trace_id FROM traces WHERE start_ns < $1 ORDER BY 1, 2",
-            &[&cutoff_ns],
-        )
-        .await?;
-    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &rows {
-        by_project.entry(r.get(0)).or_default().push(r.get(1));
-    }
+    let by_project = traces_by_project(
+        tx,
+        "SELECT project, trace_id FROM traces WHERE start_ns < $1 ORDER BY 1, 2",
+        &[&cutoff_ns],
+    )
+    .await?;
     for (project, ids) in &by_project {
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -581,16 +591,12 @@ pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
 /// them). Every span is stored already, so each call's owner is final: each trace adds the
 /// calls it owns, and nothing else changes.
 pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
-    let rows = tx
-        .query(
-            "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
-            &[],
-        )
-        .await?;
-    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &rows {
-        by_project.entry(r.get(0)).or_default().push(r.get(1));
-    }
+    let by_project = traces_by_project(
+        tx,
+        "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
+        &[],
+    )
+    .await?;
     for (project, ids) in &by_project {
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -614,5 +620,5 @@ pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
             apply(tx, project, delta).await?;
         }
     }
-    Ok(rows.len() as u64)
+    Ok(by_project.values().map(|ids| ids.len() as u64).sum())
 }

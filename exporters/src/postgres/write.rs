@@ -228,7 +228,7 @@ async fn copy_spans(tx: &Transaction<'_>, spans: &[SpanRecord]) -> Result<(), Po
             b(g.input_messages.clone()),
             b(g.output_messages.clone()),
             b(g.system_instructions.clone()),
-            b(J::Object(record::strip_typed(&r.attributes, g))),
+            b(J::Object(record::strip_typed(&r.attributes, g).to_map())),
             b(J::Object((*r.resource_attributes).clone())),
             b(json(&r.events)),
             b(json(&r.links)),

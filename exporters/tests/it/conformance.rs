@@ -549,10 +549,11 @@ async fn pages(store: &dyn QueryStore, filter: Filter, limit: usize) -> Vec<Trac
 }
 
 /// 1,000 traces, each written by five exports (so five `trace_starts` rows each), ten sharing
-/// every start, eleven with a span of a rare service, and, newest, 600 one-span traces, 300
-/// sharing each of two starts: ClickHouse's trace list has to widen its candidate rows (the
-/// filtered walk needs a second read; a test that stops after the first fails) and page through
-/// long ties exactly as SQLite does.
+/// every start, eleven with a span of a rare service, three of the oldest with one of an ancient
+/// service, and, newest, 600 one-span traces, 300 sharing each of two starts: ClickHouse's trace
+/// list has to widen its candidate rows (the rare walk needs a second read; the ancient one finds
+/// nothing in the first and must ask whether there is more) and page through long ties exactly
+/// as SQLite does.
 #[tokio::test]
 async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
     use llmscope_core::test_util::{span, traces};
@@ -565,11 +566,16 @@ async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
         ..Default::default()
     })
     .expect("sqlite");
-    let rare = |i: u64| i.is_multiple_of(97);
+    // A span of eleven traces from a rare service; one of the three oldest from another.
+    let service = |part: u64, i: u64| match (part, i) {
+        (3, i) if i.is_multiple_of(97) => "rare",
+        (2, 0 | 7 | 14) => "ancient",
+        _ => "steady",
+    };
     for part in 0..5u64 {
-        let spans = |wanted: bool| {
+        let spans = |wanted: &str| {
             (0..1_000u64)
-                .filter(|i| (part == 3 && rare(*i)) == wanted)
+                .filter(|i| service(part, *i) == wanted)
                 .map(|i| {
                     let mut s = span(0, 0, "step", vec![]);
                     s.trace_id = (5_000 + i)
@@ -605,8 +611,9 @@ async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
                 .collect();
         }
         for (service, batch) in [
-            ("steady", spans(false)),
-            ("rare", spans(true)),
+            ("steady", spans("steady")),
+            ("rare", spans("rare")),
+            ("ancient", spans("ancient")),
             ("single", singles),
         ] {
             if batch.is_empty() {
@@ -625,6 +632,13 @@ async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
                 ..filter()
             },
             11,
+        ),
+        (
+            Filter {
+                service: Some("ancient".into()),
+                ..filter()
+            },
+            3,
         ),
     ] {
         let a = pages(&sqlite, f.clone(), 50).await;
