@@ -1,4 +1,4 @@
-//! The `llmscope` command line: run (the default), `validate`, `migrate`.
+//! The `llmscope` command line: run (the default), `validate`, `migrate`, `keys`, `alerts`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +43,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage alert rules in the metadata store of the config (the `alerts` extension's store).
+    Alerts {
+        #[command(subcommand)]
+        command: crate::alerts::cli::AlertsCommand,
     },
 }
 
@@ -109,6 +114,10 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => match runtime() {
             Ok(r) => r.block_on(keys(&config, command)),
+            Err(code) => code,
+        },
+        Command::Alerts { command } => match runtime() {
+            Ok(r) => r.block_on(crate::alerts::cli::run(&config, command)),
             Err(code) => code,
         },
         Command::Migrate => {

@@ -1,6 +1,7 @@
 //! LLMScope, the collector: receivers, config, registry, pipelines, the exporter driver, the
 //! queue and the query API. `main.rs` only calls [`cli::main`].
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;

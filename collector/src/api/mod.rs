@@ -1,6 +1,7 @@
 //! The query API (`api` extension): traces, one trace, analytics summaries, health, and the
 //! collector's own counters, as JSON over HTTP. Times are RFC 3339 in and out.
 
+mod alerts;
 mod cache;
 mod config;
 mod keys;
@@ -38,12 +39,20 @@ pub struct ApiState {
     pub auth: Option<Arc<Authenticator>>,
     /// Analytics responses, cached.
     pub cache: Arc<QueryCache>,
+    /// Alert rules and history, when the `alerts` extension runs.
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 /// The API's one error type: clear messages for the client's mistakes, a generic body for ours.
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// A bad field of a request body: named apart, so clients can point at it.
+    Invalid {
+        field: String,
+        message: String,
+    },
+    Conflict(String),
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
@@ -54,6 +63,11 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            ApiError::Invalid { field, message } => {
+                let body = json!({ "error": format!("{field}: {message}"), "field": field });
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
@@ -90,6 +104,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route(
+            "/api/v1/alert-rules",
+            get(alerts::list).post(alerts::create),
+        )
+        .route(
+            "/api/v1/alert-rules/{id}",
+            get(alerts::get_one)
+                .put(alerts::replace)
+                .delete(alerts::delete),
+        )
+        .route(
+            "/api/v1/alert-rules/{id}/test",
+            axum::routing::post(alerts::test),
+        )
+        .route("/api/v1/alerts", get(alerts::history))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -258,7 +287,7 @@ pub(crate) async fn principal(
 
 /// The project a read is about: a key's own; the admin's (or, without auth, anyone's) choice of
 /// `?project=`, `default` if none. The parameter is taken out of `q`.
-async fn project(
+pub(crate) async fn project(
     s: &ApiState,
     headers: &HeaderMap,
     q: &mut HashMap<String, String>,

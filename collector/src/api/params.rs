@@ -78,7 +78,7 @@ fn filter(q: &HashMap<String, String>, project: &str) -> Result<Filter, ApiError
     })
 }
 
-fn limit(q: &HashMap<String, String>, config: &ApiConfig) -> Result<usize, ApiError> {
+pub(crate) fn limit(q: &HashMap<String, String>, config: &ApiConfig) -> Result<usize, ApiError> {
     match non_empty(q, "limit") {
         None => Ok(config.default_limit),
         Some(v) => match v.parse::<usize>() {

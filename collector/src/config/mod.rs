@@ -108,6 +108,7 @@ pub enum ReceiverConfig {
 pub enum ExtensionConfig {
     Api(ApiConfig),
     Auth(AuthConfig),
+    Alerts(crate::alerts::AlertsConfig),
 }
 
 /// A pipeline: receivers feed processors in order, which feed every exporter.
@@ -291,7 +292,9 @@ impl Config {
             |kind, v, p, pr| match kind {
                 "api" => checked(v, p, pr, ApiConfig::validate).map(ExtensionConfig::Api),
                 "auth" => checked(v, p, pr, AuthConfig::validate).map(ExtensionConfig::Auth),
-                _ => unknown_type(p, pr, "extension", kind, &["api", "auth"]),
+                "alerts" => checked(v, p, pr, crate::alerts::AlertsConfig::validate)
+                    .map(ExtensionConfig::Alerts),
+                _ => unknown_type(p, pr, "extension", kind, &["alerts", "api", "auth"]),
             },
         );
         let service: RawService = raw
@@ -388,29 +391,32 @@ impl Config {
                 ));
             }
         }
+        const QUERIES: &str = "answers no queries (it is write-only); use a store such as sqlite, postgres or clickhouse";
+        const METADATA: &str = "cannot hold keys or rules; use a sqlite or postgres exporter";
+        type StoreUse<'a> = (&'a String, &'static str, &'static str, fn(Offers) -> bool);
         for (id, ext) in &self.extensions {
-            let (store, needs, offered): (&String, &str, fn(Offers) -> bool) = match ext {
-                ExtensionConfig::Api(api) => (
-                    &api.store,
-                    "answers no queries (it is write-only); the API reads from a store such as sqlite, postgres or clickhouse",
-                    |o| o.query,
-                ),
-                ExtensionConfig::Auth(auth) => (
-                    &auth.store,
-                    "cannot hold keys; use a sqlite or postgres exporter",
-                    |o| o.metadata,
-                ),
-            };
-            let path = format!("extensions.{id}.store");
-            match self.exporters.get(store) {
-                Some(exporter) if !offered(exporter.offers()) => {
-                    problems.push(Problem::new(&path, format!("{store:?} {needs}")));
+            let uses: Vec<StoreUse<'_>> = match ext {
+                ExtensionConfig::Api(api) => vec![(&api.store, "store", QUERIES, |o| o.query)],
+                ExtensionConfig::Auth(auth) => {
+                    vec![(&auth.store, "store", METADATA, |o| o.metadata)]
                 }
-                None if !exporters.contains(store) => problems.push(Problem::new(
-                    &path,
-                    format!("{store:?} is not defined under exporters"),
-                )),
-                _ => {}
+                ExtensionConfig::Alerts(alerts) => vec![
+                    (&alerts.store, "store", METADATA, |o| o.metadata),
+                    (&alerts.query_store, "query_store", QUERIES, |o| o.query),
+                ],
+            };
+            for (store, field, needs, offered) in uses {
+                let path = format!("extensions.{id}.{field}");
+                match self.exporters.get(store) {
+                    Some(exporter) if !offered(exporter.offers()) => {
+                        problems.push(Problem::new(&path, format!("{store:?} {needs}")));
+                    }
+                    None if !exporters.contains(store) => problems.push(Problem::new(
+                        &path,
+                        format!("{store:?} is not defined under exporters"),
+                    )),
+                    _ => {}
+                }
             }
         }
         self.check_exposure(problems);
@@ -422,6 +428,16 @@ impl Config {
             .iter()
             .find_map(|id| match self.extensions.get(id) {
                 Some(ExtensionConfig::Auth(a)) if a.mode == AuthMode::ApiKey => Some((id, a)),
+                _ => None,
+            })
+    }
+
+    /// The alerts extension in effect, if `service.extensions` runs one.
+    pub fn alerts(&self) -> Option<(&String, &crate::alerts::AlertsConfig)> {
+        self.service_extensions
+            .iter()
+            .find_map(|id| match self.extensions.get(id) {
+                Some(ExtensionConfig::Alerts(a)) => Some((id, a)),
                 _ => None,
             })
     }

@@ -83,10 +83,13 @@ pub async fn start(
         .flat_map(|(_, p)| &p.exporters)
         .collect();
     for ext in config.extensions.values() {
-        wanted.insert(match ext {
-            ExtensionConfig::Api(api) => &api.store,
-            ExtensionConfig::Auth(auth) => &auth.store,
-        });
+        match ext {
+            ExtensionConfig::Api(api) => wanted.insert(&api.store),
+            ExtensionConfig::Auth(auth) => wanted.insert(&auth.store),
+            ExtensionConfig::Alerts(alerts) => {
+                wanted.insert(&alerts.store) | wanted.insert(&alerts.query_store)
+            }
+        };
     }
     let mut exporters = BTreeMap::new();
     for id in wanted {

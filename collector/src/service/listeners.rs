@@ -120,7 +120,10 @@ pub async fn receivers(
 pub async fn apis(
     config: &Config,
     exporters: &BTreeMap<String, RunningExporter>,
-    auth: Option<Arc<Authenticator>>,
+    (auth, alerts): (
+        Option<Arc<Authenticator>>,
+        Option<Arc<crate::alerts::Alerts>>,
+    ),
     telemetry: &Telemetry,
     stop: &watch::Receiver<bool>,
     addresses: &mut Addresses,
@@ -152,6 +155,7 @@ pub async fn apis(
             telemetry: telemetry.clone(),
             auth: auth.clone(),
             cache: Arc::new(cache),
+            alerts: alerts.clone(),
         };
         let server = api::serve(listener, state, stopped(stop));
         servers.push(tokio::spawn(async move {

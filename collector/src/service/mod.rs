@@ -7,6 +7,7 @@
 mod exporters;
 mod listeners;
 mod pipelines;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,6 +67,7 @@ pub struct Service {
     receivers: Vec<(String, JoinHandle<Result<(), String>>)>,
     exporters: BTreeMap<String, RunningExporter>,
     apis: Vec<JoinHandle<Result<(), String>>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 /// Resolves once `rx` says stop.
@@ -86,6 +88,8 @@ impl Service {
         let mut exporters = exporters::start(config, &telemetry, &drain_rx).await?;
         let feeds = pipelines::start(config, &mut exporters, &telemetry, &drain_rx)?;
         let (auth, limits) = access(config, &exporters, &telemetry)?;
+        let alerts = workers::alerts(config, &exporters, &telemetry, &stop_rx).await?;
+        let (alerts, workers) = alerts.map_or((None, Vec::new()), |(a, w)| (Some(a), vec![w]));
         let mut addresses = Addresses::default();
         let receivers = listeners::receivers(
             config,
@@ -102,7 +106,7 @@ impl Service {
         let apis = listeners::apis(
             config,
             &exporters,
-            auth,
+            (auth, alerts),
             &telemetry,
             &stop_rx,
             &mut addresses,
@@ -121,6 +125,7 @@ impl Service {
             receivers,
             exporters,
             apis,
+            workers,
         })
     }
 
@@ -153,6 +158,9 @@ impl Service {
                 ?deadline,
                 "shutdown deadline passed before every batch was exported"
             );
+        }
+        for handle in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
         }
         for handle in self.apis {
             let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;

@@ -1,9 +1,14 @@
-//! The metadata store: projects and API keys (alert rules follow), one interface with two
+//! The metadata store: projects, API keys and alerts ([`alerts`]), one interface with two
 //! implementations, SQLite (the default, in the same database file as the events) and
 //! PostgreSQL. Keys are never stored: only their SHA-256 hash, looked up by hash.
 
+pub mod alerts;
+mod alerts_postgres;
+mod alerts_sqlite;
 mod postgres;
 mod sqlite;
+
+pub use alerts::AlertStore;
 
 use crate::query::BoxFuture;
 
@@ -47,7 +52,7 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: AlertStore {
     /// Creates the project unless it exists.
     fn ensure_project<'a>(
         &'a self,

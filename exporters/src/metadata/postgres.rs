@@ -25,7 +25,7 @@ fn failed(e: impl Into<PostgresError>) -> MetadataError {
 }
 
 impl PostgresStore {
-    async fn client(&self) -> Result<deadpool_postgres::Client> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.pool()
             .get()
             .await

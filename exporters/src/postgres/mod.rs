@@ -98,6 +98,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_summaries",
         include_str!("../../../sql/postgres/0002_summaries.sql"),
     ),
+    (
+        3,
+        "0003_alert_state",
+        include_str!("../../../sql/postgres/0003_alert_state.sql"),
+    ),
 ];
 
 /// A failed PostgreSQL operation: the server's message, and whether to retry.

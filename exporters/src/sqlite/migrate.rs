@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_one_span_key_index",
         include_str!("../../../sql/sqlite/0006_one_span_key_index.sql"),
     ),
+    (
+        7,
+        "0007_alert_state",
+        include_str!("../../../sql/sqlite/0007_alert_state.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own

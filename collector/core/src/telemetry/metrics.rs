@@ -173,6 +173,33 @@ pub static QUERY_CACHE_REDIS_ERRORS: Metric = counter(
     &[],
 );
 
+// Alerts.
+pub static ALERT_EVALUATIONS: Metric = counter(
+    "llmscope_alert_evaluations_total",
+    "Rule evaluations by this collector, by result (ok, error).",
+    &["result"],
+);
+pub static ALERT_TRANSITIONS: Metric = counter(
+    "llmscope_alert_transitions_total",
+    "Series state changes written, by new state (pending, firing, resolved, no_data, ok).",
+    &["state"],
+);
+pub static ALERT_WRITES_REFUSED: Metric = counter(
+    "llmscope_alert_writes_refused_total",
+    "Alert writes refused: the series changed under us (conflict) or a newer leader wrote (fenced).",
+    &["reason"],
+);
+pub static ALERT_DELIVERIES: Metric = counter(
+    "llmscope_alert_deliveries_total",
+    "Notification attempts, by outcome (delivered, retry, failed, disabled, refused).",
+    &["outcome"],
+);
+pub static ALERT_LEADER_CHANGES: Metric = counter(
+    "llmscope_alert_leader_changes_total",
+    "Times this collector became (acquired) or stopped being (lost) the alert evaluator.",
+    &["change"],
+);
+
 /// Every definition, for docs and checks.
 pub static ALL: &[&Metric] = &[
     &RECEIVER_ACCEPTED_ITEMS,
@@ -202,4 +229,9 @@ pub static ALL: &[&Metric] = &[
     &RATELIMIT_REDIS_FALLBACK,
     &QUERY_CACHE,
     &QUERY_CACHE_REDIS_ERRORS,
+    &ALERT_EVALUATIONS,
+    &ALERT_TRANSITIONS,
+    &ALERT_WRITES_REFUSED,
+    &ALERT_DELIVERIES,
+    &ALERT_LEADER_CHANGES,
 ];
