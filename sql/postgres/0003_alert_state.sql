@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS alert_notifications (
 
 CREATE INDEX IF NOT EXISTS alert_notifications_due ON alert_notifications (next_at_ns) WHERE done_at_ns IS NULL;
 
+-- Notifications of one rule and channel go out in order: one waits for those before it.
+CREATE INDEX IF NOT EXISTS alert_notifications_pending ON alert_notifications (rule_id, channel, id) WHERE done_at_ns IS NULL;
+
 CREATE TABLE IF NOT EXISTS alert_fence (
     id    bigint  PRIMARY KEY CHECK (id = 1),
     token bigint  NOT NULL

@@ -41,6 +41,9 @@ CREATE TABLE alert_notifications (
 
 CREATE INDEX alert_notifications_due ON alert_notifications (next_at_ns) WHERE done_at_ns IS NULL;
 
+-- Notifications of one rule and channel go out in order: one waits for those before it.
+CREATE INDEX alert_notifications_pending ON alert_notifications (rule_id, channel, id) WHERE done_at_ns IS NULL;
+
 CREATE TABLE alert_fence (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     token INTEGER NOT NULL

@@ -47,6 +47,7 @@ impl Evaluator {
         let lease = match crate::redis::LazyRedis::open(&config.redis_url, "redis_url")? {
             Some(redis) => Lease::shared(
                 redis,
+                &config.lease_key,
                 config.lease_duration,
                 Arc::clone(&alerts.meta),
                 alerts.telemetry.clone(),

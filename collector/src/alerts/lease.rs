@@ -15,9 +15,6 @@ use llmscope_exporters::metadata::MetadataStore;
 use crate::redis::{Bursts, LazyRedis};
 use crate::telemetry::{Telemetry, metrics};
 
-const LEADER_KEY: &str = "llmscope:alerts:leader";
-const TOKEN_KEY: &str = "llmscope:alerts:token";
-
 /// Renews the lease if the caller still holds it.
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -31,6 +28,8 @@ pub enum Lease {
     },
     Shared {
         redis: LazyRedis,
+        /// `<prefix>:leader` and `<prefix>:token`.
+        keys: [String; 2],
         me: String,
         ttl: Duration,
         held: tokio::sync::Mutex<Option<Held>>,
@@ -49,6 +48,7 @@ pub struct Held {
 impl Lease {
     pub fn shared(
         redis: LazyRedis,
+        prefix: &str,
         ttl: Duration,
         store: Arc<dyn MetadataStore>,
         telemetry: Telemetry,
@@ -57,6 +57,7 @@ impl Lease {
         let _ = getrandom::fill(&mut id);
         Lease::Shared {
             redis,
+            keys: [format!("{prefix}:leader"), format!("{prefix}:token")],
             me: format!("{}-{}", std::process::id(), hex::encode(id)),
             ttl,
             held: tokio::sync::Mutex::new(None),
@@ -70,6 +71,7 @@ impl Lease {
     pub async fn hold(&self) -> Option<i64> {
         let Lease::Shared {
             redis,
+            keys: [leader_key, token_key],
             me,
             ttl,
             held,
@@ -94,7 +96,7 @@ impl Lease {
                     return Ok(Some(h.token));
                 }
                 let renewed: i64 = redis::Script::new(RENEW)
-                    .key(LEADER_KEY)
+                    .key(leader_key)
                     .arg(&h.value)
                     .arg(ms)
                     .invoke_async(&mut conn)
@@ -112,14 +114,14 @@ impl Lease {
                 return Ok(None);
             }
             let current: Option<String> = redis::cmd("GET")
-                .arg(LEADER_KEY)
+                .arg(leader_key)
                 .query_async(&mut conn)
                 .await?;
             if current.is_some() {
                 return Ok(None);
             }
             let mut token: i64 = redis::cmd("INCR")
-                .arg(TOKEN_KEY)
+                .arg(token_key)
                 .query_async(&mut conn)
                 .await?;
             // Redis may have lost the counter: never go below a token that already wrote.
@@ -127,14 +129,14 @@ impl Lease {
                 && token <= fence
             {
                 token = redis::cmd("INCRBY")
-                    .arg(TOKEN_KEY)
+                    .arg(token_key)
                     .arg(fence + 1 - token)
                     .query_async(&mut conn)
                     .await?;
             }
             let value = format!("{me}:{token}");
             let set: Option<String> = redis::cmd("SET")
-                .arg(LEADER_KEY)
+                .arg(leader_key)
                 .arg(&value)
                 .arg("NX")
                 .arg("PX")
@@ -170,7 +172,13 @@ impl Lease {
 
     /// Gives the lease up (on shutdown), so another collector takes over without waiting.
     pub async fn release(&self) {
-        let Lease::Shared { redis, held: h, .. } = self else {
+        let Lease::Shared {
+            redis,
+            keys: [leader_key, _],
+            held: h,
+            ..
+        } = self
+        else {
             return;
         };
         let Some(held) = h.lock().await.take() else {
@@ -183,7 +191,7 @@ end
 return 0";
         if let Ok(mut conn) = redis.connection().await {
             let _: Result<i64, _> = redis::Script::new(RELEASE)
-                .key(LEADER_KEY)
+                .key(leader_key)
                 .arg(&held.value)
                 .invoke_async(&mut conn)
                 .await;

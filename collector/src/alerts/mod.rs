@@ -50,6 +50,9 @@ pub struct AlertsConfig {
     /// Redis shared by the collectors, to elect one evaluator. Default: none (this collector
     /// evaluates alone).
     pub redis_url: Secret,
+    /// Prefix of the Redis keys of the lease (`<prefix>:leader`, `<prefix>:token`): collectors
+    /// with the same prefix elect one evaluator. Default: `llmscope:alerts`.
+    pub lease_key: String,
     /// How long the evaluator's lease lasts without renewal: the longest a dead evaluator's
     /// rules go unevaluated. Default: `15s`.
     #[serde(with = "llmscope_core::config::duration")]
@@ -100,6 +103,7 @@ impl Default for AlertsConfig {
             query_store: "sqlite".into(),
             evaluation_interval: Duration::from_secs(30),
             redis_url: Secret::default(),
+            lease_key: "llmscope:alerts".into(),
             lease_duration: Duration::from_secs(15),
             allow_private_targets: false,
             public_url: "http://127.0.0.1:4320".into(),

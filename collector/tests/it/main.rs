@@ -1,6 +1,7 @@
 //! Integration tests of the collector: a real service on ephemeral ports, real OTLP clients,
 //! real HTTP.
 
+mod alerts;
 mod api;
 mod auth;
 mod cli;

@@ -8,6 +8,7 @@ use super::alerts::{
     AlertEvent, AlertStore, Applied, Attempt, EventQuery, NewEvent, Notification, SeriesState,
     StoredRule, Transition,
 };
+use super::alerts_sqlite::IN_ORDER;
 use super::{MetadataError, Result};
 use crate::postgres::{PostgresError, PostgresStore};
 use crate::query::BoxFuture;
@@ -320,8 +321,8 @@ impl AlertStore for PostgresStore {
                 .await?
                 .query(
                     &format!(
-                        "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications
-                         WHERE done_at_ns IS NULL AND next_at_ns <= $1
+                        "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications n
+                         WHERE done_at_ns IS NULL AND next_at_ns <= $1 AND {IN_ORDER}
                          ORDER BY next_at_ns, id LIMIT $2"
                     ),
                     &[&now_ns, &limit],

@@ -30,6 +30,10 @@ fn rule_from_row(r: &Row<'_>) -> rusqlite::Result<StoredRule> {
 const NOTIFICATION_COLUMNS: &str =
     "id, event_id, rule_id, project, channel, webhook_id, body, attempts, created_ns, next_at_ns";
 
+/// A notification waits while an earlier one of its rule and channel is undelivered.
+pub(super) const IN_ORDER: &str = "NOT EXISTS (SELECT 1 FROM alert_notifications o
+    WHERE o.rule_id = n.rule_id AND o.channel = n.channel AND o.done_at_ns IS NULL AND o.id < n.id)";
+
 fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
     Ok(Notification {
         id: r.get(0)?,
@@ -253,8 +257,9 @@ impl AlertStore for SqliteStore {
         Box::pin(async move {
             self.read(move |c| {
                 let mut stmt = c.prepare(&format!(
-                    "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications
-                     WHERE done_at_ns IS NULL AND next_at_ns <= ?1 ORDER BY next_at_ns, id LIMIT ?2"
+                    "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications n
+                     WHERE done_at_ns IS NULL AND next_at_ns <= ?1 AND {IN_ORDER}
+                     ORDER BY next_at_ns, id LIMIT ?2"
                 ))?;
                 stmt.query_map(params![now_ns, limit as i64], notification_from_row)?
                     .collect()
