@@ -1,5 +1,6 @@
 //! The evaluator worker: while this collector holds the lease, every `evaluation_interval` it
-//! evaluates each enabled rule and writes the transitions; every second it delivers the
+//! evaluates each enabled rule and writes the transitions (`anomalies` rules also within a
+//! quarter second of this collector detecting an anomaly); every second it delivers the
 //! notifications that are due. Both stop at the first write the store fences off (a newer
 //! evaluator exists) and resume when the lease is this collector's again.
 
@@ -17,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::eval::{self, Labels};
 use super::lease::Lease;
 use super::notify::{self, Outcome};
-use super::rule::Rule;
+use super::rule::{Metric, Rule};
 use super::{Alerts, new_id, now_ns};
 use crate::telemetry::metrics;
 
@@ -25,6 +26,10 @@ use crate::telemetry::metrics;
 const DELIVERY_BATCH: usize = 32;
 /// How often due notifications are looked for.
 const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// How often this collector's anomaly count is checked, and, after it grew, for how long
+/// `anomalies` rules are evaluated at that pace (the events reach the store within it).
+const ANOMALY_POLL: Duration = Duration::from_millis(250);
+const ANOMALY_BURST: Duration = Duration::from_secs(3);
 
 pub struct Evaluator {
     alerts: Arc<Alerts>,
@@ -64,6 +69,10 @@ impl Evaluator {
         let mut evaluate = tokio::time::interval(self.alerts.config.evaluation_interval);
         evaluate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let deliveries = tokio::spawn(Arc::clone(&self).deliver_forever(stop.clone()));
+        let mut anomaly_poll = tokio::time::interval(ANOMALY_POLL);
+        anomaly_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut anomalies_seen = self.alerts.telemetry.total(&metrics::ANOMALIES);
+        let mut burst_until: Option<tokio::time::Instant> = None;
         let stopping = stopped(stop);
         tokio::pin!(stopping);
         loop {
@@ -71,7 +80,22 @@ impl Evaluator {
                 _ = &mut stopping => break,
                 _ = evaluate.tick() => {
                     if let Some(token) = self.lease.hold().await {
-                        self.evaluate_all(token).await;
+                        self.evaluate_all(token, |_| true).await;
+                    }
+                }
+                _ = anomaly_poll.tick() => {
+                    // Anomaly rules do not wait for the next tick when this collector has just
+                    // detected anomalies.
+                    let now = tokio::time::Instant::now();
+                    let count = self.alerts.telemetry.total(&metrics::ANOMALIES);
+                    if count != anomalies_seen {
+                        anomalies_seen = count;
+                        burst_until = Some(now + ANOMALY_BURST);
+                    }
+                    if burst_until.is_some_and(|until| now < until)
+                        && let Some(token) = self.lease.hold().await
+                    {
+                        self.evaluate_all(token, |r| r.spec.metric == Metric::Anomalies).await;
                     }
                 }
             }
@@ -98,7 +122,7 @@ impl Evaluator {
         }
     }
 
-    async fn evaluate_all(&self, token: i64) {
+    async fn evaluate_all(&self, token: i64, wanted: impl Fn(&Rule) -> bool) {
         let rules = match self.alerts.meta.rules(None).await {
             Ok(r) => r,
             Err(e) => {
@@ -108,7 +132,7 @@ impl Evaluator {
         };
         for stored in rules.iter().filter(|r| r.enabled) {
             let rule = match Rule::from_json(stored.definition.as_bytes()) {
-                Ok(r) if r.spec.enabled => r,
+                Ok(r) if r.spec.enabled && wanted(&r) => r,
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(rule = %stored.id, error = %e, "stored alert rule does not parse; skipped");

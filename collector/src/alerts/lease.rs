@@ -23,20 +23,20 @@ end
 return 0";
 
 pub enum Lease {
-    Solo {
-        token: i64,
-    },
-    Shared {
-        redis: LazyRedis,
-        /// `<prefix>:leader` and `<prefix>:token`.
-        keys: [String; 2],
-        me: String,
-        ttl: Duration,
-        held: tokio::sync::Mutex<Option<Held>>,
-        store: Arc<dyn MetadataStore>,
-        telemetry: Telemetry,
-        failures: Bursts,
-    },
+    Solo { token: i64 },
+    Shared(Box<Shared>),
+}
+
+pub struct Shared {
+    redis: LazyRedis,
+    /// `<prefix>:leader` and `<prefix>:token`.
+    keys: [String; 2],
+    me: String,
+    ttl: Duration,
+    held: tokio::sync::Mutex<Option<Held>>,
+    store: Arc<dyn MetadataStore>,
+    telemetry: Telemetry,
+    failures: Bursts,
 }
 
 pub struct Held {
@@ -55,7 +55,7 @@ impl Lease {
     ) -> Self {
         let mut id = [0u8; 8];
         let _ = getrandom::fill(&mut id);
-        Lease::Shared {
+        Lease::Shared(Box::new(Shared {
             redis,
             keys: [format!("{prefix}:leader"), format!("{prefix}:token")],
             me: format!("{}-{}", std::process::id(), hex::encode(id)),
@@ -64,12 +64,16 @@ impl Lease {
             store,
             telemetry,
             failures: Bursts::default(),
-        }
+        }))
     }
 
     /// The fence token to write with, when this collector is the evaluator now.
     pub async fn hold(&self) -> Option<i64> {
-        let Lease::Shared {
+        let shared = match self {
+            Lease::Solo { token } => return Some(*token),
+            Lease::Shared(shared) => shared,
+        };
+        let Shared {
             redis,
             keys: [leader_key, token_key],
             me,
@@ -78,13 +82,7 @@ impl Lease {
             store,
             telemetry,
             failures,
-        } = self
-        else {
-            let Lease::Solo { token } = self else {
-                return None;
-            };
-            return Some(*token);
-        };
+        } = shared.as_ref();
         let mut held = held.lock().await;
         let changes =
             |change| telemetry.counter(&metrics::ALERT_LEADER_CHANGES, &[("change", change)]);
@@ -172,15 +170,15 @@ impl Lease {
 
     /// Gives the lease up (on shutdown), so another collector takes over without waiting.
     pub async fn release(&self) {
-        let Lease::Shared {
+        let Lease::Shared(shared) = self else {
+            return;
+        };
+        let Shared {
             redis,
             keys: [leader_key, _],
             held: h,
             ..
-        } = self
-        else {
-            return;
-        };
+        } = shared.as_ref();
         let Some(held) = h.lock().await.take() else {
             return;
         };

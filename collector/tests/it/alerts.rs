@@ -58,13 +58,16 @@ impl Received {
     }
 }
 
+/// Per path, the answers still to give: status and `Retry-After` seconds.
+type Script = HashMap<String, VecDeque<(u16, Option<u64>)>>;
+
 /// A webhook receiver on loopback: records every request, answers each path from its script
 /// (status, `Retry-After`), 200 once the script is used up.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: std::net::SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<HashMap<String, VecDeque<(u16, Option<u64>)>>>>,
+    script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
@@ -157,6 +160,7 @@ pub struct Call<'a> {
     pub error: bool,
     pub user: Option<&'a str>,
     pub input_tokens: i64,
+    pub latency_ms: u64,
 }
 
 impl<'a> Call<'a> {
@@ -166,6 +170,7 @@ impl<'a> Call<'a> {
             error: false,
             user: None,
             input_tokens: 100,
+            latency_ms: 200,
         }
     }
 
@@ -204,7 +209,7 @@ pub fn calls(service: &str, calls: &[Call<'_>]) -> Vec<u8> {
                 "spanId": format!("{n:016x}"),
                 "name": format!("chat {}", c.model),
                 "kind": 3,
-                "startTimeUnixNano": (now - 300_000_000).to_string(),
+                "startTimeUnixNano": (now - 100_000_000 - c.latency_ms * 1_000_000).to_string(),
                 "endTimeUnixNano": (now - 100_000_000).to_string(),
                 "attributes": attributes,
                 "status": {"code": if c.error { 2 } else { 1 }},
@@ -238,13 +243,14 @@ pub async fn send(c: &Collector, batch: &[Call<'_>]) {
 /// The default config with the alerts extension (`extra` lines under it) evaluating every
 /// second.
 fn config_text(text: &str, extra: &str) -> String {
+    let alerts = "  alerts:\n    store: sqlite\n";
+    assert!(text.contains(alerts), "the default config runs alerts");
     text.replace(
-        "extensions:\n  api:",
+        alerts,
         &format!(
-            "extensions:\n  alerts:\n    evaluation_interval: 1s\n    delivery:\n      initial_interval: 300ms\n      max_interval: 2s\n{extra}  api:"
+            "{alerts}    evaluation_interval: 1s\n    delivery:\n      initial_interval: 300ms\n      max_interval: 2s\n{extra}"
         ),
     )
-    .replace("  extensions: [api]", "  extensions: [api, alerts]")
 }
 
 async fn start(extra: &str) -> Collector {
@@ -257,6 +263,48 @@ async fn start(extra: &str) -> Collector {
 
 async fn start_allowing_loopback() -> Collector {
     start("    allow_private_targets: true\n").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomaly_rule_fires_on_the_anomaly_without_waiting_for_the_next_tick() {
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Evaluation once an hour: only the anomaly itself can make the rule fire within the test.
+    let config = default_config_with(&dir, |t| {
+        config_text(t, "    allow_private_targets: true\n")
+            .replace("evaluation_interval: 1s", "evaluation_interval: 1h")
+            .replace("  anomaly:\n", "  anomaly:\n    warmup: 10\n")
+    });
+    let c = Collector::start_with(config, dir).await;
+    create(
+        &c,
+        &json!({"name": "latency spikes", "metric": "anomalies", "filter": {"kind": "latency"},
+                "window": "10m", "op": ">", "threshold": 0, "notify": [webhook(&hook, "/hook")]}),
+    )
+    .await;
+    // The evaluator's first tick (at start) has passed; the baseline warms up quietly.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..20 {
+        let mut call = Call::ok("model-a");
+        call.latency_ms = 200 + i % 3;
+        send(&c, &[call]).await;
+    }
+    assert!(hook.received("/hook").is_empty());
+    let spiked = Instant::now();
+    let mut slow = Call::ok("model-a");
+    slow.latency_ms = 4000;
+    send(&c, &[slow]).await;
+    let got = hook.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    let body = got[0].json();
+    assert_eq!(body["type"], "alert.firing", "{body}");
+    assert_eq!(body["series"], json!({}));
+    assert_eq!(body["value"], 1.0);
+    assert!(
+        got[0].at - spiked < Duration::from_secs(5),
+        "{:?}",
+        got[0].at - spiked
+    );
+    assert!(c.stop().await);
 }
 
 pub async fn api(c: &Collector, method: Method, path: &str, body: Option<&J>) -> (StatusCode, J) {
@@ -495,6 +543,7 @@ async fn a_per_user_budget_fires_for_exactly_the_users_over_it() {
         error: false,
         user: Some(user),
         input_tokens,
+        latency_ms: 200,
     };
     send(
         &c,
@@ -587,8 +636,8 @@ async fn bad_rules_name_the_field_and_other_projects_rules_are_not_found() {
     let config = default_config_with(&dir, |t| {
         config_text(t, "    allow_private_targets: true\n")
             .replace(
-                "extensions:\n  alerts:",
-                &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n  alerts:"),
+                "extensions:\n",
+                &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n"),
             )
             .replace("[api, alerts]", "[auth, api, alerts]")
     });

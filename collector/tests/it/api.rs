@@ -120,9 +120,10 @@ async fn summaries_of_closed_ranges_are_cached_no_longer_than_their_ttl() {
     // A 2 s TTL: the second export and its listing must land while the first answer is
     // cached, also on a loaded machine (400 ms failed under load).
     let config = default_config_with(&dir, |text| {
-        text.replace(
+        text.replacen(
             "    store: sqlite\n",
             "    store: sqlite\n    cache:\n      closed_ttl: 2s\n",
+            1,
         )
     });
     let c = Collector::start_with(config, dir).await;
@@ -182,9 +183,10 @@ async fn collectors_share_the_query_cache_through_redis() {
     let start = |url: String| async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = default_config_with(&dir, |text| {
-            text.replace(
+            text.replacen(
                 "    store: sqlite\n",
                 &format!("    store: sqlite\n    cache:\n      redis_url: {url}\n"),
+                1,
             )
         });
         Collector::start_with(config, dir).await

@@ -17,7 +17,7 @@ const ADMIN: &str = "admin-token-0123456789";
 fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
     default_config_with(dir, |text| {
         text.replace("extensions:\n  api:", &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 100ms\n{extra}  api:"))
-            .replace("  extensions: [api]", "  extensions: [auth, api]")
+            .replace("  extensions: [api, alerts]", "  extensions: [auth, api, alerts]")
     })
 }
 
@@ -330,7 +330,10 @@ fn listening_beyond_loopback_needs_api_keys() {
             "extensions:\n  api:",
             &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n  api:"),
         )
-        .replace("  extensions: [api]", "  extensions: [auth, api]");
+        .replace(
+            "  extensions: [api, alerts]",
+            "  extensions: [auth, api, alerts]",
+        );
     assert!(Config::parse("secured.yaml", &with_auth, &|_| None).is_ok());
 }
 
@@ -430,7 +433,10 @@ async fn a_revoked_key_is_refused_at_once_by_the_collector_that_revoked_it() {
             "extensions:\n  api:",
             &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    cache_ttl: 1h\n  api:"),
         )
-        .replace("  extensions: [api]", "  extensions: [auth, api]")
+        .replace(
+            "  extensions: [api, alerts]",
+            "  extensions: [auth, api, alerts]",
+        )
     });
     let c = Collector::start_with(config, dir).await;
     let (key, id) = create_key(&c, "team-a").await;
@@ -467,11 +473,15 @@ async fn private_status_puts_readyz_and_metrics_behind_a_key() {
             "extensions:\n  api:",
             &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n  api:"),
         )
-        .replace(
+        .replacen(
             "    store: sqlite\n",
             "    store: sqlite\n    private_status: true\n",
+            1,
         )
-        .replace("  extensions: [api]", "  extensions: [auth, api]")
+        .replace(
+            "  extensions: [api, alerts]",
+            "  extensions: [auth, api, alerts]",
+        )
     });
     let c = Collector::start_with(text_config, dir).await;
     for path in ["/metrics", "/readyz"] {

@@ -23,7 +23,10 @@ fn config(db: &std::path::Path, limits: &str) -> Config {
             "extensions:\n  api:",
             &format!("extensions:\n  auth:\n    admin_token: {ADMIN}\n    limits:\n{limits}  api:"),
         )
-        .replace("  extensions: [api]", "  extensions: [auth, api]");
+        .replace(
+            "  extensions: [api, alerts]",
+            "  extensions: [auth, api, alerts]",
+        );
     Config::parse("limits.yaml", &text, &|var| match var {
         "LLMSCOPE_SQLITE_PATH" => Some(db.clone()),
         "LLMSCOPE_QUEUE_DIR" => Some(format!("{db}.queue")),

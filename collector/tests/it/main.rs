@@ -2,6 +2,7 @@
 //! real HTTP.
 
 mod alerts;
+mod alerts_failover;
 mod api;
 mod auth;
 mod cli;

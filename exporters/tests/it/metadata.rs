@@ -135,17 +135,40 @@ async fn exercise_alerts(store: &dyn MetadataStore) {
 
     let token = store.fence().await.expect("fence") + 5;
     let first = transition("{}", None, "firing", &[0, 1]);
-    assert_eq!(store.apply(token, &first).await.expect("apply"), Applied::Done);
-    assert_eq!(store.apply(token, &first).await.expect("again"), Applied::Conflict, "a second creation");
+    assert_eq!(
+        store.apply(token, &first).await.expect("apply"),
+        Applied::Done
+    );
+    assert_eq!(
+        store.apply(token, &first).await.expect("again"),
+        Applied::Conflict,
+        "a second creation"
+    );
     let stored = store.series("r1").await.expect("series");
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].state.as_str(), stored[0].version), ("firing", 100));
+    assert_eq!(
+        (stored[0].state.as_str(), stored[0].version),
+        ("firing", 100)
+    );
     let resolve = transition("{}", Some(100), "resolved", &[0]);
-    assert_eq!(store.apply(token, &resolve).await.expect("cas"), Applied::Done);
-    assert_eq!(store.apply(token, &resolve).await.expect("stale"), Applied::Conflict, "a stale version");
+    assert_eq!(
+        store.apply(token, &resolve).await.expect("cas"),
+        Applied::Done
+    );
+    assert_eq!(
+        store.apply(token, &resolve).await.expect("stale"),
+        Applied::Conflict,
+        "a stale version"
+    );
     assert_eq!(store.series("r1").await.expect("series")[0].version, 101);
     assert_eq!(
-        store.apply(token - 1, &transition("{\"user\":\"x\"}", None, "firing", &[])).await.expect("old token"),
+        store
+            .apply(
+                token - 1,
+                &transition("{\"user\":\"x\"}", None, "firing", &[])
+            )
+            .await
+            .expect("old token"),
         Applied::Fenced
     );
     assert_eq!(store.fence().await.expect("fence"), token);
@@ -155,8 +178,14 @@ async fn exercise_alerts(store: &dyn MetadataStore) {
     let ids: Vec<&str> = due.iter().map(|n| n.webhook_id.as_str()).collect();
     assert_eq!(ids, ["msg_{}_0_firing", "msg_{}_1_firing"]);
     let n = &due[0];
-    assert_eq!(store.claim(token, n, 50).await.expect("claim"), Applied::Done);
-    assert_eq!(store.claim(token, n, 50).await.expect("claimed"), Applied::Conflict);
+    assert_eq!(
+        store.claim(token, n, 50).await.expect("claim"),
+        Applied::Done
+    );
+    assert_eq!(
+        store.claim(token, n, 50).await.expect("claimed"),
+        Applied::Conflict
+    );
     assert_eq!(store.due_notifications(20, 10).await.expect("due").len(), 1);
     let attempt = Attempt {
         notification: n.id,
@@ -169,7 +198,10 @@ async fn exercise_alerts(store: &dyn MetadataStore) {
             at_ns: 30,
         },
     };
-    assert_eq!(store.finish(token, n, &attempt).await.expect("finish"), Applied::Done);
+    assert_eq!(
+        store.finish(token, n, &attempt).await.expect("finish"),
+        Applied::Done
+    );
     let due = store.due_notifications(60, 10).await.expect("due");
     let ids: Vec<&str> = due.iter().map(|n| n.webhook_id.as_str()).collect();
     assert_eq!(ids, ["msg_{}_1_firing", "msg_{}_0_resolved"]);
@@ -182,7 +214,10 @@ async fn exercise_alerts(store: &dyn MetadataStore) {
     let events = store.events(&all).await.expect("events");
     let states: Vec<&str> = events.iter().map(|e| e.state.as_str()).collect();
     assert_eq!(states, ["delivered", "resolved", "firing"]);
-    assert_eq!(events[0].series, "{}", "a delivery carries its transition's series");
+    assert_eq!(
+        events[0].series, "{}",
+        "a delivery carries its transition's series"
+    );
     assert_eq!(events[0].token, token);
     let delivered = EventQuery {
         state: Some("delivered".into()),

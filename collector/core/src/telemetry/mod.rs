@@ -155,6 +155,15 @@ impl Telemetry {
         self.counter(metric, labels).get()
     }
 
+    /// The sum of `metric` over every label set counted so far.
+    pub fn total(&self, metric: &Metric) -> u64 {
+        let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|((name, _), _)| *name == metric.name)
+            .map(|(_, (_, cell))| cell.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The value of the counter named `name` with exactly `labels`, zero if never counted (for
     /// tests, which check the names users see).
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
