@@ -420,6 +420,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn names_are_checked_by_the_addresses_they_resolve_to() {
+        use std::str::FromStr as _;
+        use tower::Service as _;
+        let name = || Name::from_str("localhost").expect("name");
+        let mut strict = GuardedResolver {
+            allow_private: false,
+        };
+        let refused = strict.call(name()).await.expect_err("loopback refused");
+        assert!(refused.to_string().contains("private"), "{refused}");
+        let mut open = GuardedResolver {
+            allow_private: true,
+        };
+        let found: Vec<SocketAddr> = open.call(name()).await.expect("allowed").collect();
+        assert!(!found.is_empty() && found.iter().all(|a| a.ip().is_loopback()));
+    }
+
     #[test]
     fn statuses_are_classified() {
         assert_eq!(

@@ -630,6 +630,44 @@ async fn private_targets_are_refused_by_name_and_by_resolved_address_unless_allo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_declared_in_config_are_read_only_and_checked_at_start() {
+    let rule = "    rules:\n      - name: from config\n        project: team-a\n        metric: requests\n        window: 5m\n        op: \">\"\n        threshold: 100\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = default_config_with(&dir, |t| config_text(t, rule));
+    let c = Collector::start_with(config, dir).await;
+    let (_, listed) = api(&c, Method::GET, "/api/v1/alert-rules?project=team-a", None).await;
+    let stored = &listed["rules"][0];
+    assert_eq!(stored["name"], "from config", "{listed}");
+    assert_eq!(stored["source"], "config");
+    let path = format!(
+        "/api/v1/alert-rules/{}?project=team-a",
+        stored["id"].as_str().expect("id")
+    );
+    let (status, body) = api(&c, Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = api(
+        &c,
+        Method::PUT,
+        &path,
+        Some(&json!({"name": "x", "metric": "errors",
+        "window": "1m", "op": ">", "threshold": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(c.stop().await);
+
+    let bad = rule.replace("window: 5m", "window: -5m");
+    let text = config_text(llmscope::config::DEFAULT_CONFIG, &bad);
+    let error = llmscope::config::Config::parse("bad", &text, &|_| None)
+        .expect_err("a bad rule")
+        .to_string();
+    assert!(
+        error.contains("extensions.alerts") && error.contains("rules[0].window"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rules_name_the_field_and_other_projects_rules_are_not_found() {
     const ADMIN: &str = "admin-token-0123456789";
     let dir = tempfile::tempdir().expect("tempdir");

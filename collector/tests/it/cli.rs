@@ -142,6 +142,83 @@ fn keys_are_created_listed_and_revoked_from_the_command_line() {
 }
 
 #[test]
+fn alert_rules_are_created_listed_tested_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("alerts/llmscope.db");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = llmscope()
+            .args(args)
+            .env_remove("LLMSCOPE_CONFIG")
+            .env("LLMSCOPE_SQLITE_PATH", &db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("stdin");
+        drop(input);
+        child.wait_with_output().expect("output")
+    };
+    let rule = r#"{"name": "budget", "metric": "cost_usd", "group_by": ["user"], "window": "1h",
+                   "op": ">", "threshold": 1.0, "notify": [{"type": "webhook",
+                   "url": "https://hooks.example.com/llm", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}"#;
+    let created = run(
+        &["alerts", "create", "--project", "team-a", "--file", "-"],
+        rule,
+    );
+    let out = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        out.contains("\"secret_set\": true") && !out.contains("MfKQ9r8"),
+        "{out}"
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&out).expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let listed = String::from_utf8_lossy(&run(&["alerts", "list"], "").stdout).to_string();
+    let row = listed.lines().nth(1).expect("one rule").to_owned();
+    assert_eq!(row, format!("{id}\tteam-a\tbudget\tcost_usd\tapi\ttrue"));
+
+    let tested = run(&["alerts", "test", &id], "");
+    assert!(
+        tested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&tested.stdout).expect("JSON");
+    assert_eq!(result["rule"], id.as_str());
+    assert_eq!(
+        result["series"],
+        serde_json::json!([]),
+        "no calls, no users"
+    );
+
+    let bad = run(
+        &["alerts", "create", "--file", "-"],
+        r#"{"name": "x", "metric": "tokens"}"#,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("metric"));
+    let private = rule.replace("https://hooks.example.com/llm", "http://169.254.169.254/");
+    let refused = run(&["alerts", "create", "--file", "-"], &private);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("allow_private_targets"));
+
+    assert!(run(&["alerts", "delete", &id], "").status.success());
+    let listed = String::from_utf8_lossy(&run(&["alerts", "list"], "").stdout).to_string();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(!run(&["alerts", "delete", &id], "").status.success());
+}
+
+#[test]
 fn validate_accepts_write_only_exporters_and_refuses_an_api_on_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("write-only.yaml");
