@@ -154,6 +154,36 @@ impl Receiver {
     }
 }
 
+/// Runs the signature verifier `otel-config/README.md` shows on a delivery, with `python3`.
+fn documented_verifier_accepts(r: &Received) -> bool {
+    let readme = include_str!("../../../otel-config/README.md");
+    let start = readme.find("```python\n").expect("a Python block") + "```python\n".len();
+    let code = &readme[start..start + readme[start..].find("```").expect("its end")];
+    let headers: HashMap<&str, &str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .into_iter()
+        .map(|h| (h, r.header(h)))
+        .collect();
+    let input = json!({"headers": headers, "body": r.body}).to_string();
+    let program = format!(
+        "{code}\nimport json, sys\nd = json.load(sys.stdin)\nprint(verify({SECRET:?}, d['headers'], d['body'].encode()))\n"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &program])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3 ran");
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
 /// One model call to send.
 pub struct Call<'a> {
     pub model: &'a str,
@@ -352,6 +382,10 @@ async fn an_error_rate_rule_by_model_fires_for_the_failing_model_once_signed_and
     let got = hook.wait_for("/hook", 1, Duration::from_secs(15)).await;
     let fired = &got[0];
     assert!(fired.signed_with(SECRET), "signature: {fired:?}");
+    assert!(
+        documented_verifier_accepts(fired),
+        "the README's Python verifier"
+    );
     let sent_at: i64 = fired
         .header("webhook-timestamp")
         .parse()
@@ -534,7 +568,8 @@ async fn a_per_user_budget_fires_for_exactly_the_users_over_it() {
     create(
         &c,
         &json!({"name": "budget", "metric": "cost_usd", "group_by": ["user"], "window": "1h",
-                "op": ">", "threshold": 1.0, "notify": [webhook(&hook, "/hook")]}),
+                "op": ">", "threshold": 1.0, "notify": [webhook(&hook, "/hook"),
+                {"type": "alertmanager", "url": hook.url("/am")}]}),
     )
     .await;
     // gpt-4o input is $2.50 per million tokens.
@@ -574,6 +609,27 @@ async fn a_per_user_budget_fires_for_exactly_the_users_over_it() {
     let names: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
     assert_eq!(names, ["alice", "carol"]);
     assert!((users[0].1 - 1.5002).abs() < 1e-6, "{users:?}");
+    // The same in Alertmanager's webhook shape.
+    let am = hook.wait_for("/am", 2, Duration::from_secs(5)).await;
+    let mut am_users: Vec<String> = am
+        .iter()
+        .map(|r| {
+            let b = r.json();
+            assert_eq!(
+                (b["version"].as_str(), b["status"].as_str()),
+                (Some("4"), Some("firing"))
+            );
+            let alert = &b["alerts"][0];
+            assert_eq!(alert["labels"]["alertname"], "budget");
+            assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+            alert["labels"]["user"]
+                .as_str()
+                .expect("user label")
+                .to_owned()
+        })
+        .collect();
+    am_users.sort();
+    assert_eq!(am_users, ["alice", "carol"]);
     assert!(c.stop().await);
 }
 
