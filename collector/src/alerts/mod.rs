@@ -35,8 +35,9 @@ use rule::Rule;
 
 use crate::telemetry::Telemetry;
 
-/// Configuration of the `alerts` extension.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Configuration of the `alerts` extension. Its `Debug` shows how many rules there are, not
+/// their content (webhook secrets).
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Id of the exporter whose store keeps rules and their state (`sqlite` or `postgres`).
@@ -113,6 +114,23 @@ impl Default for AlertsConfig {
     }
 }
 
+impl std::fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertsConfig")
+            .field("store", &self.store)
+            .field("query_store", &self.query_store)
+            .field("evaluation_interval", &self.evaluation_interval)
+            .field("redis_url", &self.redis_url)
+            .field("lease_key", &self.lease_key)
+            .field("lease_duration", &self.lease_duration)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("public_url", &self.public_url)
+            .field("delivery", &self.delivery)
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
 impl AlertsConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.evaluation_interval < Duration::from_millis(100) {
@@ -147,6 +165,15 @@ impl AlertsConfig {
                 .map_err(|e| format!("rules[{i}].{e}"))?;
             if !rule.unsigned_webhooks().is_empty() {
                 return Err(format!("rules[{i}].notify: a webhook needs a secret"));
+            }
+            if out
+                .iter()
+                .any(|(p, r): &(String, Rule)| *p == project && r.spec.name == rule.spec.name)
+            {
+                return Err(format!(
+                    "rules[{i}].name: {:?} is declared twice in project {project:?}",
+                    rule.spec.name
+                ));
             }
             out.push((project, rule));
         }

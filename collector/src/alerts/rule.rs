@@ -194,7 +194,38 @@ impl Channel {
         base64::engine::general_purpose::STANDARD.decode(text).ok()
     }
 
-    /// The channel as the API shows it: the secret only as `secret_set`.
+    /// The URL as the API shows it: without its query (tokens often ride there), and for
+    /// Slack without its path (the path is the credential).
+    pub fn masked_url(&self) -> String {
+        let url = self.url();
+        let Ok(uri) = url.parse::<hyper::Uri>() else {
+            return "(invalid)".into();
+        };
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority()
+                .map_or("", |a| a.as_str())
+                .rsplit('@')
+                .next()
+                .unwrap_or("")
+        );
+        match self {
+            Channel::Slack { .. } => format!("{origin}/…"),
+            _ if uri.query().is_some() => format!("{origin}{}?…", uri.path()),
+            _ => format!("{origin}{}", uri.path()),
+        }
+    }
+
+    fn set_url(&mut self, to: String) {
+        match self {
+            Channel::Webhook { url, .. }
+            | Channel::Slack { url, .. }
+            | Channel::Alertmanager { url, .. } => *url = to,
+        }
+    }
+
+    /// The channel as the API shows it: the secret only as `secret_set`, the URL masked.
     fn view(&self) -> J {
         let mut v = serde_json::to_value(self).unwrap_or(J::Null);
         if let Some(o) = v.as_object_mut() {
@@ -202,6 +233,7 @@ impl Channel {
             if matches!(self, Channel::Webhook { .. }) {
                 o.insert("secret_set".into(), J::Bool(had));
             }
+            o.insert("url".into(), J::String(self.masked_url()));
         }
         v
     }
@@ -240,6 +272,42 @@ fn is_zero(s: &str) -> bool {
 }
 fn yes() -> bool {
     true
+}
+
+impl RuleSpec {
+    /// An update carries what the API showed: a masked URL stands for the stored one it masks
+    /// (same type), and a webhook without a secret keeps the stored secret of its URL.
+    pub fn restore_from(&mut self, old: &RuleSpec) {
+        for channel in &mut self.notify {
+            let same_kind =
+                |c: &&Channel| std::mem::discriminant(*c) == std::mem::discriminant(channel);
+            let unmasked = old
+                .notify
+                .iter()
+                .filter(same_kind)
+                .find(|c| c.masked_url() == channel.url() && c.url() != channel.url())
+                .map(|c| c.url().to_owned());
+            if let Some(url) = unmasked {
+                channel.set_url(url);
+            }
+            if let Channel::Webhook {
+                url, secret: None, ..
+            } = channel
+            {
+                let kept = old.notify.iter().find_map(|c| match c {
+                    Channel::Webhook {
+                        url: u,
+                        secret: Some(s),
+                        ..
+                    } if u == url => Some(s.clone()),
+                    _ => None,
+                });
+                if let Channel::Webhook { secret, .. } = channel {
+                    *secret = kept;
+                }
+            }
+        }
+    }
 }
 
 /// What a rule's `group_by` or filter asks the store to group by.
@@ -293,17 +361,21 @@ fn duration(field: &str, text: &str) -> Result<Duration, RuleError> {
 }
 
 impl Rule {
-    /// Parses a rule from JSON, naming the field of the first problem.
+    /// Parses and checks a rule from JSON, naming the field of the first problem.
     pub fn from_json(body: &[u8]) -> Result<Self, RuleError> {
+        Self::check(Self::parse(body)?)
+    }
+
+    /// Parses a rule's JSON without checking its values.
+    pub fn parse(body: &[u8]) -> Result<RuleSpec, RuleError> {
         let de = &mut serde_json::Deserializer::from_slice(body);
-        let spec: RuleSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "rule".into() } else { path };
             // serde's messages name the expected shape, never a secret's value.
             let message = e.into_inner().to_string();
             RuleError { field, message }
-        })?;
-        Self::check(spec)
+        })
     }
 
     pub fn check(spec: RuleSpec) -> Result<Self, RuleError> {
@@ -394,28 +466,6 @@ impl Rule {
         serde_json::to_string(&self.spec).unwrap_or_else(|_| json!({}).to_string())
     }
 
-    /// Keeps the stored secret of each webhook whose update names none, matched by URL.
-    pub fn keep_secrets(&mut self, old: &RuleSpec) {
-        for channel in &mut self.spec.notify {
-            if let Channel::Webhook {
-                url, secret: None, ..
-            } = channel
-            {
-                let kept = old.notify.iter().find_map(|c| match c {
-                    Channel::Webhook {
-                        url: u,
-                        secret: Some(s),
-                        ..
-                    } if u == url => Some(s.clone()),
-                    _ => None,
-                });
-                if let Channel::Webhook { secret, .. } = channel {
-                    *secret = kept;
-                }
-            }
-        }
-    }
-
     /// Webhooks without a secret: their index.
     pub fn unsigned_webhooks(&self) -> Vec<usize> {
         self.spec
@@ -497,6 +547,12 @@ fn check_filter(spec: &RuleSpec, group_by: Option<Dimension>) -> Result<(), Rule
 
 fn check_channel(i: usize, channel: &Channel) -> Result<(), RuleError> {
     let field = format!("notify[{i}].url");
+    if channel.url().contains('…') {
+        return Err(bad(
+            &field,
+            "is masked as the API shows it and matches no stored channel: send the full URL",
+        ));
+    }
     let uri: hyper::Uri = channel
         .url()
         .parse()
@@ -607,8 +663,29 @@ mod tests {
             .as_object_mut()
             .expect("object")
             .remove("secret");
-        let mut update = rule(r).expect("valid");
-        update.keep_secrets(&stored.spec);
-        assert_eq!(update.spec.notify, stored.spec.notify);
+        let mut update = Rule::parse(r.to_string().as_bytes()).expect("valid");
+        update.restore_from(&stored.spec);
+        assert_eq!(update.notify, stored.spec.notify);
+    }
+
+    #[test]
+    fn urls_are_shown_masked_and_a_masked_url_keeps_the_stored_one() {
+        let r = json!({"name": "r", "metric": "errors", "window": "5m", "op": ">", "threshold": 1,
+            "notify": [{"type": "slack", "url": "https://hooks.slack.com/services/T0/B0/XyZ"},
+                       {"type": "alertmanager", "url": "https://am.example.com/api/v2/alerts?token=abc"}]});
+        let stored = rule(r).expect("valid");
+        let view = stored.view();
+        assert_eq!(view["notify"][0]["url"], "https://hooks.slack.com/…");
+        assert_eq!(
+            view["notify"][1]["url"],
+            "https://am.example.com/api/v2/alerts?…"
+        );
+        let mut update: RuleSpec = serde_json::from_value(view).expect("the view is a rule");
+        assert!(
+            Rule::check(update.clone()).is_err(),
+            "a masked URL alone is no URL"
+        );
+        update.restore_from(&stored.spec);
+        assert_eq!(update.notify, stored.spec.notify);
     }
 }

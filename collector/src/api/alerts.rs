@@ -49,12 +49,30 @@ fn view(stored: &StoredRule) -> J {
     v
 }
 
+/// The body without what a `GET` adds (`id`, `project`, `source`, times, `secret_set`), so a
+/// rule read, changed and sent back is accepted.
+fn without_read_only(body: &[u8]) -> Vec<u8> {
+    let Ok(J::Object(mut rule)) = serde_json::from_slice::<J>(body) else {
+        return body.to_vec();
+    };
+    for key in ["id", "project", "source", "created_at", "updated_at"] {
+        rule.remove(key);
+    }
+    if let Some(J::Array(channels)) = rule.get_mut("notify") {
+        for c in channels.iter_mut().filter_map(J::as_object_mut) {
+            c.remove("secret_set");
+        }
+    }
+    J::Object(rule).to_string().into_bytes()
+}
+
 /// A rule from a request body, with its webhook targets checked.
 fn parse(a: &Alerts, body: &[u8], old: Option<&StoredRule>) -> Result<Rule, ApiError> {
-    let mut rule = Rule::from_json(body).map_err(invalid)?;
-    if let Some(old) = old.and_then(|o| Rule::from_json(o.definition.as_bytes()).ok()) {
-        rule.keep_secrets(&old.spec);
+    let mut spec = Rule::parse(&without_read_only(body)).map_err(invalid)?;
+    if let Some(old) = old.and_then(|o| Rule::parse(o.definition.as_bytes()).ok()) {
+        spec.restore_from(&old);
     }
+    let rule = Rule::check(spec).map_err(invalid)?;
     if let Some(i) = rule.unsigned_webhooks().first() {
         return Err(invalid(RuleError {
             field: format!("notify[{i}].secret"),

@@ -808,6 +808,24 @@ async fn bad_rules_name_the_field_and_other_projects_rules_are_not_found() {
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["threshold"], 5.0);
     assert_eq!(updated["notify"][0]["secret_set"], true);
+    // What a GET shows can be changed and sent back as it is.
+    let mut round_trip = updated.clone();
+    round_trip["threshold"] = json!(7);
+    let (status, body) = api(
+        &c,
+        Method::PUT,
+        &format!("/api/v1/alert-rules/{id}"),
+        Some(&round_trip),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["threshold"].as_f64(),
+            body["notify"][0]["secret_set"].as_bool()
+        ),
+        (Some(7.0), Some(true))
+    );
 
     as_key(&mut c, &keys[1]);
     let path = format!("/api/v1/alert-rules/{id}");

@@ -93,7 +93,8 @@ mod tests {
                 "0003_metadata",
                 "0004_record_ids",
                 "0005_summaries",
-                "0006_one_span_key_index"
+                "0006_one_span_key_index",
+                "0007_alert_state"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());
