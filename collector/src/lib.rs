@@ -15,6 +15,7 @@ pub mod redis;
 pub mod registry;
 pub mod serve;
 pub mod service;
+pub mod stream;
 pub mod tls;
 
 /// The collector's counters (defined in core so every component can count).

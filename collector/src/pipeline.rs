@@ -85,6 +85,12 @@ pub struct Pipeline<Q> {
     next: AtomicUsize,
     queue: Q,
     telemetry: Telemetry,
+    tap: Option<Arc<dyn Tap>>,
+}
+
+/// Sees every batch a pipeline has queued (the live stream). Must not wait.
+pub trait Tap: Send + Sync {
+    fn offer(&self, batch: &Arc<Batch>);
 }
 
 /// One processor instance behind a lock, in several chains.
@@ -112,7 +118,14 @@ impl<Q: Queue> Pipeline<Q> {
             next: AtomicUsize::new(0),
             queue,
             telemetry,
+            tap: None,
         }
+    }
+
+    /// Offers every queued batch to `tap` too.
+    pub fn with_tap(mut self, tap: Option<Arc<dyn Tap>>) -> Self {
+        self.tap = tap;
+        self
     }
 
     /// A free chain if there is one (there always is while no more requests are processed at
@@ -152,8 +165,14 @@ impl<Q: Queue> Consumer for Pipeline<Q> {
         Box::pin(async move {
             self.process(&mut batch)?;
             let items = batch.payload.item_count() as u64;
-            match self.queue.push(Arc::new(batch)).await {
-                Ok(()) => Ok(()),
+            let batch = Arc::new(batch);
+            match self.queue.push(Arc::clone(&batch)).await {
+                Ok(()) => {
+                    if let Some(tap) = &self.tap {
+                        tap.offer(&batch);
+                    }
+                    Ok(())
+                }
                 Err(e) => {
                     let reason = match e {
                         PushError::Full => "queue_full",

@@ -189,6 +189,7 @@ impl Evaluator {
                 Ok(Applied::Done) => {
                     let state = transition.event.as_ref().map_or("ok", |e| e.state.as_str());
                     self.count(&metrics::ALERT_TRANSITIONS, "state", state);
+                    self.stream_transition(stored, rule, &labels, &transition, now);
                 }
                 Ok(Applied::Conflict) => {
                     self.count(&metrics::ALERT_WRITES_REFUSED, "reason", "conflict");
@@ -205,6 +206,33 @@ impl Evaluator {
             }
         }
         Ok(())
+    }
+
+    /// Shows a written transition on the live stream (`kind=alerts`).
+    fn stream_transition(
+        &self,
+        stored: &StoredRule,
+        rule: &Rule,
+        labels: &Labels,
+        t: &Transition,
+        now: i64,
+    ) {
+        let (Some(stream), Some(event)) = (&self.alerts.stream, &t.event) else {
+            return;
+        };
+        let data = json!({
+            "rule": {"id": stored.id, "name": rule.spec.name, "metric": rule.spec.metric},
+            "series": labels,
+            "state": event.state,
+            "at": crate::api::rfc3339(now),
+            "details": serde_json::from_str::<J>(&event.details).unwrap_or(J::Null),
+        });
+        let keys: Vec<(&str, Option<&str>)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let message = crate::stream::message::Message::alert(data, &keys);
+        stream.publish(&stored.project, vec![message]);
     }
 
     #[allow(clippy::too_many_arguments)]

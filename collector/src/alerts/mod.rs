@@ -207,6 +207,8 @@ pub struct Alerts {
     pub config: AlertsConfig,
     pub sender: notify::Sender,
     pub telemetry: Telemetry,
+    /// Where transitions are streamed live (`kind=alerts`), when the API serves a stream.
+    pub stream: Option<Arc<crate::stream::Stream>>,
 }
 
 impl Alerts {
@@ -223,6 +225,7 @@ impl Alerts {
             config,
             sender,
             telemetry,
+            stream: None,
         })
     }
 

@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub header_read_timeout: std::time::Duration,
     /// `{cert_file, key_file}` (PEM) to serve TLS. Default: none (plain).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The live stream, `/api/v1/stream`.
+    pub stream: crate::stream::StreamConfig,
 }
 
 impl Default for ApiConfig {
@@ -40,6 +42,7 @@ impl Default for ApiConfig {
             max_connections: crate::serve::MAX_CONNECTIONS,
             header_read_timeout: crate::serve::HEADER_READ_TIMEOUT,
             tls: None,
+            stream: Default::default(),
         }
     }
 }
@@ -50,6 +53,7 @@ impl ApiConfig {
         if let Some(t) = &self.tls {
             t.server_config().map_err(|e| format!("tls: {e}"))?;
         }
+        self.stream.validate()?;
         if self.default_limit == 0 || self.default_limit > self.max_limit {
             return Err("default_limit: must be between 1 and max_limit".into());
         }

@@ -6,7 +6,8 @@ mod cache;
 mod config;
 mod keys;
 pub(crate) mod params;
-mod views;
+mod stream;
+pub(crate) mod views;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub cache: Arc<QueryCache>,
     /// Alert rules and history, when the `alerts` extension runs.
     pub alerts: Option<Arc<crate::alerts::Alerts>>,
+    /// The live stream, when served.
+    pub stream: Option<Arc<crate::stream::Stream>>,
 }
 
 /// The API's one error type: clear messages for the client's mistakes, a generic body for ours.
@@ -119,6 +122,8 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(alerts::test),
         )
         .route("/api/v1/alerts", get(alerts::history))
+        .route("/api/v1/stream", get(stream::subscribe))
+        .route("/api/v1/stream/token", axum::routing::post(stream::token))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

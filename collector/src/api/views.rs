@@ -58,7 +58,7 @@ fn parsed(text: &Option<String>) -> J {
     })
 }
 
-fn span(s: &SpanRecord) -> J {
+pub(crate) fn span(s: &SpanRecord) -> J {
     let g = &s.gen_ai;
     let genai = (g.operation.is_some()
         || g.provider.is_some()
@@ -138,25 +138,23 @@ pub fn summary(query: &SummaryQuery, groups: &[SummaryGroup]) -> J {
     json!({"groups": groups})
 }
 
+pub(crate) fn anomaly(a: &AnomalyRow) -> J {
+    json!({
+        "time": rfc3339(a.time_ns),
+        "kind": a.kind,
+        "service": a.service,
+        "provider": a.provider,
+        "model": a.model,
+        "operation": a.operation,
+        "score": a.score,
+        "value": a.value,
+        "baseline": a.baseline,
+        "trace_id": a.trace_id,
+        "span_id": a.span_id,
+        "message": a.message,
+    })
+}
+
 pub fn anomalies(rows: &[AnomalyRow]) -> J {
-    let anomalies: Vec<J> = rows
-        .iter()
-        .map(|a| {
-            json!({
-                "time": rfc3339(a.time_ns),
-                "kind": a.kind,
-                "service": a.service,
-                "provider": a.provider,
-                "model": a.model,
-                "operation": a.operation,
-                "score": a.score,
-                "value": a.value,
-                "baseline": a.baseline,
-                "trace_id": a.trace_id,
-                "span_id": a.span_id,
-                "message": a.message,
-            })
-        })
-        .collect();
-    json!({ "anomalies": anomalies })
+    json!({ "anomalies": rows.iter().map(anomaly).collect::<Vec<_>>() })
 }

@@ -432,6 +432,25 @@ impl Config {
             })
     }
 
+    /// The `api` extensions that run.
+    pub fn apis(&self) -> Vec<(&String, &ApiConfig)> {
+        self.service_extensions
+            .iter()
+            .filter_map(|id| match self.extensions.get(id) {
+                Some(ExtensionConfig::Api(a)) => Some((id, a)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The stores the running `api` extensions read.
+    pub fn api_stores(&self) -> std::collections::BTreeSet<String> {
+        self.apis()
+            .into_iter()
+            .map(|(_, a)| a.store.clone())
+            .collect()
+    }
+
     /// The alerts extension in effect, if `service.extensions` runs one.
     pub fn alerts(&self) -> Option<(&String, &crate::alerts::AlertsConfig)> {
         self.service_extensions

@@ -115,15 +115,19 @@ pub async fn receivers(
     Ok(servers)
 }
 
+/// What the query APIs serve besides the store, each when it runs.
+pub struct ApiParts {
+    pub auth: Option<Arc<Authenticator>>,
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
+    pub stream: Option<Arc<crate::stream::Stream>>,
+}
+
 /// Every `api` extension that runs, listening. Config checks made sure each names a store that
 /// answers queries.
 pub async fn apis(
     config: &Config,
     exporters: &BTreeMap<String, RunningExporter>,
-    (auth, alerts): (
-        Option<Arc<Authenticator>>,
-        Option<Arc<crate::alerts::Alerts>>,
-    ),
+    parts: ApiParts,
     telemetry: &Telemetry,
     stop: &watch::Receiver<bool>,
     addresses: &mut Addresses,
@@ -153,9 +157,10 @@ pub async fn apis(
             store,
             config: api_config.clone(),
             telemetry: telemetry.clone(),
-            auth: auth.clone(),
+            auth: parts.auth.clone(),
             cache: Arc::new(cache),
-            alerts: alerts.clone(),
+            alerts: parts.alerts.clone(),
+            stream: parts.stream.clone(),
         };
         let server = api::serve(listener, state, stopped(stop));
         servers.push(tokio::spawn(async move {

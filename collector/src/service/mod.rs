@@ -86,10 +86,19 @@ impl Service {
         let (drain, drain_rx) = watch::channel(false);
 
         let mut exporters = exporters::start(config, &telemetry, &drain_rx).await?;
-        let feeds = pipelines::start(config, &mut exporters, &telemetry, &drain_rx)?;
+        let (stream, mut workers) = stream(config, &telemetry, &stop_rx).await?;
+        let api_stores = config.api_stores();
+        let tap = stream
+            .clone()
+            .map(|s| (s as Arc<dyn crate::pipeline::Tap>, &api_stores));
+        let feeds = pipelines::start(config, &mut exporters, &telemetry, &drain_rx, tap)?;
         let (auth, limits) = access(config, &exporters, &telemetry)?;
-        let alerts = workers::alerts(config, &exporters, &telemetry, &stop_rx).await?;
-        let (alerts, workers) = alerts.map_or((None, Vec::new()), |(a, w)| (Some(a), vec![w]));
+        let alerts =
+            workers::alerts(config, &exporters, &telemetry, &stop_rx, stream.clone()).await?;
+        let alerts = alerts.map(|(a, w)| {
+            workers.push(w);
+            a
+        });
         let mut addresses = Addresses::default();
         let receivers = listeners::receivers(
             config,
@@ -106,7 +115,11 @@ impl Service {
         let apis = listeners::apis(
             config,
             &exporters,
-            (auth, alerts),
+            listeners::ApiParts {
+                auth,
+                alerts,
+                stream,
+            },
             &telemetry,
             &stop_rx,
             &mut addresses,
@@ -167,6 +180,24 @@ impl Service {
         }
         flushed
     }
+}
+
+/// The live stream, when an `api` extension serves one (the first one's settings).
+async fn stream(
+    config: &Config,
+    telemetry: &Telemetry,
+    stop: &watch::Receiver<bool>,
+) -> Result<(Option<Arc<crate::stream::Stream>>, Vec<JoinHandle<()>>), StartError> {
+    let Some((id, api)) = config.apis().into_iter().find(|(_, a)| a.stream.enabled) else {
+        return Ok((None, Vec::new()));
+    };
+    let (stream, tasks) = crate::stream::Stream::start(api.stream.clone(), telemetry, stop)
+        .await
+        .map_err(|reason| StartError::Extension {
+            id: id.clone(),
+            reason,
+        })?;
+    Ok((Some(stream), tasks))
 }
 
 /// API keys and rate limits, when the `auth` extension runs.

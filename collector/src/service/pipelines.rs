@@ -27,10 +27,19 @@ pub fn start(
     exporters: &mut BTreeMap<String, RunningExporter>,
     telemetry: &Telemetry,
     drain: &watch::Receiver<bool>,
+    tap: Option<(
+        Arc<dyn crate::pipeline::Tap>,
+        &std::collections::BTreeSet<String>,
+    )>,
 ) -> Result<BTreeMap<String, Consumers>, StartError> {
     let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
     for (id, (signal, p)) in &config.pipelines {
         let chains = chains(config, p, telemetry)?;
+        // The stream sees what reaches a store the API reads.
+        let tap = tap
+            .as_ref()
+            .filter(|(_, stores)| p.exporters.iter().any(|e| stores.contains(e)))
+            .map(|(t, _)| Arc::clone(t));
         let pipeline: Arc<dyn Consumer> = match config.queue.kind {
             QueueKind::Memory => {
                 let senders = p
@@ -39,16 +48,14 @@ pub fn start(
                     .filter_map(|name| exporters.get(name)?.sender.clone())
                     .collect();
                 let queue = MemoryQueue::new(senders, QUEUE_WAIT);
-                Arc::new(Pipeline::new(id.clone(), chains, queue, telemetry.clone()))
+                Arc::new(Pipeline::new(id.clone(), chains, queue, telemetry.clone()).with_tap(tap))
             }
             QueueKind::Disk => {
                 let queue = disk_queue(config, id, p, exporters, telemetry, drain)?;
-                Arc::new(Pipeline::new(
-                    id.clone(),
-                    chains,
-                    DurableHandle(queue),
-                    telemetry.clone(),
-                ))
+                Arc::new(
+                    Pipeline::new(id.clone(), chains, DurableHandle(queue), telemetry.clone())
+                        .with_tap(tap),
+                )
             }
         };
         for r in &p.receivers {

@@ -1,4 +1,5 @@
-//! Background workers beside the pipelines: the alert evaluator.
+//! Background workers beside the pipelines: the alert evaluator (the stream's are in
+//! `crate::stream`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub async fn alerts(
     exporters: &BTreeMap<String, RunningExporter>,
     telemetry: &Telemetry,
     stop: &watch::Receiver<bool>,
+    stream: Option<Arc<crate::stream::Stream>>,
 ) -> Result<Option<(Arc<Alerts>, JoinHandle<()>)>, StartError> {
     let Some((id, settings)) = config.alerts() else {
         return Ok(None);
@@ -35,7 +37,9 @@ pub async fn alerts(
         .get(&settings.query_store)
         .and_then(|e| e.query.clone())
         .ok_or_else(|| failed(format!("{:?} answers no queries", settings.query_store)))?;
-    let alerts = Alerts::new(meta, query, settings.clone(), telemetry.clone()).map_err(failed)?;
+    let mut alerts =
+        Alerts::new(meta, query, settings.clone(), telemetry.clone()).map_err(failed)?;
+    alerts.stream = stream;
     alerts.sync_config_rules().await.map_err(failed)?;
     let alerts = Arc::new(alerts);
     let worker = Evaluator::start(Arc::clone(&alerts), stop.clone())

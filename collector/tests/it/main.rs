@@ -19,4 +19,5 @@ mod process;
 mod processors;
 mod receiver_errors;
 mod registry;
+mod stream;
 mod tls;

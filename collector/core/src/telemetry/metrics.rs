@@ -200,6 +200,28 @@ pub static ALERT_LEADER_CHANGES: Metric = counter(
     &["change"],
 );
 
+// The live stream.
+pub static STREAM_SUBSCRIBERS: Metric = gauge(
+    "llmscope_stream_subscribers",
+    "Live-stream subscribers connected to this collector.",
+    &[],
+);
+pub static STREAM_MESSAGES: Metric = counter(
+    "llmscope_stream_messages_total",
+    "Live-stream messages: queued to a subscriber, sent, dropped for a slow subscriber or a full tap, received from Redis.",
+    &["result"],
+);
+pub static STREAM_REFUSED: Metric = counter(
+    "llmscope_stream_refused_total",
+    "Live-stream subscriptions refused, by reason (limit, unauthorized).",
+    &["reason"],
+);
+pub static STREAM_REDIS_ERRORS: Metric = counter(
+    "llmscope_stream_redis_errors_total",
+    "Live-stream publications, subscriptions and interest updates that failed because Redis was unreachable.",
+    &[],
+);
+
 /// Every definition, for docs and checks.
 pub static ALL: &[&Metric] = &[
     &RECEIVER_ACCEPTED_ITEMS,
@@ -234,4 +256,8 @@ pub static ALL: &[&Metric] = &[
     &ALERT_WRITES_REFUSED,
     &ALERT_DELIVERIES,
     &ALERT_LEADER_CHANGES,
+    &STREAM_SUBSCRIBERS,
+    &STREAM_MESSAGES,
+    &STREAM_REFUSED,
+    &STREAM_REDIS_ERRORS,
 ];

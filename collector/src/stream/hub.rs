@@ -1,0 +1,345 @@
+//! The hub: subscribers by project, each with its own bounded queue, and a short replay buffer
+//! per watched project.
+//!
+//! Guarantees:
+//! - Publishing never waits for a subscriber: a full queue loses its oldest message and counts
+//!   it, and the subscriber is told how many it lost before its next message.
+//! - A subscriber sees only its project's messages that pass its filter.
+//! - Message ids are `<epoch>-<sequence>`, increasing within a process; a reconnect naming an id
+//!   still in the replay buffer resumes right after it, otherwise it is told what was missed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::StreamConfig;
+use super::message::{Filter, Message};
+use crate::telemetry::{Counter, Telemetry, metrics};
+
+/// A project's replay buffer is dropped after this long without subscribers.
+const REPLAY_IDLE: Duration = Duration::from_secs(120);
+
+/// What a subscriber reads next.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Message(String, Arc<Message>),
+    /// This many messages were lost (`None`: an unknown number, e.g. across a restart).
+    Dropped(Option<u64>, &'static str),
+}
+
+struct Queue {
+    items: VecDeque<(u64, Arc<Message>)>,
+    dropped: u64,
+    /// Said once, first: what a resumed connection missed.
+    missed: Option<(Option<u64>, &'static str)>,
+}
+
+struct Subscriber {
+    filter: Filter,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    capacity: usize,
+}
+
+struct Replay {
+    items: VecDeque<(u64, Arc<Message>)>,
+    idle_since: Option<Instant>,
+}
+
+impl Replay {
+    /// Watched now, or within `REPLAY_IDLE`.
+    fn fresh(&self) -> bool {
+        self.idle_since.is_none_or(|t| t.elapsed() < REPLAY_IDLE)
+    }
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("too many stream subscribers on this collector ({0}); try again later")]
+    Total(usize),
+    #[error("too many stream subscribers for this project ({0}); try again later")]
+    Project(usize),
+}
+
+pub struct Hub {
+    config: StreamConfig,
+    /// Random per process: ids from another process or another collector are told apart.
+    pub epoch: String,
+    sequence: AtomicU64,
+    subscribers: RwLock<HashMap<String, Vec<Arc<Subscriber>>>>,
+    total: AtomicUsize,
+    replay: Mutex<HashMap<String, Replay>>,
+    sent: Counter,
+    dropped: Counter,
+    /// Notified when a project gains its first subscriber here (the fan-out says so at once).
+    pub interest: Notify,
+}
+
+impl Hub {
+    pub fn new(config: StreamConfig, telemetry: &Telemetry) -> Arc<Self> {
+        let mut epoch = [0u8; 4];
+        let _ = getrandom::fill(&mut epoch);
+        let hub = Arc::new(Self {
+            config,
+            epoch: hex::encode(epoch),
+            sequence: AtomicU64::new(0),
+            subscribers: RwLock::default(),
+            total: AtomicUsize::new(0),
+            replay: Mutex::default(),
+            sent: telemetry.counter(&metrics::STREAM_MESSAGES, &[("result", "queued")]),
+            dropped: telemetry.counter(
+                &metrics::STREAM_MESSAGES,
+                &[("result", "dropped_slow_subscriber")],
+            ),
+            interest: Notify::new(),
+        });
+        let weak = Arc::downgrade(&hub);
+        telemetry.gauge(&metrics::STREAM_SUBSCRIBERS, &[], move || {
+            weak.upgrade()
+                .map_or(0, |h| h.total.load(Ordering::Relaxed) as u64)
+        });
+        hub
+    }
+
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    /// Whether anyone here watches `project`, or did lately (its replay is kept for
+    /// reconnects): messages for it are worth building.
+    pub fn watched(&self, project: &str) -> bool {
+        let subscribed = read(&self.subscribers)
+            .get(project)
+            .is_some_and(|s| !s.is_empty());
+        subscribed || lock(&self.replay).get(project).is_some_and(Replay::fresh)
+    }
+
+    /// Projects watched here, or lately.
+    pub fn watched_projects(&self) -> Vec<String> {
+        let mut projects: Vec<String> = read(&self.subscribers)
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut replays = lock(&self.replay);
+        replays.retain(|_, r| r.fresh());
+        projects.extend(replays.keys().cloned());
+        projects.sort_unstable();
+        projects.dedup();
+        projects
+    }
+
+    /// Delivers messages to this collector's subscribers of `project`.
+    pub fn publish(&self, project: &str, messages: Vec<Arc<Message>>) {
+        if messages.is_empty() {
+            return;
+        }
+        let first = self
+            .sequence
+            .fetch_add(messages.len() as u64, Ordering::Relaxed)
+            + 1;
+        let numbered: Vec<(u64, Arc<Message>)> = (first..).zip(messages).collect();
+        {
+            let subscribed = read(&self.subscribers)
+                .get(project)
+                .is_some_and(|s| !s.is_empty());
+            let mut replays = lock(&self.replay);
+            let keep = match replays.get(project) {
+                Some(r) => r.fresh(),
+                None => subscribed,
+            };
+            if keep {
+                let r = replays.entry(project.to_owned()).or_insert_with(|| Replay {
+                    items: VecDeque::new(),
+                    idle_since: None,
+                });
+                for item in &numbered {
+                    if r.items.len() == self.config.replay {
+                        r.items.pop_front();
+                    }
+                    if self.config.replay > 0 {
+                        r.items.push_back(item.clone());
+                    }
+                }
+            } else {
+                replays.remove(project);
+            }
+        }
+        let subscribers = read(&self.subscribers);
+        let Some(list) = subscribers.get(project) else {
+            return;
+        };
+        for s in list {
+            let mut pushed = false;
+            {
+                let mut q = lock(&s.queue);
+                for (id, m) in &numbered {
+                    if !s.filter.matches(m) {
+                        continue;
+                    }
+                    if q.items.len() >= s.capacity {
+                        q.items.pop_front();
+                        q.dropped += 1;
+                        self.dropped.add(1);
+                    }
+                    q.items.push_back((*id, Arc::clone(m)));
+                    self.sent.add(1);
+                    pushed = true;
+                }
+            }
+            if pushed {
+                s.notify.notify_one();
+            }
+        }
+    }
+
+    /// A new subscriber of `project`, resuming after `last_event_id` when the replay holds it.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        project: &str,
+        filter: Filter,
+        last_event_id: Option<&str>,
+    ) -> Result<Subscription, Refused> {
+        let mut subscribers = write(&self.subscribers);
+        let total = self.total.load(Ordering::Relaxed);
+        if total >= self.config.max_subscribers {
+            return Err(Refused::Total(self.config.max_subscribers));
+        }
+        let list = subscribers.entry(project.to_owned()).or_default();
+        if list.len() >= self.config.max_subscribers_per_project {
+            return Err(Refused::Project(self.config.max_subscribers_per_project));
+        }
+        let mut queue = Queue {
+            items: VecDeque::new(),
+            dropped: 0,
+            missed: None,
+        };
+        if let Some(last) = last_event_id {
+            self.resume(project, &filter, last, &mut queue);
+        }
+        let subscriber = Arc::new(Subscriber {
+            filter,
+            queue: Mutex::new(queue),
+            notify: Notify::new(),
+            capacity: self.config.buffer.max(1),
+        });
+        if list.is_empty() {
+            self.interest.notify_one();
+        }
+        list.push(Arc::clone(&subscriber));
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = lock(&self.replay).get_mut(project) {
+            r.idle_since = None;
+        }
+        Ok(Subscription {
+            hub: Arc::clone(self),
+            project: project.to_owned(),
+            subscriber,
+        })
+    }
+
+    fn resume(&self, project: &str, filter: &Filter, last: &str, queue: &mut Queue) {
+        let same_epoch = last
+            .split_once('-')
+            .filter(|(epoch, _)| *epoch == self.epoch)
+            .and_then(|(_, seq)| seq.parse::<u64>().ok());
+        let Some(after) = same_epoch else {
+            queue.missed = Some((None, "unknown_event_id"));
+            return;
+        };
+        let replays = lock(&self.replay);
+        let items = replays.get(project).map(|r| &r.items);
+        let oldest = items.and_then(|i| i.front()).map(|(id, _)| *id);
+        match oldest {
+            Some(oldest) if oldest <= after + 1 => {}
+            Some(oldest) => queue.missed = Some((Some(oldest - after - 1), "replay_exceeded")),
+            None => {
+                let now = self.sequence.load(Ordering::Relaxed);
+                if now > after {
+                    queue.missed = Some((Some(now - after), "replay_exceeded"));
+                }
+            }
+        }
+        for (id, m) in items.into_iter().flatten() {
+            if *id > after && filter.matches(m) {
+                queue.items.push_back((*id, Arc::clone(m)));
+            }
+        }
+    }
+
+    fn leave(&self, project: &str, subscriber: &Arc<Subscriber>) {
+        let mut subscribers = write(&self.subscribers);
+        if let Some(list) = subscribers.get_mut(project) {
+            let before = list.len();
+            list.retain(|s| !Arc::ptr_eq(s, subscriber));
+            if list.len() < before {
+                self.total.fetch_sub(1, Ordering::Relaxed);
+            }
+            if list.is_empty() {
+                subscribers.remove(project);
+                if let Some(r) = lock(&self.replay).get_mut(project) {
+                    r.idle_since = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    pub fn id(&self, sequence: u64) -> String {
+        format!("{}-{sequence}", self.epoch)
+    }
+}
+
+/// One subscriber's end; leaving the hub when dropped.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    project: String,
+    subscriber: Arc<Subscriber>,
+}
+
+impl Subscription {
+    /// The next item, waiting for one.
+    pub async fn next(&self) -> Item {
+        loop {
+            if let Some(item) = self.try_next() {
+                return item;
+            }
+            self.subscriber.notify.notified().await;
+        }
+    }
+
+    pub fn try_next(&self) -> Option<Item> {
+        let mut q = lock(&self.subscriber.queue);
+        if let Some((count, reason)) = q.missed.take() {
+            return Some(Item::Dropped(count, reason));
+        }
+        if q.dropped > 0 {
+            let n = std::mem::take(&mut q.dropped);
+            return Some(Item::Dropped(Some(n), "slow_subscriber"));
+        }
+        q.items
+            .pop_front()
+            .map(|(id, m)| Item::Message(self.hub.id(id), m))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.leave(&self.project, &self.subscriber);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
