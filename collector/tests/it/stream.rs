@@ -535,3 +535,89 @@ async fn two_collectors_sharing_redis_deliver_a_span_once_to_each_subscriber() {
     );
     assert!(a.stop().await && b.stop().await);
 }
+
+/// A Redis server of the test's own on a free port, to stop and start again.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        Self { port, child }
+    }
+
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on {} never listened", self.port);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_to_local_delivery_and_heals_by_itself() {
+    // Only where the services run (CI, a dev machine): this test brings its own redis-server.
+    if llmscope_core::test_util::service_url("LLMSCOPE_TEST_REDIS_URL").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let redis = OwnRedis::start(port);
+    redis.ready().await;
+    let extra = format!("      redis_url: redis://127.0.0.1:{port}\n");
+    let a = start(&extra).await;
+    let b = start(&extra).await;
+    let mut on_a = sse(&a, "", &[]).await.expect("SSE on a");
+    let mut on_b = sse(&b, "", &[]).await.expect("SSE on b");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::alerts::send(&a, &[Call::ok("before")]).await;
+    assert!(on_b.next(Duration::from_secs(5)).await.is_some(), "delivered through Redis");
+    assert!(on_a.next(Duration::from_secs(5)).await.is_some());
+
+    drop(redis);
+    crate::alerts::send(&a, &[Call::ok("during")]).await;
+    let (_, local) = on_a.next(Duration::from_secs(5)).await.expect("still delivered locally");
+    assert_eq!(local["data"]["gen_ai"]["request_model"], "during");
+    let metrics = || async {
+        String::from_utf8(a.get("/metrics").await.body).expect("utf-8")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics().await.lines().any(|l| {
+        l.starts_with("llmscope_stream_redis_errors_total ") && !l.ends_with(" 0")
+    }) {
+        assert!(Instant::now() < deadline, "the outage was never counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let _back = OwnRedis::start(port);
+    _back.ready().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        crate::alerts::send(&a, &[Call::ok("after")]).await;
+        if let Some((_, got)) = on_b.next(Duration::from_millis(500)).await
+            && got["data"]["gen_ai"]["request_model"] == "after"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healed");
+    }
+    assert!(a.stop().await && b.stop().await);
+}
