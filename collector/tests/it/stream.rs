@@ -545,7 +545,16 @@ struct OwnRedis {
 impl OwnRedis {
     fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server");
@@ -554,7 +563,10 @@ impl OwnRedis {
 
     async fn ready(&self) {
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -589,20 +601,26 @@ async fn a_redis_outage_degrades_to_local_delivery_and_heals_by_itself() {
     let mut on_b = sse(&b, "", &[]).await.expect("SSE on b");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     crate::alerts::send(&a, &[Call::ok("before")]).await;
-    assert!(on_b.next(Duration::from_secs(5)).await.is_some(), "delivered through Redis");
+    assert!(
+        on_b.next(Duration::from_secs(5)).await.is_some(),
+        "delivered through Redis"
+    );
     assert!(on_a.next(Duration::from_secs(5)).await.is_some());
 
     drop(redis);
     crate::alerts::send(&a, &[Call::ok("during")]).await;
-    let (_, local) = on_a.next(Duration::from_secs(5)).await.expect("still delivered locally");
+    let (_, local) = on_a
+        .next(Duration::from_secs(5))
+        .await
+        .expect("still delivered locally");
     assert_eq!(local["data"]["gen_ai"]["request_model"], "during");
-    let metrics = || async {
-        String::from_utf8(a.get("/metrics").await.body).expect("utf-8")
-    };
+    let metrics = || async { String::from_utf8(a.get("/metrics").await.body).expect("utf-8") };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !metrics().await.lines().any(|l| {
-        l.starts_with("llmscope_stream_redis_errors_total ") && !l.ends_with(" 0")
-    }) {
+    while !metrics()
+        .await
+        .lines()
+        .any(|l| l.starts_with("llmscope_stream_redis_errors_total ") && !l.ends_with(" 0"))
+    {
         assert!(Instant::now() < deadline, "the outage was never counted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
