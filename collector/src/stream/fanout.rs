@@ -20,6 +20,10 @@ use super::message::Message;
 use crate::redis::{Bursts, LazyRedis};
 use crate::telemetry::{Counter, Telemetry, metrics};
 
+/// Publications to Redis in flight at once; past it a batch is not published (counted), so a
+/// slow Redis cannot pile up tasks.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// How long a collector's interest in a project lasts without being refreshed.
 const INTEREST_TTL: Duration = Duration::from_secs(10);
 const REFRESH: Duration = Duration::from_secs(1);
@@ -39,6 +43,8 @@ pub struct Fanout {
     watched: RwLock<HashSet<String>>,
     errors: Counter,
     received: Counter,
+    busy: Counter,
+    in_flight: Arc<tokio::sync::Semaphore>,
     failures: Bursts,
 }
 
@@ -64,6 +70,11 @@ impl Fanout {
                 &metrics::STREAM_MESSAGES,
                 &[("result", "received_from_redis")],
             ),
+            busy: telemetry.counter(
+                &metrics::STREAM_MESSAGES,
+                &[("result", "dropped_redis_busy")],
+            ),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             failures: Bursts::default(),
         }))
     }
@@ -85,6 +96,10 @@ impl Fanout {
 
     /// Publishes in the background: the caller (the tap) never waits on Redis.
     pub fn publish(self: &Arc<Self>, project: &str, messages: &[Message]) {
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            self.busy.add(messages.len() as u64);
+            return;
+        };
         let wire = Wire {
             o: self.origin.clone(),
             m: messages.to_vec(),
@@ -95,6 +110,7 @@ impl Fanout {
         let channel = format!("{}:msg:{project}", self.prefix);
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let _permit = permit;
             let result = async {
                 let mut conn = this.redis.connection().await?;
                 redis::cmd("PUBLISH")
