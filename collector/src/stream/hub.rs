@@ -343,3 +343,96 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::message::Kind;
+
+    fn hub(buffer: usize, replay: usize, per_project: usize) -> Arc<Hub> {
+        let config = StreamConfig {
+            buffer,
+            replay,
+            max_subscribers_per_project: per_project,
+            ..Default::default()
+        };
+        Hub::new(config, &Telemetry::default())
+    }
+
+    fn spans(n: usize) -> Vec<Arc<Message>> {
+        (0..n)
+            .map(|i| {
+                Arc::new(Message {
+                    kind: Kind::Span,
+                    llm_call: true,
+                    error: false,
+                    keys: Default::default(),
+                    json: i.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn drain(s: &Subscription) -> Vec<String> {
+        std::iter::from_fn(|| s.try_next())
+            .map(|item| match item {
+                Item::Message(_, m) => m.json.clone(),
+                Item::Dropped(n, why) => format!("dropped {n:?} {why}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slow_subscriber_loses_the_oldest_and_is_told_first() {
+        let h = hub(2, 0, 10);
+        let s = h
+            .subscribe("p", Filter::default_llm_calls(), None)
+            .expect("in");
+        h.publish("p", spans(5));
+        h.publish("other", spans(1));
+        assert_eq!(drain(&s), ["dropped Some(3) slow_subscriber", "3", "4"]);
+    }
+
+    #[test]
+    fn a_reconnect_resumes_from_the_replay_or_says_how_much_it_missed() {
+        let h = hub(100, 3, 10);
+        let first = h
+            .subscribe("p", Filter::default_llm_calls(), None)
+            .expect("in");
+        h.publish("p", spans(10)); // ids 1..=10; the replay keeps 8, 9, 10
+        drop(first);
+        let resumed = h
+            .subscribe("p", Filter::default_llm_calls(), Some(&h.id(8)))
+            .expect("in");
+        assert_eq!(drain(&resumed), ["8", "9"]);
+        let late = h
+            .subscribe("p", Filter::default_llm_calls(), Some(&h.id(2)))
+            .expect("in");
+        assert_eq!(
+            drain(&late),
+            ["dropped Some(5) replay_exceeded", "7", "8", "9"]
+        );
+        let elsewhere = h
+            .subscribe("p", Filter::default_llm_calls(), Some("0000-1"))
+            .expect("in");
+        assert_eq!(drain(&elsewhere), ["dropped None unknown_event_id"]);
+    }
+
+    #[test]
+    fn limits_hold_and_leaving_frees_a_place() {
+        let h = hub(10, 10, 1);
+        let s = h
+            .subscribe("p", Filter::default_llm_calls(), None)
+            .expect("in");
+        assert_eq!(
+            h.subscribe("p", Filter::default_llm_calls(), None).err(),
+            Some(Refused::Project(1))
+        );
+        assert!(h.subscribe("q", Filter::default_llm_calls(), None).is_ok());
+        h.publish("p", spans(1));
+        drop(s);
+        assert!(h.subscribe("p", Filter::default_llm_calls(), None).is_ok());
+        assert!(h.watched("p"), "watched lately: its replay is kept");
+        assert!(!h.watched("never"));
+    }
+}

@@ -145,6 +145,14 @@ pub const PARAMS: [&str; 10] = [
 ];
 
 impl Filter {
+    /// `kind=llm_calls` and nothing else: the default.
+    pub fn default_llm_calls() -> Self {
+        Self {
+            llm_calls: true,
+            ..Self::default()
+        }
+    }
+
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
         let mut f = Filter::default();
         let kinds = q.get("kind").map_or("llm_calls", String::as_str);
