@@ -7,7 +7,9 @@
 #   2. one subscriber that never reads (its queue fills, it is told what it lost);
 #   3. SUBSCRIBERS (default 1000) subscribers spread over the load generator's three models,
 #      plus one that never reads, at full load;
-#   4. the same at a fixed RATE (default 2000 spans/s), for delivery latency.
+#   4. the same at a fixed RATE (default 2000 spans/s), for delivery latency;
+#   5. SUBSCRIBERS subscribers whose filter matches nothing the load sends (connected, idle):
+#      the cost of converting every span and checking every filter.
 # Prints each run's accepted spans/s and latency, what the subscribers got, and the
 # collector's peak RSS.
 set -euo pipefail
@@ -69,5 +71,10 @@ stop_collector
 
 echo "== 4. $subscribers subscribers (+1 never reading), ${RATE:-2000} spans/s"
 start_collector; bench "$subscribers" 1 "${filters[@]}"; load --rate "${RATE:-2000}"; wait "$bench_pid"; cat "$work/bench.txt"
+curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
+stop_collector
+
+echo "== 5. $subscribers idle subscribers (their filter matches nothing), full load"
+start_collector; bench "$subscribers" 0 "kind=llm_calls&service=not-sending"; load; wait "$bench_pid"; cat "$work/bench.txt"
 curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
 stop_collector

@@ -130,6 +130,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in tasks {
         let _ = t.await;
     }
+    // The stalled ones stay connected, unread, until the end.
+    tokio::time::sleep_until(deadline.into()).await;
     let mut lat = samples.lock().expect("samples").clone();
     lat.sort_by(f64::total_cmp);
     println!(

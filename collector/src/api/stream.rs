@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -49,13 +49,15 @@ async fn stream_project(
     }
 }
 
-/// The text a subscriber receives for an item.
-fn text(item: &Item) -> (Option<String>, String) {
+/// The text a subscriber receives for an item (a message's is shared, not copied).
+fn text(item: &Item) -> (Option<String>, Utf8Bytes) {
     match item {
         Item::Message(id, m) => (Some(id.clone()), m.json.clone()),
         Item::Dropped(count, reason) => (
             None,
-            json!({"type": "dropped", "count": count, "reason": reason}).to_string(),
+            json!({"type": "dropped", "count": count, "reason": reason})
+                .to_string()
+                .into(),
         ),
     }
 }
@@ -136,7 +138,7 @@ async fn open(
             let events = futures_util::stream::unfold((sub, sent), |(sub, sent)| async move {
                 let item = sub.next().await;
                 let (id, data) = text(&item);
-                let mut event = Event::default().data(data);
+                let mut event = Event::default().data(data.as_str());
                 if let Some(id) = id {
                     sent.add(1);
                     event = event.id(id);
@@ -158,6 +160,10 @@ async fn open(
     }
 }
 
+/// Bytes written before one flush: what is queued goes out in few writes, and a socket's write
+/// buffer stays small however many messages wait.
+const WS_BATCH_BYTES: usize = 32 << 10;
+
 /// Sends items and a heartbeat every `heartbeat` until the client leaves; the client's own
 /// messages are read only to notice it closing.
 async fn websocket(
@@ -166,24 +172,45 @@ async fn websocket(
     heartbeat: std::time::Duration,
     sent: Counter,
 ) {
+    use futures_util::SinkExt as _;
     let mut beat = tokio::time::interval(heartbeat);
     beat.tick().await;
     loop {
-        let out = tokio::select! {
-            item = sub.next() => {
-                let (id, data) = text(&item);
-                if id.is_some() {
-                    sent.add(1);
-                }
-                data
-            }
-            _ = beat.tick() => json!({"type": "heartbeat", "time": rfc3339(crate::alerts::now_ns())}).to_string(),
+        let first = tokio::select! {
+            item = sub.next() => Some(item),
+            _ = beat.tick() => None,
             incoming = socket.recv() => match incoming {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
             },
         };
-        if socket.send(WsMessage::Text(out.into())).await.is_err() {
+        let Some(first) = first else {
+            let beat = json!({"type": "heartbeat", "time": rfc3339(crate::alerts::now_ns())});
+            if socket
+                .send(WsMessage::Text(beat.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        };
+        let mut item = Some(first);
+        let mut bytes = 0;
+        while let Some(next) = item.take() {
+            let (id, data) = text(&next);
+            if id.is_some() {
+                sent.add(1);
+            }
+            bytes += data.len();
+            if socket.feed(WsMessage::Text(data)).await.is_err() {
+                return;
+            }
+            if bytes < WS_BATCH_BYTES {
+                item = sub.try_next();
+            }
+        }
+        if socket.flush().await.is_err() {
             return;
         }
     }

@@ -38,10 +38,26 @@ struct Queue {
 }
 
 struct Subscriber {
-    filter: Filter,
     queue: Mutex<Queue>,
     notify: Notify,
     capacity: usize,
+}
+
+/// The subscribers of one project that share a filter: each message is checked once per
+/// group, however many subscribe with that filter.
+/// A group whose last member left is kept for `REPLAY_IDLE`, so what a reconnect with that
+/// filter would resume is still built and kept.
+struct Group {
+    filter: Filter,
+    members: Vec<Arc<Subscriber>>,
+    /// Since when it has had no member.
+    idle_since: Option<Instant>,
+}
+
+impl Group {
+    fn live(&self) -> bool {
+        !self.members.is_empty() || self.idle_since.is_some_and(|t| t.elapsed() < REPLAY_IDLE)
+    }
 }
 
 struct Replay {
@@ -70,7 +86,7 @@ pub struct Hub {
     /// Random per process: ids from another process or another collector are told apart.
     pub epoch: String,
     sequence: AtomicU64,
-    subscribers: RwLock<HashMap<String, Vec<Arc<Subscriber>>>>,
+    subscribers: RwLock<HashMap<String, Vec<Group>>>,
     total: AtomicUsize,
     replay: Mutex<HashMap<String, Replay>>,
     sent: Counter,
@@ -112,25 +128,19 @@ impl Hub {
     /// Whether anyone here watches `project`, or did lately (its replay is kept for
     /// reconnects): messages for it are worth building.
     pub fn watched(&self, project: &str) -> bool {
-        let subscribed = read(&self.subscribers)
+        read(&self.subscribers)
             .get(project)
-            .is_some_and(|s| !s.is_empty());
-        subscribed || lock(&self.replay).get(project).is_some_and(Replay::fresh)
+            .is_some_and(|groups| groups.iter().any(Group::live))
     }
 
     /// Projects watched here, or lately.
     pub fn watched_projects(&self) -> Vec<String> {
-        let mut projects: Vec<String> = read(&self.subscribers)
-            .iter()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(p, _)| p.clone())
-            .collect();
-        let mut replays = lock(&self.replay);
-        replays.retain(|_, r| r.fresh());
-        projects.extend(replays.keys().cloned());
-        projects.sort_unstable();
-        projects.dedup();
-        projects
+        let mut subscribers = write(&self.subscribers);
+        subscribers.retain(|_, groups| {
+            groups.retain(Group::live);
+            !groups.is_empty()
+        });
+        subscribers.keys().cloned().collect()
     }
 
     /// Delivers messages to this collector's subscribers of `project`.
@@ -144,9 +154,7 @@ impl Hub {
             + 1;
         let numbered: Vec<(u64, Arc<Message>)> = (first..).zip(messages).collect();
         {
-            let subscribed = read(&self.subscribers)
-                .get(project)
-                .is_some_and(|s| !s.is_empty());
+            let subscribed = self.watched(project);
             let mut replays = lock(&self.replay);
             let keep = match replays.get(project) {
                 Some(r) => r.fresh(),
@@ -170,31 +178,40 @@ impl Hub {
             }
         }
         let subscribers = read(&self.subscribers);
-        let Some(list) = subscribers.get(project) else {
+        let Some(groups) = subscribers.get(project) else {
             return;
         };
-        for s in list {
-            let mut pushed = false;
-            {
-                let mut q = lock(&s.queue);
-                for (id, m) in &numbered {
-                    if !s.filter.matches(m) {
-                        continue;
-                    }
-                    if q.items.len() >= s.capacity {
-                        q.items.pop_front();
-                        q.dropped += 1;
-                        self.dropped.add(1);
-                    }
-                    q.items.push_back((*id, Arc::clone(m)));
-                    self.sent.add(1);
-                    pushed = true;
-                }
+        for group in groups.iter().filter(|g| !g.members.is_empty()) {
+            let matching: Vec<&(u64, Arc<Message>)> = numbered
+                .iter()
+                .filter(|(_, m)| group.filter.matches(m))
+                .collect();
+            if matching.is_empty() {
+                continue;
             }
-            if pushed {
+            for s in &group.members {
+                {
+                    let mut q = lock(&s.queue);
+                    for (id, m) in &matching {
+                        if q.items.len() >= s.capacity {
+                            q.items.pop_front();
+                            q.dropped += 1;
+                            self.dropped.add(1);
+                        }
+                        q.items.push_back((*id, Arc::clone(m)));
+                    }
+                }
+                self.sent.add(matching.len() as u64);
                 s.notify.notify_one();
             }
         }
+    }
+
+    /// Whether a subscriber here would take `message` (so it is worth building in full).
+    pub fn wants(&self, project: &str, message: &Message) -> bool {
+        read(&self.subscribers)
+            .get(project)
+            .is_some_and(|groups| groups.iter().any(|g| g.live() && g.filter.matches(message)))
     }
 
     /// A new subscriber of `project`, resuming after `last_event_id` when the replay holds it.
@@ -209,8 +226,9 @@ impl Hub {
         if total >= self.config.max_subscribers {
             return Err(Refused::Total(self.config.max_subscribers));
         }
-        let list = subscribers.entry(project.to_owned()).or_default();
-        if list.len() >= self.config.max_subscribers_per_project {
+        let groups = subscribers.entry(project.to_owned()).or_default();
+        let members: usize = groups.iter().map(|g| g.members.len()).sum();
+        if members >= self.config.max_subscribers_per_project {
             return Err(Refused::Project(self.config.max_subscribers_per_project));
         }
         let mut queue = Queue {
@@ -222,15 +240,25 @@ impl Hub {
             self.resume(project, &filter, last, &mut queue);
         }
         let subscriber = Arc::new(Subscriber {
-            filter,
             queue: Mutex::new(queue),
             notify: Notify::new(),
             capacity: self.config.buffer.max(1),
         });
-        if list.is_empty() {
+        if !groups.iter().any(Group::live) {
             self.interest.notify_one();
         }
-        list.push(Arc::clone(&subscriber));
+        groups.retain(Group::live);
+        match groups.iter_mut().find(|g| g.filter == filter) {
+            Some(g) => {
+                g.members.push(Arc::clone(&subscriber));
+                g.idle_since = None;
+            }
+            None => groups.push(Group {
+                filter,
+                members: vec![Arc::clone(&subscriber)],
+                idle_since: None,
+            }),
+        }
         self.total.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = lock(&self.replay).get_mut(project) {
             r.idle_since = None;
@@ -273,18 +301,27 @@ impl Hub {
 
     fn leave(&self, project: &str, subscriber: &Arc<Subscriber>) {
         let mut subscribers = write(&self.subscribers);
-        if let Some(list) = subscribers.get_mut(project) {
-            let before = list.len();
-            list.retain(|s| !Arc::ptr_eq(s, subscriber));
-            if list.len() < before {
+        let Some(groups) = subscribers.get_mut(project) else {
+            return;
+        };
+        for g in groups.iter_mut() {
+            let before = g.members.len();
+            g.members.retain(|s| !Arc::ptr_eq(s, subscriber));
+            if g.members.len() < before {
                 self.total.fetch_sub(1, Ordering::Relaxed);
-            }
-            if list.is_empty() {
-                subscribers.remove(project);
-                if let Some(r) = lock(&self.replay).get_mut(project) {
-                    r.idle_since = Some(Instant::now());
+                if g.members.is_empty() {
+                    g.idle_since = Some(Instant::now());
                 }
             }
+        }
+        groups.retain(Group::live);
+        if groups.iter().all(|g| g.members.is_empty())
+            && let Some(r) = lock(&self.replay).get_mut(project)
+        {
+            r.idle_since = Some(Instant::now());
+        }
+        if groups.is_empty() {
+            subscribers.remove(project);
         }
     }
 
@@ -367,7 +404,7 @@ mod tests {
                     llm_call: true,
                     error: false,
                     keys: Default::default(),
-                    json: i.to_string(),
+                    json: i.to_string().into(),
                 })
             })
             .collect()
@@ -376,7 +413,7 @@ mod tests {
     fn drain(s: &Subscription) -> Vec<String> {
         std::iter::from_fn(|| s.try_next())
             .map(|item| match item {
-                Item::Message(_, m) => m.json.clone(),
+                Item::Message(_, m) => m.json.to_string(),
                 Item::Dropped(n, why) => format!("dropped {n:?} {why}"),
             })
             .collect()

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::ws::Utf8Bytes;
 use llmscope_core::{Batch, Payload};
 use llmscope_exporters::record;
 use serde::{Deserialize, Serialize};
@@ -33,28 +34,54 @@ pub struct Message {
     /// `session`, `trace_id`, as known.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub keys: HashMap<String, String>,
-    /// `{"type": ..., "data": ...}`.
-    pub json: String,
+    /// `{"type": ..., "data": ...}`, shared by every subscriber's socket without a copy.
+    #[serde(with = "text")]
+    pub json: Utf8Bytes,
+}
+
+/// `Utf8Bytes` as a JSON string.
+mod text {
+    use axum::extract::ws::Utf8Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Utf8Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Utf8Bytes, D::Error> {
+        String::deserialize(d).map(Utf8Bytes::from)
+    }
 }
 
 impl Message {
-    fn new(kind: Kind, data: J, keys: &[(&str, Option<&str>)]) -> Self {
+    /// A message without its JSON yet: enough for filters to decide.
+    fn probe(kind: Kind, keys: &[(&str, Option<&str>)]) -> Self {
         let keys = keys
             .iter()
             .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v.to_owned())))
             .collect();
-        let name = match kind {
-            Kind::Span => "span",
-            Kind::Anomaly => "anomaly",
-            Kind::Alert => "alert",
-        };
         Self {
             kind,
             llm_call: false,
             error: false,
             keys,
-            json: json!({"type": name, "data": data}).to_string(),
+            json: Utf8Bytes::from_static(""),
         }
+    }
+
+    fn with_data(mut self, data: J) -> Self {
+        let name = match self.kind {
+            Kind::Span => "span",
+            Kind::Anomaly => "anomaly",
+            Kind::Alert => "alert",
+        };
+        self.json = json!({"type": name, "data": data}).to_string().into();
+        self
+    }
+
+    #[cfg(test)]
+    fn new(kind: Kind, data: J, keys: &[(&str, Option<&str>)]) -> Self {
+        Self::probe(kind, keys).with_data(data)
     }
 
     fn key(&self, name: &str) -> Option<&str> {
@@ -63,22 +90,20 @@ impl Message {
 
     /// An alert transition, as the history shows it.
     pub fn alert(data: J, labels: &[(&str, Option<&str>)]) -> Self {
-        Self::new(Kind::Alert, data, labels)
+        Self::probe(Kind::Alert, labels).with_data(data)
     }
 }
 
-/// Every stored span and anomaly event of a processed batch, as messages.
-pub fn from_batch(batch: &Batch) -> Vec<Message> {
+/// The stored spans and anomaly events of a processed batch that `wanted` takes, as messages
+/// (the JSON, the costly part, is built only for those).
+pub fn from_batch(batch: &Batch, wanted: impl Fn(&Message) -> bool) -> Vec<Message> {
     let project = &batch.ctx.project;
     let mut out = Vec::new();
     if let Payload::Traces(rs) = &batch.payload {
         for s in record::span_records(project, rs) {
             let g = &s.gen_ai;
-            let mut data = views::span(&s);
-            data["trace_id"] = J::String(s.trace_id.clone());
-            let mut m = Message::new(
+            let mut m = Message::probe(
                 Kind::Span,
-                data,
                 &[
                     ("service", s.service.as_deref()),
                     ("model", g.request_model.as_deref()),
@@ -92,7 +117,12 @@ pub fn from_batch(batch: &Batch) -> Vec<Message> {
             );
             m.llm_call = g.is_model_call;
             m.error = s.status_code == 2;
-            out.push(m);
+            if !wanted(&m) {
+                continue;
+            }
+            let mut data = views::span(&s);
+            data["trace_id"] = J::String(s.trace_id.clone());
+            out.push(m.with_data(data));
         }
     }
     let logs = match &batch.payload {
@@ -102,9 +132,8 @@ pub fn from_batch(batch: &Batch) -> Vec<Message> {
     for resource_logs in logs.into_iter().chain([batch.events.as_slice()]) {
         let (_, anomalies) = record::log_rows(project, resource_logs);
         for a in anomalies {
-            out.push(Message::new(
+            let m = Message::probe(
                 Kind::Anomaly,
-                views::anomaly(&a),
                 &[
                     ("service", a.service.as_deref()),
                     ("model", a.model.as_deref()),
@@ -113,7 +142,10 @@ pub fn from_batch(batch: &Batch) -> Vec<Message> {
                     ("trace_id", a.trace_id.as_deref()),
                     ("kind", Some(&a.kind)),
                 ],
-            ));
+            );
+            if wanted(&m) {
+                out.push(m.with_data(views::anomaly(&a)));
+            }
         }
     }
     out

@@ -32,8 +32,9 @@ use fanout::Fanout;
 use hub::Hub;
 use message::Message;
 
-/// Batches waiting to be turned into messages; past it, the stream skips batches.
-const TAP_CAPACITY: usize = 1024;
+/// Batches waiting to be turned into messages; past it, the stream skips batches (counted),
+/// so what waits stays a few megabytes.
+const TAP_CAPACITY: usize = 64;
 
 /// `stream` in the `api` extension.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -167,8 +168,11 @@ impl Stream {
                 batch = rx.recv() => batch,
             };
             let Some(batch) = batch else { return };
-            let messages = message::from_batch(&batch);
-            self.publish(&batch.ctx.project, messages);
+            let project = &batch.ctx.project;
+            // Another collector's subscribers may want anything: their filters are not known here.
+            let remote = self.fanout.as_ref().is_some_and(|f| f.watched(project));
+            let messages = message::from_batch(&batch, |m| remote || self.hub.wants(project, m));
+            self.publish(project, messages);
         }
     }
 }
