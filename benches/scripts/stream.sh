@@ -34,8 +34,12 @@ start_collector() {
   echo "collector did not start"; cat "$work/collector.log"; exit 1
 }
 
+cpu_seconds() { # pid: user + system CPU seconds so far
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 stop_collector() {
-  echo "collector peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' /proc/$pid/status)"
+  echo "collector peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' /proc/$pid/status), CPU $(cpu_seconds "$pid") s"
   kill -TERM "$pid"; wait "$pid" || true
 }
 
@@ -56,25 +60,30 @@ bench() { # subscribers stalled [filters...]
   cat "$work/bench.err"
 }
 
+bench_done() {
+  echo "subscribers' CPU: $(cpu_seconds "$bench_pid") s"
+  wait "$bench_pid"; cat "$work/bench.txt"
+}
+
 echo "== 1. no subscriber"
 start_collector; load; stop_collector
 
 echo "== 2. one subscriber that never reads"
-start_collector; bench 0 1 "kind=spans"; load; wait "$bench_pid"; cat "$work/bench.txt"
+start_collector; bench 0 1 "kind=spans"; load; bench_done
 curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
 stop_collector
 
 echo "== 3. $subscribers subscribers (+1 never reading), full load"
-start_collector; bench "$subscribers" 1 "${filters[@]}"; load; wait "$bench_pid"; cat "$work/bench.txt"
+start_collector; bench "$subscribers" 1 "${filters[@]}"; load; bench_done
 curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
 stop_collector
 
 echo "== 4. $subscribers subscribers (+1 never reading), ${RATE:-2000} spans/s"
-start_collector; bench "$subscribers" 1 "${filters[@]}"; load --rate "${RATE:-2000}"; wait "$bench_pid"; cat "$work/bench.txt"
+start_collector; bench "$subscribers" 1 "${filters[@]}"; load --rate "${RATE:-2000}"; bench_done
 curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
 stop_collector
 
 echo "== 5. $subscribers idle subscribers (their filter matches nothing), full load"
-start_collector; bench "$subscribers" 0 "kind=llm_calls&service=not-sending"; load; wait "$bench_pid"; cat "$work/bench.txt"
+start_collector; bench "$subscribers" 0 "kind=llm_calls&service=not-sending"; load; bench_done
 curl -s http://127.0.0.1:25320/metrics | grep '^llmscope_stream_messages_total'
 stop_collector

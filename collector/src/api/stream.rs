@@ -120,9 +120,10 @@ async fn open(
         .telemetry
         .counter(&metrics::STREAM_MESSAGES, &[("result", "sent")]);
     match (ws, subscription) {
-        (Some(ws), Ok(sub)) if !sse => {
-            Ok(ws.on_upgrade(move |socket| websocket(socket, sub, heartbeat, sent)))
-        }
+        (Some(ws), Ok(sub)) if !sse => Ok(ws
+            // Clients send little: a small read buffer keeps a thousand sockets cheap.
+            .read_buffer_size(4 << 10)
+            .on_upgrade(move |socket| websocket(socket, sub, heartbeat, sent))),
         (Some(ws), Err(e)) if !sse => {
             refused(&e.to_string());
             let reason = e.to_string();
