@@ -122,13 +122,14 @@ pub struct ApiParts {
     pub stream: Option<Arc<crate::stream::Stream>>,
 }
 
-/// Every `api` extension that runs, listening. Config checks made sure each names a store that
-/// answers queries.
+/// Every `api` extension that runs, listening, served on `runtime` (the APIs' own, so queries
+/// and stream subscribers never queue ingestion's requests behind theirs). Config checks made
+/// sure each names a store that answers queries.
 pub async fn apis(
     config: &Config,
     exporters: &BTreeMap<String, RunningExporter>,
     parts: ApiParts,
-    telemetry: &Telemetry,
+    (telemetry, runtime): (&Telemetry, &tokio::runtime::Handle),
     stop: &watch::Receiver<bool>,
     addresses: &mut Addresses,
 ) -> Result<Vec<JoinHandle<Result<(), String>>>, StartError> {
@@ -146,7 +147,14 @@ pub async fn apis(
                 reason: format!("{:?} answers no queries", api_config.store),
             });
         };
-        let (listener, addr) = listen(&format!("extensions.{id}"), &api_config.endpoint).await?;
+        let component = format!("extensions.{id}");
+        let (listener, addr) = listen(&component, &api_config.endpoint).await?;
+        // Handed over to the API runtime, whose reactor must own it.
+        let listener = listener.into_std().map_err(|source| StartError::Listen {
+            component,
+            endpoint: api_config.endpoint.clone(),
+            source,
+        })?;
         let cache = QueryCache::new(api_config.cache.clone(), telemetry).map_err(|reason| {
             StartError::Extension {
                 id: id.clone(),
@@ -162,9 +170,12 @@ pub async fn apis(
             alerts: parts.alerts.clone(),
             stream: parts.stream.clone(),
         };
-        let server = api::serve(listener, state, stopped(stop));
-        servers.push(tokio::spawn(async move {
-            server.await.map_err(|e| e.to_string())
+        let shutdown = stopped(stop);
+        servers.push(runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+            api::serve(listener, state, shutdown)
+                .await
+                .map_err(|e| e.to_string())
         }));
         tracing::info!(extension = %id, %addr, "query API listening");
         addresses.api.insert(id.clone(), addr);

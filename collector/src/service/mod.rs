@@ -68,6 +68,45 @@ pub struct Service {
     exporters: BTreeMap<String, RunningExporter>,
     apis: Vec<JoinHandle<Result<(), String>>>,
     workers: Vec<JoinHandle<()>>,
+    /// Where the APIs run; kept to the end.
+    api_runtime: ApiRuntime,
+}
+
+/// The query APIs' (and live-stream subscribers') own runtime: ingestion's requests never wait
+/// in a queue behind theirs, and the operating system shares the cores between the two.
+struct ApiRuntime(Option<tokio::runtime::Runtime>);
+
+impl ApiRuntime {
+    fn start() -> Result<Self, StartError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads((cores / 4).max(1))
+            .thread_name("llmscope-api")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|source| StartError::Listen {
+                component: "api runtime".into(),
+                endpoint: String::new(),
+                source,
+            })
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for ApiRuntime {
+    fn drop(&mut self) {
+        // Never blocks, so it may happen inside the main runtime.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Resolves once `rx` says stop.
@@ -112,6 +151,7 @@ impl Service {
             &mut addresses,
         )
         .await?;
+        let api_runtime = ApiRuntime::start()?;
         let apis = listeners::apis(
             config,
             &exporters,
@@ -120,7 +160,7 @@ impl Service {
                 alerts,
                 stream,
             },
-            &telemetry,
+            (&telemetry, &api_runtime.handle()),
             &stop_rx,
             &mut addresses,
         )
@@ -139,6 +179,7 @@ impl Service {
             exporters,
             apis,
             workers,
+            api_runtime,
         })
     }
 
@@ -178,6 +219,7 @@ impl Service {
         for handle in self.apis {
             let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
         }
+        drop(self.api_runtime);
         flushed
     }
 }
