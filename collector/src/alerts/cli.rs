@@ -5,10 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Subcommand;
-use llmscope_exporters::metadata::alerts::StoredRule;
 
 use super::rule::Rule;
-use super::{Alerts, AlertsConfig, new_id, now_ns};
+use super::{Alerts, AlertsConfig, now_ns};
 use crate::config::{Config, ExtensionConfig};
 use crate::telemetry::Telemetry;
 
@@ -116,25 +115,8 @@ async fn execute(alerts: &Alerts, command: AlertsCommand) -> Result<(), String> 
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
             };
             let rule = Rule::from_json(body.as_bytes()).map_err(|e| e.to_string())?;
-            if let Some(i) = rule.unsigned_webhooks().first() {
-                return Err(format!("notify[{i}].secret: a webhook needs a secret"));
-            }
-            alerts.check_targets(&rule).map_err(|e| e.to_string())?;
-            let now = now_ns();
-            meta.ensure_project(&project, &project, now)
-                .await
-                .map_err(|e| e.to_string())?;
-            let stored = StoredRule {
-                id: new_id("alr_"),
-                project,
-                name: rule.spec.name.clone(),
-                definition: rule.to_stored(),
-                enabled: rule.spec.enabled,
-                source: "api".into(),
-                created_at_ns: now,
-                updated_at_ns: None,
-            };
-            meta.save_rule(&stored).await.map_err(|e| e.to_string())?;
+            alerts.check_for_saving(&rule).map_err(|e| e.to_string())?;
+            let stored = alerts.create_rule(&project, &rule).await?;
             let mut view = rule.view();
             view["id"] = stored.id.clone().into();
             view["project"] = stored.project.clone().into();

@@ -229,9 +229,15 @@ impl Alerts {
         })
     }
 
-    /// Refuses a rule whose targets are private addresses (names are checked again when
-    /// resolved, at each attempt).
-    pub fn check_targets(&self, rule: &Rule) -> Result<(), rule::RuleError> {
+    /// What a new or changed rule must be beyond its own checks: every webhook signed, and no
+    /// target a private address (names are checked again when resolved, at each attempt).
+    pub fn check_for_saving(&self, rule: &Rule) -> Result<(), rule::RuleError> {
+        if let Some(i) = rule.unsigned_webhooks().first() {
+            return Err(rule::RuleError {
+                field: format!("notify[{i}].secret"),
+                message: "a webhook needs a secret: whsec_ followed by base64 of at least 16 random bytes".into(),
+            });
+        }
         for (i, c) in rule.spec.notify.iter().enumerate() {
             self.sender
                 .check_target(c.url())
@@ -243,13 +249,39 @@ impl Alerts {
         Ok(())
     }
 
+    /// Stores a new rule of `project` (created if need be), managed through the API and CLI.
+    pub async fn create_rule(&self, project: &str, rule: &Rule) -> Result<StoredRule, String> {
+        let now = now_ns();
+        self.meta
+            .ensure_project(project, project, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stored = StoredRule {
+            id: new_id("alr_"),
+            project: project.to_owned(),
+            name: rule.spec.name.clone(),
+            definition: rule.to_stored(),
+            enabled: rule.spec.enabled,
+            source: "api".into(),
+            created_at_ns: now,
+            updated_at_ns: None,
+        };
+        self.meta
+            .save_rule(&stored)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(stored)
+    }
+
     /// Stores the config's rules (ids `cfg_` + a hash of project and name) and deletes config
     /// rules no longer declared.
     pub async fn sync_config_rules(&self) -> Result<(), String> {
         let declared = self.config.config_rules()?;
         let now = now_ns();
         let mut ids = Vec::new();
-        for (project, rule) in &declared {
+        for (i, (project, rule)) in declared.iter().enumerate() {
+            self.check_for_saving(rule)
+                .map_err(|e| format!("rules[{i}].{e}"))?;
             self.meta
                 .ensure_project(project, project, now)
                 .await

@@ -16,7 +16,7 @@ use serde_json::{Value as J, json};
 use super::params::{limit, reject_unknown, rfc3339, time_ns};
 use super::{ApiError, ApiState, project};
 use crate::alerts::rule::{Rule, RuleError};
-use crate::alerts::{Alerts, new_id, now_ns};
+use crate::alerts::{Alerts, now_ns};
 
 fn alerts(s: &ApiState) -> Result<&Arc<Alerts>, ApiError> {
     s.alerts.as_ref().ok_or_else(|| {
@@ -73,27 +73,30 @@ fn parse(a: &Alerts, body: &[u8], old: Option<&StoredRule>) -> Result<Rule, ApiE
         spec.restore_from(&old);
     }
     let rule = Rule::check(spec).map_err(invalid)?;
-    if let Some(i) = rule.unsigned_webhooks().first() {
-        return Err(invalid(RuleError {
-            field: format!("notify[{i}].secret"),
-            message:
-                "a webhook needs a secret: whsec_ followed by base64 of at least 16 random bytes"
-                    .into(),
-        }));
-    }
-    a.check_targets(&rule).map_err(invalid)?;
+    a.check_for_saving(&rule).map_err(invalid)?;
     Ok(rule)
 }
 
-/// The caller's rule `id`, or 404.
-async fn find(a: &Alerts, project: &str, id: &str) -> Result<StoredRule, ApiError> {
-    a.meta
-        .rules(Some(project))
+/// The caller's rule `id` (404 for an unknown one or another project's), with the extension,
+/// once the parameters are checked.
+async fn callers_rule<'a>(
+    s: &'a ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    q: &mut HashMap<String, String>,
+) -> Result<(&'a Alerts, StoredRule), ApiError> {
+    let project = project(s, headers, q).await?;
+    reject_unknown(q, &[])?;
+    let a = alerts(s)?;
+    let stored = a
+        .meta
+        .rules(Some(&project))
         .await
         .map_err(internal)?
         .into_iter()
         .find(|r| r.id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("no alert rule {id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no alert rule {id}")))?;
+    Ok((a, stored))
 }
 
 fn writable(stored: &StoredRule) -> Result<(), ApiError> {
@@ -116,22 +119,7 @@ pub async fn create(
     reject_unknown(&q, &[])?;
     let a = alerts(&s)?;
     let rule = parse(a, &body, None)?;
-    let now = now_ns();
-    a.meta
-        .ensure_project(&project, &project, now)
-        .await
-        .map_err(internal)?;
-    let stored = StoredRule {
-        id: new_id("alr_"),
-        project,
-        name: rule.spec.name.clone(),
-        definition: rule.to_stored(),
-        enabled: rule.spec.enabled,
-        source: "api".into(),
-        created_at_ns: now,
-        updated_at_ns: None,
-    };
-    a.meta.save_rule(&stored).await.map_err(internal)?;
+    let stored = a.create_rule(&project, &rule).await.map_err(internal)?;
     Ok((StatusCode::CREATED, Json(view(&stored))))
 }
 
@@ -158,9 +146,8 @@ pub async fn get_one(
     Path(id): Path<String>,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<J>, ApiError> {
-    let project = project(&s, &headers, &mut q).await?;
-    reject_unknown(&q, &[])?;
-    Ok(Json(view(&find(alerts(&s)?, &project, &id).await?)))
+    let (_, stored) = callers_rule(&s, &headers, &id, &mut q).await?;
+    Ok(Json(view(&stored)))
 }
 
 pub async fn replace(
@@ -170,10 +157,7 @@ pub async fn replace(
     Query(mut q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<J>, ApiError> {
-    let project = project(&s, &headers, &mut q).await?;
-    reject_unknown(&q, &[])?;
-    let a = alerts(&s)?;
-    let mut stored = find(a, &project, &id).await?;
+    let (a, mut stored) = callers_rule(&s, &headers, &id, &mut q).await?;
     writable(&stored)?;
     let rule = parse(a, &body, Some(&stored))?;
     stored.name = rule.spec.name.clone();
@@ -190,10 +174,7 @@ pub async fn delete(
     Path(id): Path<String>,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<J>, ApiError> {
-    let project = project(&s, &headers, &mut q).await?;
-    reject_unknown(&q, &[])?;
-    let a = alerts(&s)?;
-    let stored = find(a, &project, &id).await?;
+    let (a, stored) = callers_rule(&s, &headers, &id, &mut q).await?;
     writable(&stored)?;
     a.meta.delete_rule(&id, now_ns()).await.map_err(internal)?;
     Ok(Json(json!({"id": id, "deleted": true})))
@@ -205,10 +186,7 @@ pub async fn test(
     Path(id): Path<String>,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<J>, ApiError> {
-    let project = project(&s, &headers, &mut q).await?;
-    reject_unknown(&q, &[])?;
-    let a = alerts(&s)?;
-    let stored = find(a, &project, &id).await?;
+    let (a, stored) = callers_rule(&s, &headers, &id, &mut q).await?;
     crate::alerts::test_rule(a, &stored)
         .await
         .map(Json)
