@@ -125,7 +125,9 @@ impl Service {
         let (drain, drain_rx) = watch::channel(false);
 
         let mut exporters = exporters::start(config, &telemetry, &drain_rx).await?;
-        let (stream, mut workers) = stream(config, &telemetry, &stop_rx).await?;
+        let api_runtime = ApiRuntime::start()?;
+        let (stream, mut workers) =
+            stream(config, &telemetry, &stop_rx, &api_runtime.handle()).await?;
         let api_stores = config.api_stores();
         let tap = stream
             .clone()
@@ -151,7 +153,6 @@ impl Service {
             &mut addresses,
         )
         .await?;
-        let api_runtime = ApiRuntime::start()?;
         let apis = listeners::apis(
             config,
             &exporters,
@@ -229,16 +230,18 @@ async fn stream(
     config: &Config,
     telemetry: &Telemetry,
     stop: &watch::Receiver<bool>,
+    runtime: &tokio::runtime::Handle,
 ) -> Result<(Option<Arc<crate::stream::Stream>>, Vec<JoinHandle<()>>), StartError> {
     let Some((id, api)) = config.apis().into_iter().find(|(_, a)| a.stream.enabled) else {
         return Ok((None, Vec::new()));
     };
-    let (stream, tasks) = crate::stream::Stream::start(api.stream.clone(), telemetry, stop)
-        .await
-        .map_err(|reason| StartError::Extension {
-            id: id.clone(),
-            reason,
-        })?;
+    let (stream, tasks) =
+        crate::stream::Stream::start(api.stream.clone(), telemetry, stop, runtime)
+            .await
+            .map_err(|reason| StartError::Extension {
+                id: id.clone(),
+                reason,
+            })?;
     Ok((Some(stream), tasks))
 }
 

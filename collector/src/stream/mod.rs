@@ -110,10 +110,13 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Starts the stream; the conversion of batches to messages runs on `runtime` (the APIs'),
+    /// so building messages for subscribers takes no worker from ingestion.
     pub async fn start(
         config: StreamConfig,
         telemetry: &Telemetry,
         stop: &watch::Receiver<bool>,
+        runtime: &tokio::runtime::Handle,
     ) -> Result<(Arc<Self>, Vec<JoinHandle<()>>), String> {
         let hub = Hub::new(config.clone(), telemetry);
         let fanout = Fanout::open(&config, &hub.epoch, telemetry)?.map(Arc::new);
@@ -131,7 +134,7 @@ impl Stream {
             tap_dropped: telemetry
                 .counter(&metrics::STREAM_MESSAGES, &[("result", "dropped_tap_full")]),
         });
-        let mut tasks = vec![tokio::spawn(Arc::clone(&stream).convert(rx, stop.clone()))];
+        let mut tasks = vec![runtime.spawn(Arc::clone(&stream).convert(rx, stop.clone()))];
         if let Some(f) = fanout {
             tasks.extend(f.start(hub, stop.clone()));
         }
