@@ -162,7 +162,7 @@ pub async fn apis(
             }
         })?;
         let state = ApiState {
-            store,
+            store: super::on_runtime::OnRuntime::wrap(store, tokio::runtime::Handle::current()),
             config: api_config.clone(),
             telemetry: telemetry.clone(),
             auth: parts.auth.clone(),

@@ -6,6 +6,7 @@
 
 mod exporters;
 mod listeners;
+mod on_runtime;
 mod pipelines;
 mod workers;
 
