@@ -186,8 +186,8 @@ impl crate::pipeline::Tap for Stream {
             return;
         }
         if self.tap.try_send(Arc::clone(batch)).is_err() {
-            self.tap_dropped
-                .add(batch.payload.item_count() as u64 + batch.events.len() as u64);
+            // Counted in items (spans, log records) of the batch the stream skipped.
+            self.tap_dropped.add(batch.payload.item_count() as u64);
         }
     }
 }
