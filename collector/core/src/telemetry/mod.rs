@@ -1,7 +1,8 @@
 //! The collector's own counters (items received, refused, exported and dropped, by component
 //! and reason) and gauges (read when rendered, such as queue bytes), each defined once in
 //! [`metrics`] with its help and labels. Labels stay low-cardinality (component ids, signals,
-//! reasons). Rendered in the Prometheus text format at `/metrics`.
+//! reasons). Rendered in the Prometheus text format at `/metrics` by the `prometheus` crate's
+//! encoder; counting stays a single atomic add, with no registry lookup on the hot path.
 
 pub mod metrics;
 
@@ -173,29 +174,151 @@ impl Telemetry {
             .map_or(0, |(_, (_, cell))| cell.load(Ordering::Relaxed))
     }
 
-    /// Every counter and gauge in the Prometheus text exposition format, with its help.
+    /// Every counter and gauge in the Prometheus text exposition format, with its help,
+    /// written by the `prometheus` crate's encoder from a registry holding these metrics.
     pub fn render(&self) -> String {
-        let counters: Vec<_> = {
-            let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let registry = prometheus::Registry::new();
+        let exposition = Exposition::read(self);
+        if let Err(e) = registry.register(Box::new(exposition)) {
+            return format!("# metrics unavailable: {e}\n");
+        }
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"))
+    }
+}
+
+/// A metric's labels and value, read.
+type Sample = (&'static Metric, Vec<(String, String)>, u64);
+
+/// One reading of every metric, as a `prometheus` collector: descriptors from the definitions,
+/// samples from the cells (gauges read now).
+struct Exposition {
+    descs: Vec<prometheus::core::Desc>,
+    families: Vec<prometheus::proto::MetricFamily>,
+}
+
+impl Exposition {
+    fn read(t: &Telemetry) -> Self {
+        let counters: Vec<Sample> = {
+            let map = t.counters.lock().unwrap_or_else(|p| p.into_inner());
             map.iter()
-                .map(|((_, labels), (metric, value))| {
-                    (*metric, labels.clone(), value.load(Ordering::Relaxed))
+                .map(|((_, rendered), (metric, value))| {
+                    (
+                        *metric,
+                        parse_labels(metric, rendered),
+                        value.load(Ordering::Relaxed),
+                    )
                 })
                 .collect()
         };
         // Gauges are read outside the lock: a reader may take locks of its own.
         let gauges: Vec<_> = {
-            let map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-            map.iter()
-                .map(|((_, labels), (metric, _, read))| (*metric, labels.clone(), Arc::clone(read)))
+            let map = t.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .map(|(metric, labels, read)| (*metric, labels.clone(), Arc::clone(read)))
                 .collect()
         };
-        let gauges: Vec<_> = gauges.into_iter().map(|(m, l, g)| (m, l, g())).collect();
-        let mut out = String::new();
-        render_family(&mut out, "counter", &counters);
-        render_family(&mut out, "gauge", &gauges);
-        out
+        let gauges = gauges.into_iter().map(|(m, l, read)| (m, l, read()));
+        let mut by_name: BTreeMap<&'static str, (&'static Metric, Vec<prometheus::proto::Metric>)> =
+            BTreeMap::new();
+        for (metric, labels, value) in counters.into_iter().chain(gauges) {
+            let pairs = labels
+                .into_iter()
+                .map(|(k, v)| {
+                    let mut pair = prometheus::proto::LabelPair::default();
+                    pair.set_name(k);
+                    pair.set_value(v);
+                    pair
+                })
+                .collect();
+            let mut sample = prometheus::proto::Metric::from_label(pairs);
+            match metric.kind {
+                Kind::Counter => {
+                    let mut c = prometheus::proto::Counter::default();
+                    c.set_value(value as f64);
+                    sample.set_counter(c);
+                }
+                Kind::Gauge => {
+                    let mut g = prometheus::proto::Gauge::default();
+                    g.set_value(value as f64);
+                    sample.set_gauge(g);
+                }
+            }
+            by_name
+                .entry(metric.name)
+                .or_insert_with(|| (metric, Vec::new()))
+                .1
+                .push(sample);
+        }
+        let mut descs = Vec::new();
+        let mut families = Vec::new();
+        for (name, (metric, samples)) in by_name {
+            let labels = metric.labels.iter().map(|l| (*l).to_owned()).collect();
+            if let Ok(desc) = prometheus::core::Desc::new(
+                name.to_owned(),
+                metric.help.to_owned(),
+                labels,
+                Default::default(),
+            ) {
+                descs.push(desc);
+            }
+            let mut family = prometheus::proto::MetricFamily::default();
+            family.set_name(name.to_owned());
+            family.set_help(metric.help.to_owned());
+            family.set_field_type(match metric.kind {
+                Kind::Counter => prometheus::proto::MetricType::COUNTER,
+                Kind::Gauge => prometheus::proto::MetricType::GAUGE,
+            });
+            family.set_metric(samples);
+            families.push(family);
+        }
+        Self { descs, families }
     }
+}
+
+impl prometheus::core::Collector for Exposition {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.families.clone()
+    }
+}
+
+/// The labels of a counter cell, by its definition's names in order (values as counted).
+fn parse_labels(metric: &Metric, rendered: &str) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(metric.labels.len());
+    let mut rest = rendered;
+    for (i, name) in metric.labels.iter().enumerate() {
+        let Some(after) = rest.strip_prefix(&format!("{name}=\"")) else {
+            break;
+        };
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = at + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.push(((*name).to_owned(), value));
+        rest = &after[end..];
+        if i + 1 < metric.labels.len() {
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+    }
+    out
 }
 
 fn render_labels(labels: &[(&str, &str)]) -> String {
@@ -211,23 +334,6 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
         let _ = write!(rendered, "{k}=\"{v}\"");
     }
     rendered
-}
-
-fn render_family(out: &mut String, kind: &str, samples: &[(&'static Metric, String, u64)]) {
-    let mut last = "";
-    for (metric, labels, value) in samples {
-        let name = metric.name;
-        if name != last {
-            let _ = writeln!(out, "# HELP {name} {}", metric.help);
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            last = name;
-        }
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {value}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -264,6 +370,34 @@ mod tests {
         assert_eq!(
             t.render(),
             "# HELP x_total Xs.\n# TYPE x_total counter\nx_total{reason=\"bad \\\"json\\\"\"} 3\n# HELP y_total Ys.\n# TYPE y_total counter\ny_total 5\n"
+        );
+    }
+
+    static Z: Metric = Metric {
+        name: "z_total",
+        help: "Zs, with a \\ and a\nsecond line.",
+        kind: Kind::Counter,
+        labels: &["a", "b"],
+    };
+
+    #[test]
+    fn labels_survive_the_cells_and_the_encoder() {
+        let t = Telemetry::default();
+        t.counter(&Z, &[("a", "x,y=\"1\""), ("b", "back\\slash\nnew")])
+            .add(4);
+        assert_eq!(
+            parse_labels(
+                &Z,
+                &render_labels(&[("a", "x,y=\"1\""), ("b", "back\\slash\nnew")])
+            ),
+            [
+                ("a".to_owned(), "x,y=\"1\"".to_owned()),
+                ("b".to_owned(), "back\\slash\nnew".to_owned())
+            ]
+        );
+        assert_eq!(
+            t.render(),
+            "# HELP z_total Zs, with a \\\\ and a\\nsecond line.\n# TYPE z_total counter\nz_total{a=\"x,y=\\\"1\\\"\",b=\"back\\\\slash\\nnew\"} 4\n"
         );
     }
 
