@@ -15,6 +15,7 @@ mod harness;
 mod libraries;
 mod limits;
 mod listeners;
+mod metrics;
 mod process;
 mod processors;
 mod receiver_errors;
