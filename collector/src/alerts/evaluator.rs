@@ -73,7 +73,7 @@ impl Evaluator {
         anomaly_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut anomalies_seen = self.alerts.telemetry.total(&metrics::ANOMALIES);
         let mut burst_until: Option<tokio::time::Instant> = None;
-        let stopping = stopped(stop);
+        let stopping = crate::service::stopped(&stop);
         tokio::pin!(stopping);
         loop {
             tokio::select! {
@@ -108,7 +108,7 @@ impl Evaluator {
         let mut poll =
             tokio::time::interval(DELIVERY_POLL.min(self.alerts.config.evaluation_interval));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stopping = stopped(stop);
+        let stopping = crate::service::stopped(&stop);
         tokio::pin!(stopping);
         loop {
             tokio::select! {
@@ -322,25 +322,31 @@ impl Evaluator {
                 return;
             }
         };
-        let attempts = due.iter().map(|n| self.attempt(token, n));
+        if due.is_empty() {
+            return;
+        }
+        // The rules once for the whole batch, not once per notification.
+        let rules: HashMap<String, StoredRule> = match self.alerts.meta.rules(None).await {
+            Ok(rules) => rules.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the notifications' rules");
+                return;
+            }
+        };
+        let attempts = due
+            .iter()
+            .map(|n| self.attempt(token, n, rules.get(&n.rule_id)));
         futures_util::future::join_all(attempts).await;
     }
 
-    /// One attempt at one notification, recorded.
-    async fn attempt(&self, token: i64, n: &Notification) {
+    /// One attempt at one notification of `rule` (`None`: deleted), recorded.
+    async fn attempt(&self, token: i64, n: &Notification, rule: Option<&StoredRule>) {
         let config = &self.alerts.config.delivery;
         let meta = &self.alerts.meta;
         let hold = now_ns() + nanos(config.timeout + Duration::from_secs(5));
         if !matches!(meta.claim(token, n, hold).await, Ok(Applied::Done)) {
             return;
         }
-        let rule = match meta.rules(Some(&n.project)).await {
-            Ok(rules) => rules.into_iter().find(|r| r.id == n.rule_id),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the notification's rule");
-                return;
-            }
-        };
         let parsed = rule
             .as_ref()
             .and_then(|r| Rule::from_json(r.definition.as_bytes()).ok());
@@ -378,7 +384,7 @@ impl Evaluator {
             }
             Outcome::Gone => {
                 record["status"] = json!(410);
-                if let (Some(stored), Some(mut rule)) = (rule.clone(), parsed.clone()) {
+                if let (Some(stored), Some(mut rule)) = (rule.cloned(), parsed.clone()) {
                     self.disable_channel(stored, &mut rule, n.channel).await;
                 }
                 ("channel_disabled", None)
@@ -459,10 +465,6 @@ impl Evaluator {
             .counter(metric, &[(label, value)])
             .add(1);
     }
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn nanos(d: Duration) -> i64 {

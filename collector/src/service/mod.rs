@@ -111,7 +111,9 @@ impl Drop for ApiRuntime {
 }
 
 /// Resolves once `rx` says stop.
-fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(crate) fn stopped(
+    rx: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut rx = rx.clone();
     async move {
         let _ = rx.wait_for(|stop| *stop).await;
