@@ -268,6 +268,10 @@ async fn websocket_and_sse_clients_receive_a_redacted_priced_call_within_a_secon
         spans.next(Duration::from_millis(500)).await.is_none(),
         "no errors were sent"
     );
+    crate::alerts::send(&c, &[Call::failed("broken-model")]).await;
+    let (_, failed) = spans.next(Duration::from_secs(5)).await.expect("the error");
+    assert_eq!(failed["data"]["status"], "error", "{failed}");
+    assert_eq!(failed["data"]["gen_ai"]["request_model"], "broken-model");
     assert!(ws.close(None).await.is_ok());
     let metrics = String::from_utf8(c.get("/metrics").await.body).expect("utf-8");
     assert!(metrics.contains("llmscope_stream_subscribers"), "{metrics}");
