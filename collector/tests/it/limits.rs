@@ -166,14 +166,15 @@ async fn two_collectors_share_one_limit_through_redis() {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port")
 }
 
-fn redis_server(port: u16) -> Child {
+/// A Redis server of the test's own on `port`, listening when this returns.
+pub(crate) fn redis_server(port: u16) -> Child {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -244,7 +245,8 @@ async fn ingestion_continues_on_local_limits_while_redis_is_away() {
     assert!(shared_again, "shared limits resume once Redis is back");
 }
 
-struct RedisGuard(Child);
+/// Stops the Redis server when dropped.
+pub(crate) struct RedisGuard(pub(crate) Child);
 
 impl Drop for RedisGuard {
     fn drop(&mut self) {

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite;
 
 use crate::alerts::Call;
 use crate::harness::{Collector, default_config_with};
+use crate::limits::{RedisGuard, free_port, redis_server};
 
 /// One chat call recorded with the OpenTelemetry SDK and sent with its OTLP/HTTP exporter,
 /// with an e-mail address in the prompt; `headers` go along (an API key).
@@ -540,64 +541,14 @@ async fn two_collectors_sharing_redis_deliver_a_span_once_to_each_subscriber() {
     assert!(a.stop().await && b.stop().await);
 }
 
-/// A Redis server of the test's own on a free port, to stop and start again.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        Self { port, child }
-    }
-
-    async fn ready(&self) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on {} never listened", self.port);
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_degrades_to_local_delivery_and_heals_by_itself() {
     // Only where the services run (CI, a dev machine): this test brings its own redis-server.
     if llmscope_core::test_util::service_url("LLMSCOPE_TEST_REDIS_URL").is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let redis = OwnRedis::start(port);
-    redis.ready().await;
+    let port = free_port();
+    let redis = RedisGuard(redis_server(port));
     let extra = format!("      redis_url: redis://127.0.0.1:{port}\n");
     let a = start(&extra).await;
     let b = start(&extra).await;
@@ -629,8 +580,7 @@ async fn a_redis_outage_degrades_to_local_delivery_and_heals_by_itself() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let _back = OwnRedis::start(port);
-    _back.ready().await;
+    let _back = RedisGuard(redis_server(port));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         crate::alerts::send(&a, &[Call::ok("after")]).await;
