@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod genai_metrics;
 pub mod limits;
 pub mod pipeline;
 pub mod queue;

@@ -85,10 +85,10 @@ pub struct Pipeline<Q> {
     next: AtomicUsize,
     queue: Q,
     telemetry: Telemetry,
-    tap: Option<Arc<dyn Tap>>,
+    taps: Vec<Arc<dyn Tap>>,
 }
 
-/// Sees every batch a pipeline has queued (the live stream). Must not wait.
+/// Sees every batch a pipeline has queued (the live stream, the GenAI metrics). Must not wait.
 pub trait Tap: Send + Sync {
     fn offer(&self, batch: &Arc<Batch>);
 }
@@ -118,13 +118,13 @@ impl<Q: Queue> Pipeline<Q> {
             next: AtomicUsize::new(0),
             queue,
             telemetry,
-            tap: None,
+            taps: Vec::new(),
         }
     }
 
-    /// Offers every queued batch to `tap` too.
-    pub fn with_tap(mut self, tap: Option<Arc<dyn Tap>>) -> Self {
-        self.tap = tap;
+    /// Offers every queued batch to `taps` too, in order.
+    pub fn with_taps(mut self, taps: Vec<Arc<dyn Tap>>) -> Self {
+        self.taps = taps;
         self
     }
 
@@ -168,7 +168,7 @@ impl<Q: Queue> Consumer for Pipeline<Q> {
             let batch = Arc::new(batch);
             match self.queue.push(Arc::clone(&batch)).await {
                 Ok(()) => {
-                    if let Some(tap) = &self.tap {
+                    for tap in &self.taps {
                         tap.offer(&batch);
                     }
                     Ok(())

@@ -125,6 +125,16 @@ pub struct PipelineConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     pub logs: LogsTelemetry,
+    pub metrics: MetricsTelemetry,
+}
+
+/// `service.telemetry.metrics`: what `/metrics` (and OTLP copies) report beyond the
+/// collector's own counters.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTelemetry {
+    /// The GenAI usage metrics (`crate::genai_metrics`).
+    pub gen_ai: crate::genai_metrics::GenAiMetricsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -361,7 +371,9 @@ impl Config {
                 ("processors", &pipeline.processors, processors),
                 ("exporters", &pipeline.exporters, exporters),
             ] {
-                if kind != "processors" && names.is_empty() {
+                let fed_by_metrics = kind == "receivers"
+                    && self.telemetry.metrics.gen_ai.export.pipelines.contains(&id);
+                if kind != "processors" && names.is_empty() && !fed_by_metrics {
                     problems.push(Problem::new(
                         &format!("{path}.{kind}"),
                         format!("a pipeline needs at least one of its {kind}"),
@@ -383,6 +395,15 @@ impl Config {
             }
             self.pipelines.insert(id, (signal, pipeline));
         }
+        let defined: Vec<(&str, Signal)> = self
+            .pipelines
+            .iter()
+            .map(|(id, (signal, _))| (id.as_str(), *signal))
+            .collect();
+        self.telemetry
+            .metrics
+            .gen_ai
+            .check("service.telemetry.metrics.gen_ai", &defined, problems);
         for (i, name) in self.service_extensions.iter().enumerate() {
             if !extensions.contains(name) {
                 problems.push(Problem::new(
@@ -449,6 +470,33 @@ impl Config {
             .into_iter()
             .map(|(_, a)| a.store.clone())
             .collect()
+    }
+
+    /// The traces pipelines the GenAI metrics count, none when they are off or have nowhere to
+    /// go (no `api` serving `/metrics` and no export pipeline).
+    pub fn gen_ai_metric_pipelines(&self) -> std::collections::BTreeSet<String> {
+        let g = &self.telemetry.metrics.gen_ai;
+        if !g.enabled || (self.apis().is_empty() && g.export.pipelines.is_empty()) {
+            return Default::default();
+        }
+        if let Some(listed) = &g.pipelines {
+            return listed.iter().cloned().collect();
+        }
+        let stores = self.api_stores();
+        let traces = self
+            .pipelines
+            .iter()
+            .filter(|(_, (signal, _))| *signal == Signal::Traces);
+        let stored: std::collections::BTreeSet<String> = traces
+            .clone()
+            .filter(|(_, (_, p))| p.exporters.iter().any(|e| stores.contains(e)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if stored.is_empty() {
+            traces.map(|(id, _)| id.clone()).collect()
+        } else {
+            stored
+        }
     }
 
     /// The alerts extension in effect, if `service.extensions` runs one.

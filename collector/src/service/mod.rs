@@ -131,11 +131,13 @@ impl Service {
         let api_runtime = ApiRuntime::start()?;
         let (stream, mut workers) =
             stream(config, &telemetry, &stop_rx, &api_runtime.handle()).await?;
-        let api_stores = config.api_stores();
-        let tap = stream
-            .clone()
-            .map(|s| (s as Arc<dyn crate::pipeline::Tap>, &api_stores));
-        let feeds = pipelines::start(config, &mut exporters, &telemetry, &drain_rx, tap)?;
+        let gen_ai = gen_ai_metrics(config, &telemetry);
+        let taps = taps(config, stream.clone(), gen_ai.clone());
+        let started = pipelines::start(config, &mut exporters, &telemetry, &drain_rx, &taps)?;
+        if let Some((metrics, export)) = gen_ai.zip(export_pipelines(config, &started)) {
+            workers.push(metrics.export(export, &stop_rx));
+        }
+        let feeds = started.feeds;
         let (auth, limits) = access(config, &exporters, &telemetry)?;
         let alerts =
             workers::alerts(config, &exporters, &telemetry, &stop_rx, stream.clone()).await?;
@@ -246,6 +248,57 @@ async fn stream(
                 reason,
             })?;
     Ok((Some(stream), tasks))
+}
+
+/// The GenAI usage metrics, unless they are off or count no pipeline.
+fn gen_ai_metrics(
+    config: &Config,
+    telemetry: &Telemetry,
+) -> Option<Arc<crate::genai_metrics::GenAiMetrics>> {
+    if config.gen_ai_metric_pipelines().is_empty() {
+        return None;
+    }
+    let settings = config.telemetry.metrics.gen_ai.clone();
+    Some(crate::genai_metrics::GenAiMetrics::start(
+        settings, telemetry,
+    ))
+}
+
+/// What taps which pipelines: the stream sees what reaches a store the API reads; the GenAI
+/// metrics, the pipelines they count.
+fn taps(
+    config: &Config,
+    stream: Option<Arc<crate::stream::Stream>>,
+    gen_ai: Option<Arc<crate::genai_metrics::GenAiMetrics>>,
+) -> pipelines::Taps {
+    let mut taps: pipelines::Taps = Vec::new();
+    if let Some(stream) = stream {
+        let stores = config.api_stores();
+        let ids = config
+            .pipelines
+            .iter()
+            .filter(|(_, (_, p))| p.exporters.iter().any(|e| stores.contains(e)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        taps.push((stream, ids));
+    }
+    if let Some(metrics) = gen_ai {
+        taps.push((metrics, config.gen_ai_metric_pipelines()));
+    }
+    taps
+}
+
+/// The metrics pipelines the GenAI metrics are sent into, if any.
+fn export_pipelines(
+    config: &Config,
+    started: &pipelines::Started,
+) -> Option<Vec<(String, Arc<dyn crate::pipeline::Consumer>)>> {
+    let ids = &config.telemetry.metrics.gen_ai.export.pipelines;
+    let out: Vec<_> = ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), Arc::clone(started.pipelines.get(id)?))))
+        .collect();
+    (!out.is_empty()).then_some(out)
 }
 
 /// API keys and rate limits, when the `auth` extension runs.

@@ -3,7 +3,7 @@
 //! pipelines it feeds per signal.
 
 use llmscope_core::telemetry::metrics;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::StartError;
 use super::exporters::RunningExporter;
 use crate::config::{Config, PipelineConfig, Signal};
-use crate::pipeline::{self, Chain, Consumer, Fanout, Pipeline};
+use crate::pipeline::{self, Chain, Consumer, Fanout, Pipeline, Tap};
 use crate::queue::durable::{DurableHandle, DurableQueue};
 use crate::queue::{MemoryQueue, QueueKind};
 use crate::receiver::Consumers;
@@ -21,25 +21,32 @@ use crate::telemetry::Telemetry;
 /// How long a pipeline waits for room in a full memory queue before refusing a request.
 const QUEUE_WAIT: Duration = Duration::from_secs(2);
 
-/// Every pipeline, started, as what each receiver feeds.
+/// What sees the batches some pipelines queue, and which pipelines (by id).
+pub type Taps = Vec<(Arc<dyn Tap>, BTreeSet<String>)>;
+
+/// Every pipeline, started: as what each receiver feeds, and by id.
+pub struct Started {
+    pub feeds: BTreeMap<String, Consumers>,
+    pub pipelines: BTreeMap<String, Arc<dyn Consumer>>,
+}
+
+/// Every pipeline, started, each offering what it queues to the taps that name it.
 pub fn start(
     config: &Config,
     exporters: &mut BTreeMap<String, RunningExporter>,
     telemetry: &Telemetry,
     drain: &watch::Receiver<bool>,
-    tap: Option<(
-        Arc<dyn crate::pipeline::Tap>,
-        &std::collections::BTreeSet<String>,
-    )>,
-) -> Result<BTreeMap<String, Consumers>, StartError> {
+    taps: &Taps,
+) -> Result<Started, StartError> {
     let mut feeds: BTreeMap<(&String, Signal), Vec<Arc<dyn Consumer>>> = BTreeMap::new();
+    let mut by_id = BTreeMap::new();
     for (id, (signal, p)) in &config.pipelines {
         let chains = chains(config, p, telemetry)?;
-        // The stream sees what reaches a store the API reads.
-        let tap = tap
-            .as_ref()
-            .filter(|(_, stores)| p.exporters.iter().any(|e| stores.contains(e)))
-            .map(|(t, _)| Arc::clone(t));
+        let taps: Vec<Arc<dyn Tap>> = taps
+            .iter()
+            .filter(|(_, ids)| ids.contains(id))
+            .map(|(t, _)| Arc::clone(t))
+            .collect();
         let pipeline: Arc<dyn Consumer> = match config.queue.kind {
             QueueKind::Memory => {
                 let senders = p
@@ -48,13 +55,15 @@ pub fn start(
                     .filter_map(|name| exporters.get(name)?.sender.clone())
                     .collect();
                 let queue = MemoryQueue::new(senders, QUEUE_WAIT);
-                Arc::new(Pipeline::new(id.clone(), chains, queue, telemetry.clone()).with_tap(tap))
+                Arc::new(
+                    Pipeline::new(id.clone(), chains, queue, telemetry.clone()).with_taps(taps),
+                )
             }
             QueueKind::Disk => {
                 let queue = disk_queue(config, id, p, exporters, telemetry, drain)?;
                 Arc::new(
                     Pipeline::new(id.clone(), chains, DurableHandle(queue), telemetry.clone())
-                        .with_tap(tap),
+                        .with_taps(taps),
                 )
             }
         };
@@ -64,6 +73,7 @@ pub fn start(
                 .or_default()
                 .push(Arc::clone(&pipeline));
         }
+        by_id.insert(id.clone(), pipeline);
     }
     let mut consumers: BTreeMap<String, Consumers> = BTreeMap::new();
     for ((receiver, signal), mut pipelines) in feeds {
@@ -79,7 +89,10 @@ pub fn start(
             Signal::Metrics => c.metrics = Some(consumer),
         }
     }
-    Ok(consumers)
+    Ok(Started {
+        feeds: consumers,
+        pipelines: by_id,
+    })
 }
 
 /// One chain of the pipeline's processors per core, at most [`pipeline::MAX_CHAINS`].

@@ -222,6 +222,13 @@ pub static STREAM_REDIS_ERRORS: Metric = counter(
     &[],
 );
 
+// The GenAI usage metrics (their own families are defined in the collector's `genai_metrics`).
+pub static GEN_AI_METRICS_OVERFLOW: Metric = counter(
+    "llmscope_gen_ai_metrics_overflow_total",
+    "GenAI metric observations sent to the overflow series because the metric had series_limit label sets.",
+    &["metric"],
+);
+
 /// Every definition, for docs and checks.
 pub static ALL: &[&Metric] = &[
     &RECEIVER_ACCEPTED_ITEMS,
@@ -260,4 +267,5 @@ pub static ALL: &[&Metric] = &[
     &STREAM_MESSAGES,
     &STREAM_REFUSED,
     &STREAM_REDIS_ERRORS,
+    &GEN_AI_METRICS_OVERFLOW,
 ];

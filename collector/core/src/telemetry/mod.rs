@@ -53,12 +53,19 @@ type GaugeCell = (
     Arc<dyn Fn() -> u64 + Send + Sync>,
 );
 
+/// Metric families kept elsewhere (the GenAI usage metrics), rendered after the collector's
+/// own at each scrape.
+pub trait Families: Send + Sync {
+    fn families(&self) -> Vec<prometheus::proto::MetricFamily>;
+}
+
 /// A set of counters and gauges; cheap to clone, shared by every component of one running
 /// service.
 #[derive(Clone, Default)]
 pub struct Telemetry {
     counters: Arc<Mutex<Cells>>,
     gauges: Arc<Mutex<BTreeMap<(&'static str, String), GaugeCell>>>,
+    sources: Arc<Mutex<Vec<Arc<dyn Families>>>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -130,6 +137,14 @@ impl Telemetry {
             (metric.name, render_labels(labels)),
             (metric, owned, Arc::new(read)),
         );
+    }
+
+    /// Renders `source`'s families at every scrape too.
+    pub fn add_families(&self, source: Arc<dyn Families>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
     }
 
     /// Every gauge of `metric`, read now.
@@ -253,6 +268,20 @@ impl Exposition {
         }
         let mut descs = Vec::new();
         let mut families = Vec::new();
+        let sources = t.sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for source in sources {
+            for family in source.families() {
+                if let Ok(desc) = prometheus::core::Desc::new(
+                    family.name().to_owned(),
+                    family.help().to_owned(),
+                    Vec::new(),
+                    Default::default(),
+                ) {
+                    descs.push(desc);
+                }
+                families.push(family);
+            }
+        }
         for (name, (metric, samples)) in by_name {
             let labels = metric.labels.iter().map(|l| (*l).to_owned()).collect();
             if let Ok(desc) = prometheus::core::Desc::new(
