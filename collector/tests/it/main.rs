@@ -11,6 +11,7 @@ mod durable;
 mod end_to_end;
 mod faults;
 mod forward;
+mod grafana;
 mod harness;
 mod libraries;
 mod limits;
