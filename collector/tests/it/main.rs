@@ -19,6 +19,7 @@ mod listeners;
 mod metrics;
 mod process;
 mod processors;
+mod prometheus;
 mod receiver_errors;
 mod registry;
 mod stream;

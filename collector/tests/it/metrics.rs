@@ -36,7 +36,9 @@ async fn promtool_accepts_the_metrics_page() {
     assert_eq!(page.status, StatusCode::OK);
     let text = String::from_utf8(page.body).expect("utf-8");
     assert!(
-        text.contains("llmscope_receiver_accepted_items_total"),
+        text.contains("llmscope_receiver_accepted_items_total")
+            && text.contains("# TYPE gen_ai_client_token_usage histogram")
+            && text.contains("gen_ai_client_operation_duration_seconds_bucket{"),
         "{text}"
     );
     let mut promtool = Command::new("promtool")
