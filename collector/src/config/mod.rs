@@ -115,6 +115,8 @@ pub enum ExtensionConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
+    /// At least one, except for a metrics pipeline the GenAI metrics are exported into.
+    #[serde(default)]
     pub receivers: Vec<String>,
     #[serde(default)]
     pub processors: Vec<String>,
@@ -307,10 +309,14 @@ impl Config {
                 _ => unknown_type(p, pr, "extension", kind, &["alerts", "api", "auth"]),
             },
         );
-        let service: RawService = raw
+        let service_given = raw.service.is_some();
+        let service: Option<RawService> = raw
             .service
-            .and_then(|v| from_value(v, "service", &mut problems))
-            .unwrap_or_default();
+            .and_then(|v| from_value(v, "service", &mut problems));
+        // A `service` that did not parse has its problem reported; its pipelines are not
+        // missing.
+        let service_broken = service_given && service.is_none();
+        let service = service.unwrap_or_default();
 
         let mut config = Config {
             receivers,
@@ -336,7 +342,7 @@ impl Config {
                 problems.push(field_problem(&path, &message));
             }
         }
-        config.check_service(service.pipelines, &defined, &mut problems);
+        config.check_service(service.pipelines, &defined, service_broken, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -348,9 +354,10 @@ impl Config {
         &mut self,
         pipelines: BTreeMap<String, PipelineConfig>,
         [receivers, processors, exporters, extensions]: &[Vec<String>; 4],
+        service_broken: bool,
         problems: &mut Vec<Problem>,
     ) {
-        if pipelines.is_empty() {
+        if pipelines.is_empty() && !service_broken {
             problems.push(Problem::new(
                 "service.pipelines",
                 "at least one pipeline is required",

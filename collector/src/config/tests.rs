@@ -300,3 +300,73 @@ fn a_numeric_secret_from_the_environment_works_and_is_never_echoed() {
         "{error}"
     );
 }
+
+#[test]
+fn genai_metrics_count_what_the_api_reads_and_only_export_pipelines_go_without_receivers() {
+    let c = Config::parse("default", DEFAULT_CONFIG, &|_| None).expect("default config");
+    assert!(c.telemetry.metrics.gen_ai.enabled);
+    assert_eq!(
+        c.gen_ai_metric_pipelines().into_iter().collect::<Vec<_>>(),
+        ["traces"]
+    );
+    // No API and no export: nowhere to report, so nothing is counted.
+    assert!(
+        parse(MINIMAL)
+            .expect("minimal")
+            .gen_ai_metric_pipelines()
+            .is_empty()
+    );
+
+    let yaml = "
+receivers:
+  otlp:
+exporters:
+  sqlite:
+  otlp:
+    endpoint: http://127.0.0.1:4317
+service:
+  telemetry:
+    metrics:
+      gen_ai:
+        dimensions: [user, gen_ai.conversation.id]
+        export: {pipelines: [metrics/gen_ai], interval: 10s}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [sqlite]
+    traces/copy:
+      receivers: [otlp]
+      exporters: [otlp]
+    metrics/gen_ai:
+      exporters: [otlp]
+";
+    let c = parse(yaml).expect("an export pipeline needs no receivers");
+    assert_eq!(
+        c.gen_ai_metric_pipelines().into_iter().collect::<Vec<_>>(),
+        ["traces", "traces/copy"],
+        "without an API, every traces pipeline"
+    );
+    assert_eq!(
+        c.telemetry.metrics.gen_ai.attribute_keys(),
+        ["user.id", "gen_ai.conversation.id"]
+    );
+    assert_eq!(
+        problems(&yaml.replace(
+            "export: {pipelines: [metrics/gen_ai], interval: 10s}",
+            "series_limits: 5"
+        )),
+        [
+            "service.telemetry.metrics.gen_ai.series_limits: unknown field `series_limits`, expected one of `enabled`, `pipelines`, `dimensions`, `series_limit`, `remembered_calls`, `export`"
+        ]
+    );
+    assert_eq!(
+        problems(&yaml.replace(
+            "export: {pipelines: [metrics/gen_ai], interval: 10s}",
+            "series_limit: 0"
+        )),
+        [
+            "service.pipelines.metrics/gen_ai.receivers: a pipeline needs at least one of its receivers",
+            "service.telemetry.metrics.gen_ai.series_limit: must be at least 1",
+        ]
+    );
+}

@@ -385,3 +385,114 @@ async fn prometheus_scrapes_the_genai_metrics_and_evaluates_every_promql_panel()
     drop(prometheus);
     assert!(c.stop().await);
 }
+
+/// The GenAI metrics sent as OTLP through the `otlp` exporter: collector A counts what it
+/// stores and sends the metrics every second into a receiver-less metrics pipeline exporting to
+/// collector B, which stores them as metric points with the conventions' names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_genai_metrics_reach_another_collector_as_otlp_metrics() {
+    let b = Collector::start().await;
+    let a_dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:0}}\n      http: {{endpoint: 127.0.0.1:0}}\n\
+         processors:\n  normalize:\n  cost:\n\
+         exporters:\n  sqlite: {{path: {db}}}\n  otlp: {{endpoint: 'http://{b_grpc}'}}\n\
+         extensions:\n  api: {{endpoint: 127.0.0.1:0, store: sqlite}}\n\
+         service:\n  extensions: [api]\n\
+         \x20 telemetry: {{metrics: {{gen_ai: {{export: {{pipelines: [metrics/gen_ai], interval: 1s}}}}}}}}\n\
+         \x20 pipelines:\n\
+         \x20   traces: {{receivers: [otlp], processors: [normalize, cost], exporters: [sqlite]}}\n\
+         \x20   metrics/gen_ai: {{exporters: [otlp]}}\n",
+        db = a_dir.path().join("a.db").display(),
+        b_grpc = b.grpc,
+    );
+    let config = llmscope::config::Config::parse("a.yaml", &text, &|_| None).expect("config");
+    let a = Collector::start_with(config, a_dir).await;
+    let mut load = Load {
+        calls: 0,
+        errors: 0,
+        input: 0,
+        output: 0,
+        cache_read: 0,
+        reasoning: 0,
+    };
+    send(&a, calls(1, 10, &mut load)).await;
+
+    let db = b.db.clone();
+    let read = move || -> Vec<(String, String, String, f64, Option<i64>, String)> {
+        let conn = rusqlite::Connection::open(&db).expect("B's database");
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, unit, kind, value, count, attributes FROM metric_points
+                 WHERE time_ns = (SELECT max(time_ns) FROM metric_points WHERE name = 'gen_ai.client.token.usage')
+                 ORDER BY name, attributes",
+            )
+            .expect("query");
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    };
+    let mut points = Vec::new();
+    for _ in 0..100 {
+        points = read();
+        let input: f64 = points
+            .iter()
+            .filter(|p| p.0 == "gen_ai.client.token.usage" && p.5.contains("\"input\""))
+            .map(|p| p.3)
+            .sum();
+        if input == load.input as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let find = |name: &str, needle: &str| {
+        points
+            .iter()
+            .filter(|p| p.0 == name && p.5.contains(needle))
+            .collect::<Vec<_>>()
+    };
+    let input = find(
+        "gen_ai.client.token.usage",
+        "\"gen_ai.token.type\":\"input\"",
+    );
+    assert_eq!(input.len(), 2, "one series per service: {points:#?}");
+    assert_eq!(
+        input.iter().map(|p| p.3).sum::<f64>(),
+        load.input as f64,
+        "{points:#?}"
+    );
+    assert!(input.iter().all(|p| p.1 == "{token}" && p.2 == "histogram"));
+    assert!(
+        input[0]
+            .5
+            .contains("\"gen_ai.request.model\":\"gpt-4o-mini\"")
+    );
+    let durations = find("gen_ai.client.operation.duration", "");
+    assert_eq!(
+        durations.iter().filter_map(|p| p.4).sum::<i64>(),
+        load.calls as i64
+    );
+    assert!(durations.iter().all(|p| p.1 == "s"));
+    let cost = find("llmscope.gen_ai.cost_usd", "");
+    assert!(
+        !cost.is_empty() && cost.iter().all(|p| p.2 == "sum" && p.3 > 0.0),
+        "{points:#?}"
+    );
+    let reasoning: f64 = find("llmscope.gen_ai.usage.reasoning.output_tokens", "")
+        .iter()
+        .map(|p| p.3)
+        .sum();
+    assert_eq!(reasoning, load.reasoning as f64);
+    assert!(a.stop().await);
+    assert!(b.stop().await);
+}
