@@ -79,6 +79,15 @@ const COST: &str = "llmscope_gen_ai_cost_usd_total";
 const CACHE_READ: &str = "llmscope_gen_ai_usage_cache_read_input_tokens_total";
 const CACHE_WRITE: &str = "llmscope_gen_ai_usage_cache_creation_input_tokens_total";
 const REASONING: &str = "llmscope_gen_ai_usage_reasoning_output_tokens_total";
+/// Every family's Prometheus name, in table order.
+pub const NAMES: [&str; 6] = [
+    TOKEN_USAGE,
+    DURATION,
+    COST,
+    CACHE_READ,
+    CACHE_WRITE,
+    REASONING,
+];
 
 impl GenAiMetrics {
     /// Empty metrics for `config`, rendered at `/metrics` by `telemetry` from now on.

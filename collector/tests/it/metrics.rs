@@ -63,3 +63,22 @@ async fn promtool_accepts_the_metrics_page() {
     );
     assert!(c.stop().await);
 }
+
+/// Every metric the collector reports is in the configuration reference, by its full name.
+#[test]
+fn every_metric_is_documented() {
+    let docs = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otel-config/README.md"),
+    )
+    .expect("otel-config/README.md");
+    let names = llmscope::telemetry::metrics::ALL
+        .iter()
+        .map(|m| m.name)
+        .chain(llmscope::genai_metrics::NAMES);
+    for name in names {
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "{name} is not documented"
+        );
+    }
+}
