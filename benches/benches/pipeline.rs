@@ -2,6 +2,7 @@
 //! normalize, cost, redact and anomaly, on GenAI spans carrying about 1 KB of message content.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llmscope::genai_metrics::GenAiMetrics;
 use llmscope_benches::{kv, prompt_text};
 use llmscope_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use llmscope_core::otlp::common::v1::any_value::Value;
@@ -105,6 +106,41 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    // The GenAI metrics' tap on the processed batch, each call new (fresh response ids).
+    let mut processed = decoded();
+    for p in chain.iter_mut() {
+        p.process(&mut processed).expect("process");
+    }
+    let metrics = GenAiMetrics::start(Default::default(), &telemetry);
+    let mut round = 0u64;
+    stages.bench_function("genai_metrics", |b| {
+        // Batches made (and dropped) outside the timing: only counting is measured.
+        b.iter_custom(|iters| {
+            let batches: Vec<Batch> = (0..iters)
+                .map(|_| {
+                    round += 1;
+                    let mut batch = processed.clone();
+                    if let Payload::Traces(rs) = &mut batch.payload {
+                        let spans = rs.iter_mut().flat_map(|r| &mut r.scope_spans);
+                        for (i, span) in spans.flat_map(|s| &mut s.spans).enumerate() {
+                            let id = Value::StringValue(format!("{round}-{i}"));
+                            llmscope_core::attr::set(
+                                &mut span.attributes,
+                                "gen_ai.response.id",
+                                id,
+                            );
+                        }
+                    }
+                    batch
+                })
+                .collect();
+            let start = std::time::Instant::now();
+            for batch in &batches {
+                metrics.record(batch);
+            }
+            start.elapsed()
+        })
+    });
     stages.finish();
     threads(c, &bytes);
 }

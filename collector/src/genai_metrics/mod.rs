@@ -41,7 +41,7 @@ use llmscope_core::telemetry::{Counter, Families, Telemetry, metrics};
 use prometheus::proto::{MetricFamily, MetricType};
 
 pub use config::{ExportConfig, GenAiMetricsConfig};
-use series::{DURATION_BUCKETS, Hist, Key, TOKEN_BUCKETS, Table};
+use series::{DURATION_BUCKETS, Hist, TOKEN_BUCKETS, Table, push_value};
 
 /// The counted metrics, each a bounded table.
 struct State {
@@ -172,9 +172,10 @@ impl GenAiMetrics {
             return;
         }
         let mut overflowed = [0u64; 6];
+        let mut key = String::with_capacity(128);
         let mut s = self.state();
         for call in calls {
-            s.add(call, &mut overflowed);
+            s.add(call, &mut key, &mut overflowed);
         }
         drop(s);
         for (counter, n) in self.overflow.iter().zip(overflowed) {
@@ -186,17 +187,14 @@ impl GenAiMetrics {
 }
 
 impl State {
-    fn add(&mut self, call: calls::Call, overflowed: &mut [u64; 6]) {
+    fn add(&mut self, call: calls::Call, key: &mut String, overflowed: &mut [u64; 6]) {
         let (counted, new) = self.recent.entry(&call.id);
-        let key = |extra: &str| -> Key {
-            let mut k = call.labels.to_vec();
-            k.push(extra.into());
-            k.into_boxed_slice()
-        };
         if new {
-            let (h, over) = self
-                .duration
-                .cell(key(call.error_type.as_deref().unwrap_or("")));
+            let (h, over) = self.duration.cell(series_key(
+                key,
+                &call.labels,
+                call.error_type.as_deref().unwrap_or(""),
+            ));
             h.observe(call.duration_s);
             overflowed[1] += u64::from(over);
         }
@@ -207,14 +205,18 @@ impl State {
             let Some(value) = value else { continue };
             match *seen {
                 None => {
-                    let (h, over) = self.token_usage.cell(key(token_type));
+                    let (h, over) =
+                        self.token_usage
+                            .cell(series_key(key, &call.labels, token_type));
                     h.observe(value as f64);
                     overflowed[0] += u64::from(over);
                     *seen = Some(value);
                 }
                 // A later span of the call knows more: the sum takes the larger count.
                 Some(before) if value > before => {
-                    let (h, over) = self.token_usage.cell(key(token_type));
+                    let (h, over) =
+                        self.token_usage
+                            .cell(series_key(key, &call.labels, token_type));
                     h.sum += (value - before) as f64;
                     overflowed[0] += u64::from(over);
                     *seen = Some(value);
@@ -243,14 +245,14 @@ impl State {
             ),
         ] {
             if let Some(value) = value.filter(|v| *v > *seen) {
-                let (c, over) = table.cell(call.labels.clone());
+                let (c, over) = table.cell(&call.labels);
                 *c += (value - *seen) as f64;
                 overflowed[i] += u64::from(over);
                 *seen = value;
             }
         }
         if let Some(cost) = call.cost_usd.filter(|c| *c > counted.cost_usd) {
-            let (c, over) = self.cost.cell(call.labels.clone());
+            let (c, over) = self.cost.cell(&call.labels);
             *c += cost - counted.cost_usd;
             overflowed[2] += u64::from(over);
             counted.cost_usd = cost;
@@ -265,6 +267,14 @@ impl State {
             &self.reasoning,
         ]
     }
+}
+
+/// `labels` and one more value, as a series key, built in `key`.
+fn series_key<'a>(key: &'a mut String, labels: &str, extra: &str) -> &'a str {
+    key.clear();
+    key.push_str(labels);
+    push_value(key, extra);
+    key
 }
 
 impl Families for GenAiMetrics {

@@ -7,8 +7,21 @@ use std::collections::{BTreeMap, HashMap};
 
 use prometheus::proto;
 
-/// A series' label values, in its table's label order.
-pub type Key = Box<[Box<str>]>;
+/// Separates the label values of a series key: one string, so a series that exists is found
+/// without allocating. Values never hold it ([`push_value`] replaces it).
+pub const SEP: char = '\u{1f}';
+
+/// Appends a label value to a series key being built.
+pub fn push_value(key: &mut String, value: &str) {
+    if !key.is_empty() {
+        key.push(SEP);
+    }
+    if value.contains(SEP) {
+        key.push_str(&value.replace(SEP, "\u{fffd}"));
+    } else {
+        key.push_str(value);
+    }
+}
 
 /// The conventions' explicit bucket boundaries for `gen_ai.client.token.usage`.
 pub const TOKEN_BUCKETS: &[f64] = &[
@@ -101,8 +114,8 @@ pub struct Table<V> {
     pub bounded: usize,
     limit: usize,
     empty: V,
-    pub series: HashMap<Key, V, foldhash::fast::RandomState>,
-    pub overflow: BTreeMap<Key, V>,
+    pub series: HashMap<Box<str>, V, foldhash::fast::RandomState>,
+    pub overflow: BTreeMap<Box<str>, V>,
 }
 
 impl<V: Value> Table<V> {
@@ -128,20 +141,27 @@ impl<V: Value> Table<V> {
 
     /// The series of `key`, or its overflow series when `key` is new and the table is full;
     /// the flag says which.
-    pub fn cell(&mut self, key: Key) -> (&mut V, bool) {
-        if self.series.contains_key(&key) || self.series.len() < self.limit {
-            let empty = &self.empty;
-            return (
-                self.series.entry(key).or_insert_with(|| empty.clone()),
-                false,
-            );
+    /// Allocates only for a new series.
+    pub fn cell(&mut self, key: &str) -> (&mut V, bool) {
+        if !self.series.contains_key(key) && self.series.len() < self.limit {
+            self.series.insert(key.into(), self.empty.clone());
         }
-        let kept: Key = key[key.len() - self.bounded..].into();
-        let empty = &self.empty;
-        (
-            self.overflow.entry(kept).or_insert_with(|| empty.clone()),
-            true,
-        )
+        if self.series.contains_key(key) {
+            let cell = self.series.get_mut(key).expect("present");
+            return (cell, false);
+        }
+        // The key's last `bounded` values.
+        let kept = match self.bounded {
+            0 => "",
+            n => key
+                .rmatch_indices(SEP)
+                .nth(n - 1)
+                .map_or(key, |(at, _)| &key[at + SEP.len_utf8()..]),
+        };
+        if !self.overflow.contains_key(kept) {
+            self.overflow.insert(kept.into(), self.empty.clone());
+        }
+        (self.overflow.get_mut(kept).expect("present"), true)
     }
 
     /// Every series, sorted by labels, with their label pairs (names as given).
@@ -157,7 +177,7 @@ impl<V: Value> Table<V> {
                 let pairs: Vec<(&str, &str)> = names
                     .iter()
                     .map(String::as_str)
-                    .zip(key.iter().map(|s| &**s))
+                    .zip(key.split(SEP))
                     .collect();
                 (pairs, v)
             })
@@ -168,7 +188,7 @@ impl<V: Value> Table<V> {
             let mut pairs: Vec<_> = kept
                 .iter()
                 .map(String::as_str)
-                .zip(key.iter().map(|s| &**s))
+                .zip(key.split(SEP))
                 .collect();
             pairs.insert(0, overflow_label);
             out.push((pairs, v));
@@ -214,8 +234,12 @@ impl<V: Value> Table<V> {
 mod tests {
     use super::*;
 
-    fn key(parts: &[&str]) -> Key {
-        parts.iter().map(|s| Box::from(*s)).collect()
+    fn key(parts: &[&str]) -> String {
+        let mut k = String::new();
+        for p in parts {
+            push_value(&mut k, p);
+        }
+        k
     }
 
     #[test]
@@ -240,7 +264,7 @@ mod tests {
             ("d", "out"),
             ("a", "in"),
         ] {
-            let (v, overflowed) = t.cell(key(&[user, ty]));
+            let (v, overflowed) = t.cell(&key(&[user, ty]));
             *v += 1.0;
             assert_eq!(overflowed, !matches!(user, "a" | "b"));
         }
