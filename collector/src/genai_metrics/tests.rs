@@ -218,7 +218,10 @@ fn ten_thousand_users_stay_within_the_series_limit_and_keep_the_totals() {
     // On the page: the limit's series plus the overflow one.
     let series = |prefix: &str| page.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(series("llmscope_gen_ai_cost_usd_total{"), 1001);
-    assert_eq!(series("gen_ai_client_operation_duration_seconds_count{"), 1001);
+    assert_eq!(
+        series("gen_ai_client_operation_duration_seconds_count{"),
+        1001
+    );
     assert_eq!(series("gen_ai_client_token_usage_count{"), 1002);
     let overflow = "llmscope_gen_ai_cost_usd_total{otel_metric_overflow=\"true\"}";
     assert_eq!(sample(&page, overflow), Some(4500.0), "{page}");

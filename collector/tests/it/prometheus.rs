@@ -82,18 +82,17 @@ impl Prometheus {
         })
     }
 
+    /// Prometheus' answer to the instant query `expr`.
+    async fn get(&self, c: &Collector, expr: &str) -> (StatusCode, J) {
+        let url = format!("{}/api/v1/query?query={}", self.url, encode(expr));
+        let reply = c.request(Method::GET, url, &[], Vec::new()).await;
+        (reply.status, reply.json())
+    }
+
     /// The result of the instant query `expr`; panics unless Prometheus accepts it.
     async fn query(&self, c: &Collector, expr: &str) -> Vec<J> {
-        let reply = c
-            .request(
-                Method::GET,
-                format!("{}/api/v1/query?query={}", self.url, encode(expr)),
-                &[],
-                Vec::new(),
-            )
-            .await;
-        let body = reply.json();
-        assert_eq!(reply.status, StatusCode::OK, "{expr}: {body}");
+        let (status, body) = self.get(c, expr).await;
+        assert_eq!(status, StatusCode::OK, "{expr}: {body}");
         assert_eq!(body["status"], "success", "{expr}: {body}");
         body["data"]["result"]
             .as_array()
@@ -105,10 +104,13 @@ impl Prometheus {
     async fn value(&self, c: &Collector, expr: &str, ready: impl Fn(f64) -> bool) -> f64 {
         let mut last = f64::NAN;
         for _ in 0..300 {
-            if let Ok(up) =
-                tokio::time::timeout(Duration::from_secs(2), self.try_value(c, expr)).await
+            if let Ok((StatusCode::OK, body)) =
+                tokio::time::timeout(Duration::from_secs(2), self.get(c, expr)).await
             {
-                last = up.unwrap_or(f64::NAN);
+                last = body["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
                 if ready(last) {
                     return last;
                 }
@@ -116,24 +118,6 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         last
-    }
-
-    async fn try_value(&self, c: &Collector, expr: &str) -> Option<f64> {
-        let reply = c
-            .request(
-                Method::GET,
-                format!("{}/api/v1/query?query={}", self.url, encode(expr)),
-                &[],
-                Vec::new(),
-            )
-            .await;
-        if reply.status != StatusCode::OK {
-            return None;
-        }
-        let body = reply.json();
-        body["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
     }
 }
 
