@@ -1,0 +1,262 @@
+"""The SDK's state: settings, the tracer provider that batches and exports spans, and the guard
+that keeps every SDK-side error out of the app.
+
+Guarantees:
+- Nothing here raises into user code: an SDK-side error is logged once per kind (at WARNING on
+  the ``llmscope`` logger) and counted in :func:`stats`.
+- Spans wait in a bounded queue (``max_queue_size``) and are exported on a background thread as
+  OTLP/HTTP protobuf with gzip; a full queue drops spans (counted), it never blocks a call.
+- :func:`flush` and :func:`shutdown` return within their timeout whatever the collector does.
+- Export retries (the OpenTelemetry exporter's): exponential backoff with jitter on 429, 502,
+  503, 504 and connection errors, honouring ``Retry-After``, within the export timeout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Callable
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+log = logging.getLogger("llmscope")
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+VERSION = "0.1.0"
+
+Redactor = Callable[[str], str]
+
+
+@dataclass
+class Settings:
+    endpoint: str = DEFAULT_ENDPOINT
+    api_key: str | None = field(default=None, repr=False)
+    service_name: str | None = None
+    capture_content: bool = True
+    redact: Redactor | None = None
+    sample_rate: float = 1.0
+    max_queue_size: int = 2048
+    export_timeout: float = 10.0
+    schedule_delay: float = 1.0
+
+
+class _Counting(SpanProcessor):
+    """Counts what the batch processor behind it cannot take."""
+
+    def __init__(self, inner: BatchSpanProcessor, max_queue_size: int) -> None:
+        self.inner = inner
+        self.max_queue_size = max_queue_size
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = getattr(getattr(self.inner, "_batch_processor", None), "_queue", None)
+        if queue is not None and len(queue) >= self.max_queue_size:
+            _count("spans_dropped")
+        self.inner.on_end(span)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class _State:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        exporter = OTLPSpanExporter(
+            endpoint=settings.endpoint.rstrip("/") + "/v1/traces",
+            headers=headers,
+            timeout=settings.export_timeout,
+            compression=Compression.Gzip,
+        )
+        batch = BatchSpanProcessor(
+            exporter,
+            max_queue_size=settings.max_queue_size,
+            schedule_delay_millis=settings.schedule_delay * 1000,
+            export_timeout_millis=settings.export_timeout * 1000,
+        )
+        attributes: dict[str, Any] = {
+            "telemetry.sdk.name": "llmscope",
+            "telemetry.sdk.language": "python",
+        }
+        if settings.service_name:
+            attributes["service.name"] = settings.service_name
+        self.provider = TracerProvider(
+            resource=Resource.create(attributes),
+            sampler=ParentBased(TraceIdRatioBased(settings.sample_rate)),
+        )
+        self.provider.add_span_processor(_Counting(batch, settings.max_queue_size))
+        self.tracer = self.provider.get_tracer("llmscope", VERSION)
+
+
+_lock = threading.Lock()
+_state: _State | None = None
+_reported: set[str] = set()
+_counts: dict[str, int] = {}
+_hooks_installed = False
+
+
+def _count(kind: str) -> None:
+    _counts[kind] = _counts.get(kind, 0) + 1
+
+
+def report(kind: str, error: BaseException) -> None:
+    """Counts an SDK-side error and logs its kind the first time."""
+    try:
+        _count("errors")
+        _count(f"errors.{kind}")
+        if kind not in _reported:
+            _reported.add(kind)
+            log.warning(
+                "llmscope: %s failed (%s: %s); the call itself is unaffected",
+                kind,
+                type(error).__name__,
+                error,
+            )
+    except Exception:  # noqa: BLE001 - the guard of the guard
+        pass
+
+
+@contextmanager
+def guard(kind: str) -> Iterator[None]:
+    """Runs SDK-side code; an error in it is reported, never raised."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001
+        report(kind, e)
+
+
+def stats() -> dict[str, int]:
+    """Counters: ``errors`` (and ``errors.<kind>``), ``spans_dropped`` (queue full)."""
+    return dict(_counts)
+
+
+def init(
+    endpoint: str | None = None,
+    api_key: str | None = None,
+    service_name: str | None = None,
+    capture_content: bool = True,
+    redact: Redactor | None = None,
+    sample_rate: float = 1.0,
+    max_queue_size: int = 2048,
+    export_timeout: float = 10.0,
+) -> None:
+    """Configures the SDK; calling it again replaces the configuration (spans still queued under
+    the old one are flushed, bounded by 1 s). Without arguments: ``LLMSCOPE_ENDPOINT`` (default
+    ``http://127.0.0.1:4318``), ``LLMSCOPE_API_KEY``, ``OTEL_SERVICE_NAME``."""
+    global _state
+    with guard("init"):
+        settings = Settings(
+            endpoint=endpoint or os.environ.get("LLMSCOPE_ENDPOINT") or DEFAULT_ENDPOINT,
+            api_key=api_key or os.environ.get("LLMSCOPE_API_KEY") or None,
+            service_name=service_name or os.environ.get("OTEL_SERVICE_NAME") or None,
+            capture_content=capture_content,
+            redact=redact,
+            sample_rate=min(max(float(sample_rate), 0.0), 1.0),
+            max_queue_size=max(int(max_queue_size), 1),
+            export_timeout=max(float(export_timeout), 0.1),
+        )
+        with _lock:
+            old, _state = _state, _State(settings)
+        if old is not None:
+            _bounded(old.provider.shutdown, 1.0)
+        _install_hooks()
+
+
+def state() -> _State | None:
+    """The current state, made from the environment on first use without :func:`init`."""
+    if _state is None:
+        init()
+    return _state
+
+
+def _bounded(fn: Callable[[], Any], timeout: float) -> bool:
+    """Runs ``fn`` on a daemon thread; whether it finished within ``timeout`` seconds."""
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except Exception as e:  # noqa: BLE001
+            report("flush", e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llmscope-flush", daemon=True).start()
+    finished = done.wait(max(timeout, 0.0))
+    return finished and result.get("value") is not False
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Exports every span ended so far; returns within ``timeout`` seconds, True if all went."""
+    current = _state
+    if current is None:
+        return True
+    return _bounded(lambda: current.provider.force_flush(int(timeout * 1000)), timeout)
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    """Flushes, then stops exporting; returns within ``timeout`` seconds."""
+    global _state
+    with _lock:
+        current, _state = _state, None
+    if current is None:
+        return True
+    flushed = _bounded(lambda: current.provider.force_flush(int(timeout * 1000)), timeout)
+    _bounded(current.provider.shutdown, 0.5)
+    return flushed
+
+
+def _install_hooks() -> None:
+    """Flush at exit and on SIGTERM (chaining to the app's own handler), bounded."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(lambda: shutdown(timeout=5.0))
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (ValueError, OSError):
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        flush(timeout=2.0)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_IGN:
+            return
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    handler: Callable[[int, FrameType | None], Any] | int | None = on_sigterm
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError) as e:
+        report("sigterm", e)
+
+
+def tracer() -> trace.Tracer | None:
+    s = state()
+    return s.tracer if s is not None else None

@@ -1,0 +1,269 @@
+"""OpenAI: ``chat.completions.create`` (streaming included) and ``embeddings.create`` of
+``openai.OpenAI`` and ``openai.AsyncOpenAI`` clients. A streamed chat gets
+``stream_options.include_usage`` unless the caller set ``stream_options``; the usage-only last
+chunk this adds is counted and not shown to the caller, whose code never expected it."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+
+from . import _client
+from ._genai import Call, finish_reasons, get, text_part
+from ._streams import Accumulator, AsyncStream, SyncStream
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [text_part(content)]
+    parts = []
+    for p in content if isinstance(content, list) else [content]:
+        kind = get(p, "type")
+        if kind == "text":
+            parts.append(text_part(get(p, "text", "")))
+        elif kind is not None:
+            parts.append({"type": str(kind)})
+    return parts
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]]:
+    out = []
+    for c in calls or []:
+        fn = get(c, "function")
+        arguments: Any = get(fn, "arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                pass
+        out.append(
+            {
+                "type": "tool_call",
+                "id": get(c, "id"),
+                "name": get(fn, "name"),
+                "arguments": arguments,
+            }
+        )
+    return out
+
+
+def input_messages(messages: Any) -> list[dict[str, Any]]:
+    out = []
+    for m in messages or []:
+        role = get(m, "role", "user")
+        if role == "tool":
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": get(m, "tool_call_id"),
+                            "response": get(m, "content"),
+                        }
+                    ],
+                }
+            )
+            continue
+        parts = _parts(get(m, "content")) + _tool_calls(get(m, "tool_calls"))
+        out.append({"role": role, "parts": parts})
+    return out
+
+
+def _record_chat(call: Call, response: Any) -> None:
+    call.set("gen_ai.response.id", get(response, "id"))
+    call.set("gen_ai.response.model", get(response, "model"))
+    outputs, reasons = [], []
+    for choice in get(response, "choices") or []:
+        message = get(choice, "message")
+        reason = get(choice, "finish_reason")
+        reasons.append(reason)
+        outputs.append(
+            {
+                "role": get(message, "role", "assistant"),
+                "parts": _parts(get(message, "content")) + _tool_calls(get(message, "tool_calls")),
+                "finish_reason": reason,
+            }
+        )
+    call.set("gen_ai.response.finish_reasons", finish_reasons(reasons))
+    call.content("gen_ai.output.messages", outputs)
+    _record_usage(call, get(response, "usage"))
+
+
+def _record_usage(call: Call, usage: Any) -> None:
+    if usage is None:
+        return
+    call.usage(
+        get(usage, "prompt_tokens"),
+        get(usage, "completion_tokens"),
+        cache_read=get(get(usage, "prompt_tokens_details"), "cached_tokens"),
+        reasoning=get(get(usage, "completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+class ChatChunks(Accumulator):
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        super().__init__()
+        self.hide_usage_chunk = hide_usage_chunk
+        self.id: str | None = None
+        self.model: str | None = None
+        self.reasons: dict[int, str | None] = {}
+        self.tools: dict[int, dict[int, dict[str, Any]]] = {}
+        self.usage: Any = None
+
+    def add(self, chunk: Any) -> None:
+        self.id = self.id or get(chunk, "id")
+        self.model = self.model or get(chunk, "model")
+        usage = get(chunk, "usage")
+        if usage is not None:
+            self.usage = usage
+            self.usage_seen = True
+        for choice in get(chunk, "choices") or []:
+            index = get(choice, "index", 0)
+            delta = get(choice, "delta")
+            content = get(delta, "content")
+            if isinstance(content, str) and index == 0:
+                self.text.append(content)
+            for tc in get(delta, "tool_calls") or []:
+                slot = self.tools.setdefault(index, {}).setdefault(
+                    get(tc, "index", 0), {"id": None, "name": None, "arguments": ""}
+                )
+                fn = get(tc, "function")
+                slot["id"] = slot["id"] or get(tc, "id")
+                slot["name"] = slot["name"] or get(fn, "name")
+                slot["arguments"] += get(fn, "arguments") or ""
+            if get(choice, "finish_reason"):
+                self.reasons[index] = get(choice, "finish_reason")
+
+    def hide(self, chunk: Any) -> bool:
+        usage_only = not get(chunk, "choices") and get(chunk, "usage") is not None
+        return self.hide_usage_chunk and usage_only
+
+    def finish(self, call: Call) -> None:
+        call.set("gen_ai.response.id", self.id)
+        call.set("gen_ai.response.model", self.model)
+        call.set("gen_ai.response.finish_reasons", finish_reasons(list(self.reasons.values())))
+        tools = [
+            {
+                "id": t["id"],
+                "type": "function",
+                "function": {"name": t["name"], "arguments": t["arguments"]},
+            }
+            for t in self.tools.get(0, {}).values()
+        ]
+        parts = ([text_part("".join(self.text))] if self.text else []) + _tool_calls(tools)
+        call.content(
+            "gen_ai.output.messages",
+            [{"role": "assistant", "parts": parts, "finish_reason": self.reasons.get(0)}],
+        )
+        _record_usage(call, self.usage)
+
+
+def _start(client: Any, operation: str, kwargs: dict[str, Any]) -> Call:
+    server = None
+    with _client.guard("server address"):
+        server = getattr(getattr(client, "base_url", None), "host", None)
+    call = Call("openai", operation, kwargs, server)
+    if operation == "chat":
+        call.content("gen_ai.input.messages", input_messages(kwargs.get("messages")))
+    return call
+
+
+def _ask_for_usage(call: Call, kwargs: dict[str, Any]) -> bool:
+    """Adds ``stream_options.include_usage`` to a streamed chat the caller left without one."""
+    if call.span is None or kwargs.get("stream") is not True or "stream_options" in kwargs:
+        return False
+    kwargs["stream_options"] = {"include_usage": True}
+    return True
+
+
+def _chat_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call = _start(client, "chat", kwargs)
+        added = _ask_for_usage(call, kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        if kwargs.get("stream") is True:
+            return SyncStream(result, call, ChatChunks(added))
+        with _client.guard("response"):
+            _record_chat(call, result)
+        call.end()
+        return result
+
+    return create
+
+
+def _chat_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        call = _start(client, "chat", kwargs)
+        added = _ask_for_usage(call, kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        if kwargs.get("stream") is True:
+            return AsyncStream(result, call, ChatChunks(added))
+        with _client.guard("response"):
+            _record_chat(call, result)
+        call.end()
+        return result
+
+    return create
+
+
+def _record_embeddings(call: Call, result: Any) -> None:
+    call.set("gen_ai.response.model", get(result, "model"))
+    usage = get(result, "usage")
+    call.usage(get(usage, "prompt_tokens"), None)
+
+
+def _embeddings_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call = _start(client, "embeddings", kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        with _client.guard("response"):
+            _record_embeddings(call, result)
+        call.end()
+        return result
+
+    return create
+
+
+def _embeddings_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        call = _start(client, "embeddings", kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        with _client.guard("response"):
+            _record_embeddings(call, result)
+        call.end()
+        return result
+
+    return create
+
+
+def wrap(client: Any, is_async: bool) -> None:
+    """Replaces the client's methods with traced ones, in place."""
+    chat = _chat_async if is_async else _chat_sync
+    embeddings = _embeddings_async if is_async else _embeddings_sync
+    completions = client.chat.completions
+    completions.create = chat(client, completions.create)
+    client.embeddings.create = embeddings(client, client.embeddings.create)

@@ -1,0 +1,61 @@
+"""Delivery: the app never waits for or hears about the collector."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+from conftest import Collector, free_port
+from helpers import in_trace, model_calls
+
+
+def test_with_the_collector_down_calls_work_flush_is_bounded_and_spans_arrive_later(
+    provider, tmp_path
+):
+    import llmscope
+
+    down = Collector(tmp_path)
+    llmscope.init(endpoint=down.endpoint, service_name="sdk-outage", export_timeout=30)
+    c = llmscope.wrap(openai.OpenAI(api_key="k", base_url=provider.url + "/v1", max_retries=0))
+    tid, r = in_trace(
+        llmscope,
+        lambda: c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        ),
+    )
+    assert r.choices[0].message.content
+    started = time.monotonic()
+    assert llmscope.flush(timeout=1) is False
+    assert time.monotonic() - started < 2.0
+    # The collector comes up on that address: the exporter's retries deliver the queued spans.
+    down.start()
+    try:
+        assert llmscope.flush(timeout=30)
+        assert len(model_calls(down.trace(tid, spans=2))) == 1
+    finally:
+        llmscope.shutdown(timeout=5)
+        down.stop()
+
+
+def test_an_sdk_error_never_reaches_the_app(provider, collector):
+    import llmscope
+
+    def broken(text):
+        raise RuntimeError("a redactor that fails")
+
+    llmscope.init(endpoint=collector.endpoint, redact=broken)
+    before = llmscope.stats().get("errors", 0)
+    c = llmscope.wrap(openai.OpenAI(api_key="k", base_url=provider.url + "/v1", max_retries=0))
+    r = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert r.choices[0].message.content
+    assert llmscope.stats()["errors"] > before
+    assert llmscope.shutdown(timeout=5)
+
+
+def test_shutdown_with_nothing_to_send_is_immediate():
+    import llmscope
+
+    llmscope.init(endpoint=f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    assert llmscope.shutdown(timeout=5)
+    assert time.monotonic() - started < 2.0
