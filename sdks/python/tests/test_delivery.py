@@ -59,3 +59,65 @@ def test_shutdown_with_nothing_to_send_is_immediate():
     started = time.monotonic()
     assert llmscope.shutdown(timeout=5)
     assert time.monotonic() - started < 2.0
+
+
+CHILD = r"""
+import sys, time
+import openai, llmscope
+from helpers import in_trace
+
+endpoint, provider = sys.argv[1], sys.argv[2]
+llmscope.init(endpoint=endpoint, service_name="sdk-sigterm")
+c = llmscope.wrap(openai.OpenAI(api_key="k", base_url=provider + "/v1", max_retries=0))
+tid, _ = in_trace(llmscope, lambda: c.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]))
+print(tid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigterm_right_after_a_call_still_delivers_its_span(collector, provider, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    child = subprocess.Popen(
+        [sys.executable, str(script), collector.endpoint, provider.url],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert child.stdout is not None
+    tid = child.stdout.readline().strip()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=10) == -signal.SIGTERM, "the default SIGTERM action still happens"
+    assert len(model_calls(collector.trace(tid, spans=2))) == 1
+
+
+def test_a_forked_workers_spans_arrive(sdk, collector, provider):
+    import os
+
+    c = sdk.wrap(openai.OpenAI(api_key="k", base_url=provider.url + "/v1", max_retries=0))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            tid, _ = in_trace(
+                sdk,
+                lambda: c.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "from a worker"}]
+                ),
+            )
+            os.write(write, tid.encode())
+            sdk.flush(timeout=5)
+        finally:
+            os._exit(0)
+    os.close(write)
+    tid = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    [call] = model_calls(collector.trace(tid, spans=2))
+    assert call["gen_ai"]["input_messages"][0]["parts"][0]["content"] == "from a worker"

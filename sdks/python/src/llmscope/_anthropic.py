@@ -183,7 +183,15 @@ def _async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
     return create
 
 
+def maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
+    return _async if is_async else _sync
+
+
 def wrap(client: Any, is_async: bool) -> None:
-    """Replaces the client's ``messages.create`` with a traced one, in place."""
+    """Replaces the client's ``messages.create`` with a traced one, in place (unless
+    ``instrument()`` already traces it)."""
+    from ._instrument import patched
+
     messages = client.messages
-    messages.create = (_async if is_async else _sync)(client, messages.create)
+    if not patched(messages):
+        messages.create = maker(is_async)(client, messages.create)

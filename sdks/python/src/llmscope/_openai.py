@@ -260,10 +260,21 @@ def _embeddings_async(client: Any, original: Callable[..., Any]) -> Callable[...
     return create
 
 
+def chat_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
+    return _chat_async if is_async else _chat_sync
+
+
+def embeddings_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
+    return _embeddings_async if is_async else _embeddings_sync
+
+
 def wrap(client: Any, is_async: bool) -> None:
-    """Replaces the client's methods with traced ones, in place."""
-    chat = _chat_async if is_async else _chat_sync
-    embeddings = _embeddings_async if is_async else _embeddings_sync
+    """Replaces the client's methods with traced ones, in place (unless ``instrument()`` already
+    traces them)."""
+    from ._instrument import patched
+
     completions = client.chat.completions
-    completions.create = chat(client, completions.create)
-    client.embeddings.create = embeddings(client, client.embeddings.create)
+    if not patched(completions):
+        completions.create = chat_maker(is_async)(client, completions.create)
+    if not patched(client.embeddings):
+        client.embeddings.create = embeddings_maker(is_async)(client, client.embeddings.create)
