@@ -48,8 +48,8 @@ def test_an_sdk_error_never_reaches_the_app(provider, collector):
     c = llmscope.wrap(openai.OpenAI(api_key="k", base_url=provider.url + "/v1", max_retries=0))
     r = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert r.choices[0].message.content
+    assert llmscope.shutdown(timeout=5)  # spans are built off the call's thread: wait for it
     assert llmscope.stats()["errors"] > before
-    assert llmscope.shutdown(timeout=5)
 
 
 def test_shutdown_with_nothing_to_send_is_immediate():

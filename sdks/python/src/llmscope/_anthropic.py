@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from . import _client
 from ._genai import Call, finish_reasons, get, plain, text_part
 from ._streams import Accumulator, AsyncStream, SyncStream
 
@@ -129,19 +128,21 @@ class MessageEvents(Accumulator):
             call.set("gen_ai.usage.output_tokens", self.output_tokens)
 
 
+def _input(messages: list[Any]) -> list[dict[str, Any]]:
+    return [{"role": get(m, "role", "user"), "parts": _parts(get(m, "content"))} for m in messages]
+
+
 def _start(client: Any, kwargs: dict[str, Any]) -> Call:
-    server = None
-    with _client.guard("server address"):
+    try:
         server = getattr(getattr(client, "base_url", None), "host", None)
+    except Exception:  # noqa: BLE001 - a client without a usable base URL
+        server = None
     call = Call("anthropic", "chat", kwargs, server)
     system = kwargs.get("system")
     if system is not None:
-        call.content("gen_ai.system_instructions", _parts(system))
-    messages = [
-        {"role": get(m, "role", "user"), "parts": _parts(get(m, "content"))}
-        for m in kwargs.get("messages") or []
-    ]
-    call.content("gen_ai.input.messages", messages)
+        call.content("gen_ai.system_instructions", functools.partial(_parts, system))
+    messages = list(kwargs.get("messages") or [])
+    call.content("gen_ai.input.messages", functools.partial(_input, messages))
     return call
 
 
@@ -156,8 +157,7 @@ def _sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         if kwargs.get("stream") is True:
             return SyncStream(result, call, MessageEvents())
-        with _client.guard("response"):
-            _record(call, result)
+        call.after(functools.partial(_record, call, result))
         call.end()
         return result
 
@@ -175,8 +175,7 @@ def _async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         if kwargs.get("stream") is True:
             return AsyncStream(result, call, MessageEvents())
-        with _client.guard("response"):
-            _record(call, result)
+        call.after(functools.partial(_record, call, result))
         call.end()
         return result
 

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,6 +107,70 @@ class _State:
         self.provider.add_span_processor(_Counting(batch, settings.max_queue_size))
         self.tracer = self.provider.get_tracer("llmscope", VERSION)
 
+
+Job = Callable[[trace.Tracer, Settings], None]
+
+
+class _Worker:
+    """Builds the spans of ended calls off the caller's thread, in order; at most `limit` wait
+    (more are dropped, counted). Started on first use, and again in a forked child."""
+
+    def __init__(self, limit: int = 10000) -> None:
+        self.limit = limit
+        self.jobs: deque[Job] = deque()
+        self.cond = threading.Condition()
+        self.busy = False
+        self.thread: threading.Thread | None = None
+
+    def submit(self, job: Job) -> None:
+        with self.cond:
+            if len(self.jobs) >= self.limit:
+                _count("spans_dropped")
+                return
+            self.jobs.append(job)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="llmscope-spans", daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.jobs:
+                    self.busy = False
+                    self.cond.notify_all()
+                    self.cond.wait()
+                job = self.jobs.popleft()
+                self.busy = True
+            current = _state
+            if current is not None:
+                with guard("span"):
+                    job(current.tracer, current.settings)
+
+    def drain(self, timeout: float) -> bool:
+        """Whether every submitted call's span was built within `timeout` seconds."""
+        with self.cond:
+            return self.cond.wait_for(lambda: not self.jobs and not self.busy, timeout)
+
+
+_worker = _Worker()
+
+
+def submit(job: Job) -> None:
+    """Builds a span on the worker thread (see `_genai.Call.build`)."""
+    try:
+        _worker.submit(job)
+    except Exception as e:  # noqa: BLE001
+        report("submit", e)
+
+
+def _after_fork_in_child() -> None:
+    global _worker
+    _worker = _Worker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _lock = threading.Lock()
 _state: _State | None = None
@@ -211,17 +276,24 @@ def flush(timeout: float = 5.0) -> bool:
     current = _state
     if current is None:
         return True
-    return _bounded(lambda: current.provider.force_flush(int(timeout * 1000)), timeout)
+    return _bounded(lambda: _drain_and_flush(current, timeout), timeout)
+
+
+def _drain_and_flush(current: _State, timeout: float) -> bool:
+    return _worker.drain(timeout) and current.provider.force_flush(int(timeout * 1000))
 
 
 def shutdown(timeout: float = 5.0) -> bool:
     """Flushes, then stops exporting; returns within ``timeout`` seconds."""
     global _state
-    with _lock:
-        current, _state = _state, None
+    current = _state
     if current is None:
         return True
-    flushed = _bounded(lambda: current.provider.force_flush(int(timeout * 1000)), timeout)
+    # The worker builds what is waiting with this state; then it is gone.
+    flushed = _bounded(lambda: _drain_and_flush(current, timeout), timeout)
+    with _lock:
+        if _state is current:
+            _state = None
     _bounded(current.provider.shutdown, 0.5)
     return flushed
 

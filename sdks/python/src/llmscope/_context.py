@@ -41,10 +41,20 @@ def context(
         _current.reset(token)
 
 
+def current() -> Mapping[str, Any]:
+    """The current context (never mutated: a nested context makes a new one)."""
+    return _current.get()
+
+
 def attributes() -> dict[str, Any]:
-    """The current context as span attributes (values OpenTelemetry accepts)."""
+    """The current context as span attributes."""
+    return as_attributes(_current.get())
+
+
+def as_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A context as span attributes (values OpenTelemetry accepts)."""
     out: dict[str, Any] = {}
-    for k, v in _current.get().items():
+    for k, v in values.items():
         if isinstance(v, (str, bool, int, float)):
             out[k] = v
         elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):

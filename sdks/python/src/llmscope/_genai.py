@@ -4,8 +4,11 @@ request, ended exactly once with the response, the error, or the end of its stre
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -48,7 +51,10 @@ REQUEST_PARAMS = {
 
 
 class Call:
-    """The span of one call. Every method is safe: an SDK error is reported, never raised."""
+    """One call. On the caller's thread it only notes times, the parent context and references
+    (a shallow copy of the request's messages); the span is built and its content serialized on
+    the SDK's worker thread once the call ends (:func:`_client.submit`). Every method is safe: an
+    SDK error is reported, never raised."""
 
     def __init__(
         self,
@@ -57,51 +63,37 @@ class Call:
         kwargs: dict[str, Any],
         server: str | None = None,
     ) -> None:
-        self.span: trace.Span | None = None
+        self.active = False
         self.ended = False
-        self.settings: _client.Settings | None = None
-        with _client.guard("span start"):
-            state = _client.state()
-            if state is None:
+        self.attrs: dict[str, Any] = {}
+        self.contents: list[tuple[str, Any]] = []
+        self.later: list[Callable[[], None]] = []
+        self.error: BaseException | None = None
+        try:
+            if _client.state() is None:
                 return
-            self.settings = state.settings
-            model = kwargs.get("model")
-            attributes: dict[str, Any] = {
-                "gen_ai.operation.name": operation,
-                "gen_ai.provider.name": provider,
-            }
-            if isinstance(model, str):
-                attributes["gen_ai.request.model"] = model
-            for param, key in REQUEST_PARAMS.items():
-                value = kwargs.get(param)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    attributes[key] = value
-            stop = kwargs.get("stop") or kwargs.get("stop_sequences")
-            if isinstance(stop, str):
-                attributes["gen_ai.request.stop_sequences"] = [stop]
-            elif isinstance(stop, (list, tuple)):
-                attributes["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
-            if server:
-                attributes["server.address"] = server
-            attributes.update(_context.attributes())
-            name = f"{operation} {model}" if isinstance(model, str) else operation
-            self.span = state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            self.start_ns = time.time_ns()
+            self.parent = otel_context.get_current()
+            self.context = _context.current()
+            self.provider, self.operation, self.server = provider, operation, server
+            self.params = {k: v for k, v in kwargs.items() if k in _PARAMS}
+            self.active = True
+        except Exception as e:  # noqa: BLE001 - a plain try: this runs on every call
+            _client.report("span start", e)
 
     def content(self, key: str, value: Any) -> None:
-        """Message content, when content is captured (and redacted first when asked)."""
-        if self.span is None or self.settings is None or not self.settings.capture_content:
-            return
-        with _client.guard("content"):
-            text = json.dumps(value, default=str, ensure_ascii=False)
-            if self.settings.redact is not None:
-                text = self.settings.redact(text)
-            self.span.set_attribute(key, text)
+        """Message content (or a function making it), when content is captured."""
+        if self.active:
+            self.contents.append((key, value))
 
     def set(self, key: str, value: Any) -> None:
-        if self.span is None or value is None:
-            return
-        with _client.guard("attributes"):
-            self.span.set_attribute(key, value)
+        if self.active and value is not None:
+            self.attrs[key] = value
+
+    def after(self, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` (reading the response into attributes) on the worker, before the span."""
+        if self.active:
+            self.later.append(fn)
 
     def usage(
         self,
@@ -124,20 +116,68 @@ class Call:
                 self.set(key, value)
 
     def fail(self, error: BaseException) -> None:
-        if self.span is None or self.ended:
-            return
-        with _client.guard("span end"):
-            self.span.set_attribute("error.type", type(error).__qualname__)
-            self.span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
-            self.span.record_exception(error)
+        if self.active and not self.ended:
+            self.error = error
         self.end()
 
     def end(self) -> None:
-        if self.span is None or self.ended:
+        if not self.active or self.ended:
             return
         self.ended = True
-        with _client.guard("span end"):
-            self.span.end()
+        self.end_ns = time.time_ns()
+        _client.submit(self.build)
+
+    def build(self, tracer: trace.Tracer, settings: _client.Settings) -> None:
+        """On the worker: the span, as it would have been made on the caller's thread."""
+        model = self.params.get("model")
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": self.operation,
+            "gen_ai.provider.name": self.provider,
+        }
+        if isinstance(model, str):
+            attributes["gen_ai.request.model"] = model
+        for param, key in REQUEST_PARAMS.items():
+            value = self.params.get(param)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[key] = value
+        stop = self.params.get("stop") or self.params.get("stop_sequences")
+        if isinstance(stop, str):
+            attributes["gen_ai.request.stop_sequences"] = [stop]
+        elif isinstance(stop, (list, tuple)):
+            attributes["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
+        if self.server:
+            attributes["server.address"] = self.server
+        attributes.update(_context.as_attributes(self.context))
+        for fn in self.later:
+            with _client.guard("response"):
+                fn()
+        attributes.update(self.attrs)
+        if settings.capture_content:
+            for key, value in self.contents:
+                with _client.guard("content"):
+                    text = json.dumps(
+                        value() if callable(value) else value, default=str, ensure_ascii=False
+                    )
+                    if settings.redact is not None:
+                        text = settings.redact(text)
+                    attributes[key] = text
+        if self.error is not None:
+            attributes["error.type"] = type(self.error).__qualname__
+        name = f"{self.operation} {model}" if isinstance(model, str) else self.operation
+        span = tracer.start_span(
+            name,
+            context=self.parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=self.start_ns,
+        )
+        if self.error is not None:
+            span.set_status(Status(StatusCode.ERROR, str(self.error)[:500]))
+            span.record_exception(self.error)
+        span.end(end_time=self.end_ns)
+
+
+_PARAMS = frozenset(("model", "stop", "stop_sequences", *REQUEST_PARAMS))
 
 
 def text_part(text: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import functools
 import json
 from typing import Any, Callable
 
-from . import _client
 from ._genai import Call, finish_reasons, get, text_part
 from ._streams import Accumulator, AsyncStream, SyncStream
 
@@ -163,18 +162,20 @@ class ChatChunks(Accumulator):
 
 
 def _start(client: Any, operation: str, kwargs: dict[str, Any]) -> Call:
-    server = None
-    with _client.guard("server address"):
+    try:
         server = getattr(getattr(client, "base_url", None), "host", None)
+    except Exception:  # noqa: BLE001 - a client without a usable base URL
+        server = None
     call = Call("openai", operation, kwargs, server)
     if operation == "chat":
-        call.content("gen_ai.input.messages", input_messages(kwargs.get("messages")))
+        messages = list(kwargs.get("messages") or [])
+        call.content("gen_ai.input.messages", functools.partial(input_messages, messages))
     return call
 
 
 def _ask_for_usage(call: Call, kwargs: dict[str, Any]) -> bool:
     """Adds ``stream_options.include_usage`` to a streamed chat the caller left without one."""
-    if call.span is None or kwargs.get("stream") is not True or "stream_options" in kwargs:
+    if not call.active or kwargs.get("stream") is not True or "stream_options" in kwargs:
         return False
     kwargs["stream_options"] = {"include_usage": True}
     return True
@@ -192,8 +193,7 @@ def _chat_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         if kwargs.get("stream") is True:
             return SyncStream(result, call, ChatChunks(added))
-        with _client.guard("response"):
-            _record_chat(call, result)
+        call.after(functools.partial(_record_chat, call, result))
         call.end()
         return result
 
@@ -212,8 +212,7 @@ def _chat_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]
             raise
         if kwargs.get("stream") is True:
             return AsyncStream(result, call, ChatChunks(added))
-        with _client.guard("response"):
-            _record_chat(call, result)
+        call.after(functools.partial(_record_chat, call, result))
         call.end()
         return result
 
@@ -235,8 +234,7 @@ def _embeddings_sync(client: Any, original: Callable[..., Any]) -> Callable[...,
         except BaseException as e:
             call.fail(e)
             raise
-        with _client.guard("response"):
-            _record_embeddings(call, result)
+        call.after(functools.partial(_record_embeddings, call, result))
         call.end()
         return result
 
@@ -252,8 +250,7 @@ def _embeddings_async(client: Any, original: Callable[..., Any]) -> Callable[...
         except BaseException as e:
             call.fail(e)
             raise
-        with _client.guard("response"):
-            _record_embeddings(call, result)
+        call.after(functools.partial(_record_embeddings, call, result))
         call.end()
         return result
 

@@ -33,11 +33,14 @@ class Accumulator:
 def _end(call: Call, acc: Accumulator, cut_short: bool) -> None:
     if call.ended:
         return
-    with _client.guard("stream end"):
+
+    def finish() -> None:
         acc.finish(call)
         if cut_short and not acc.usage_seen:
             call.set("gen_ai.usage.output_tokens", max(1, len("".join(acc.text)) // 4))
             call.set("llmscope.usage.estimated", True)
+
+    call.after(finish)
     call.end()
 
 
