@@ -152,6 +152,57 @@ def message_events() -> list[dict[str, Any]]:
     return events
 
 
+def response(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "resp_67ccd2bed1ec8190b14f964abc054267",
+        "object": "response",
+        "created_at": 1741476542,
+        "status": "completed",
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_67ccd2bf17f0819081ff3bb2cf6508e6",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": ANSWER, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 36,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 87,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 123,
+        },
+    }
+
+
+def response_events() -> list[dict[str, Any]]:
+    done = response({})
+    started = dict(done, status="in_progress", output=[], usage=None)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "sequence_number": 0, "response": started}
+    ]
+    for i, w in enumerate(["The", " capital", " of", " France", " is", " Paris", "."]):
+        events.append(
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": i + 1,
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": w,
+                "logprobs": [],
+            }
+        )
+    events.append({"type": "response.completed", "sequence_number": 9, "response": done})
+    return events
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -202,6 +253,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._sse(chat_chunks(body), named=False)
             else:
                 self._json(200, chat_completion(body))
+        elif self.path.endswith("/responses"):
+            if body.get("stream"):
+                self._sse(response_events(), named=True)
+            else:
+                self._json(200, response(body))
         elif self.path.endswith("/embeddings"):
             self._json(
                 200,

@@ -171,3 +171,31 @@ def test_wrapping_twice_or_wrapping_something_else_is_harmless(sdk, provider):
     assert sdk.wrap(sdk.wrap(c)) is c
     thing = object()
     assert sdk.wrap(thing) is thing
+
+
+def test_the_responses_api_plain_and_streamed(sdk, collector, provider):
+    c = sdk.wrap(client(provider))
+
+    def both():
+        r = c.responses.create(
+            model="gpt-4o-mini", instructions="Be brief.", input="Capital of France?"
+        )
+        events = list(c.responses.create(model="gpt-4o-mini", input="Again?", stream=True))
+        return r, events
+
+    tid, (r, events) = in_trace(sdk, both)
+    assert r.output_text == "The capital of France is Paris."
+    assert events[-1].type == "response.completed"
+    sdk.flush(timeout=5)
+    calls = model_calls(collector.trace(tid, spans=3))
+    assert len(calls) == 2
+    for call in calls:
+        g = call["gen_ai"]
+        assert (g["operation"], g["provider"]) == ("chat", "openai")
+        assert (g["input_tokens"], g["output_tokens"]) == (36, 87)
+        assert g["response_id"] == "resp_67ccd2bed1ec8190b14f964abc054267"
+        assert g["output_messages"][0]["parts"][0]["content"] == "The capital of France is Paris."
+    assert {c["gen_ai"]["input_messages"][0]["parts"][0]["content"] for c in calls} == {
+        "Capital of France?",
+        "Again?",
+    }

@@ -1,5 +1,6 @@
 """``llmscope.instrument()``: traces every OpenAI and Anthropic client, wherever it is created,
-by patching the resource classes (``chat.completions``, ``embeddings``, ``messages``) once.
+by patching the resource classes (``chat.completions``, ``responses``, ``embeddings``,
+``messages``) once.
 A client also passed to :func:`llmscope.wrap` is not traced twice."""
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def instrument() -> None:
                 client = cls(api_key="unused", base_url="http://127.0.0.1:9/v1")
                 _patch(type(client.chat.completions), _openai.chat_maker(is_async))
                 _patch(type(client.embeddings), _openai.embeddings_maker(is_async))
+                _patch(type(client.responses), _openai.responses_maker(is_async))
         except ImportError:
             pass
     with _client.guard("instrument"):

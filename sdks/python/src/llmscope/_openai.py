@@ -167,7 +167,7 @@ def _start(client: Any, operation: str, kwargs: dict[str, Any]) -> Call:
     except Exception:  # noqa: BLE001 - a client without a usable base URL
         server = None
     call = Call("openai", operation, kwargs, server)
-    if operation == "chat":
+    if operation == "chat" and "messages" in kwargs:
         messages = list(kwargs.get("messages") or [])
         call.content("gen_ai.input.messages", functools.partial(input_messages, messages))
     return call
@@ -257,6 +257,160 @@ def _embeddings_async(client: Any, original: Callable[..., Any]) -> Callable[...
     return create
 
 
+def responses_input(value: Any) -> list[dict[str, Any]]:
+    """The Responses API's ``input``: a string, or a list of messages and items."""
+    if isinstance(value, str):
+        return [{"role": "user", "parts": [text_part(value)]}]
+    out = []
+    for item in value or []:
+        kind = get(item, "type")
+        if kind == "function_call_output":
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": get(item, "call_id"),
+                            "response": get(item, "output"),
+                        }
+                    ],
+                }
+            )
+        elif kind == "function_call":
+            out.append({"role": "assistant", "parts": _function_calls([item])})
+        else:
+            content = get(item, "content")
+            if isinstance(content, list):
+                parts = [
+                    text_part(get(p, "text", ""))
+                    for p in content
+                    if get(p, "type") in ("input_text", "output_text", "text")
+                ]
+            else:
+                parts = _parts(content)
+            out.append({"role": get(item, "role", "user"), "parts": parts})
+    return out
+
+
+def _function_calls(items: Any) -> list[dict[str, Any]]:
+    calls = [
+        {
+            "id": get(i, "call_id"),
+            "function": {"name": get(i, "name"), "arguments": get(i, "arguments")},
+        }
+        for i in items
+    ]
+    return _tool_calls(calls)
+
+
+def _record_response(call: Call, response: Any) -> None:
+    call.set("gen_ai.response.id", get(response, "id"))
+    call.set("gen_ai.response.model", get(response, "model"))
+    status = get(response, "status")
+    reason = get(get(response, "incomplete_details"), "reason") or status
+    call.set("gen_ai.response.finish_reasons", finish_reasons([reason]))
+    parts: list[dict[str, Any]] = []
+    for item in get(response, "output") or []:
+        kind = get(item, "type")
+        if kind == "message":
+            parts += [
+                text_part(get(p, "text", ""))
+                for p in get(item, "content") or []
+                if get(p, "type") == "output_text"
+            ]
+        elif kind == "function_call":
+            parts += _function_calls([item])
+    call.content(
+        "gen_ai.output.messages", [{"role": "assistant", "parts": parts, "finish_reason": reason}]
+    )
+    usage = get(response, "usage")
+    if usage is not None:
+        call.usage(
+            get(usage, "input_tokens"),
+            get(usage, "output_tokens"),
+            cache_read=get(get(usage, "input_tokens_details"), "cached_tokens"),
+            reasoning=get(get(usage, "output_tokens_details"), "reasoning_tokens"),
+        )
+
+
+class ResponseEvents(Accumulator):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: Any = None
+        self.final: Any = None
+
+    def add(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "response.created":
+            self.started = get(event, "response")
+        elif kind == "response.output_text.delta":
+            self.text.append(get(event, "delta", ""))
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.final = get(event, "response")
+            self.usage_seen = get(self.final, "usage") is not None
+
+    def finish(self, call: Call) -> None:
+        if self.final is not None:
+            _record_response(call, self.final)
+            return
+        call.set("gen_ai.response.id", get(self.started, "id"))
+        call.set("gen_ai.response.model", get(self.started, "model"))
+        parts = [text_part("".join(self.text))] if self.text else []
+        call.content("gen_ai.output.messages", [{"role": "assistant", "parts": parts}])
+
+
+def _responses_start(client: Any, kwargs: dict[str, Any]) -> Call:
+    call = _start(client, "chat", kwargs)
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str):
+        call.content("gen_ai.system_instructions", [text_part(instructions)])
+    value = kwargs.get("input")
+    value = list(value) if isinstance(value, list) else value
+    call.content("gen_ai.input.messages", functools.partial(responses_input, value))
+    return call
+
+
+def _responses_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call = _responses_start(client, kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        if kwargs.get("stream") is True:
+            return SyncStream(result, call, ResponseEvents())
+        call.after(functools.partial(_record_response, call, result))
+        call.end()
+        return result
+
+    return create
+
+
+def _responses_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        call = _responses_start(client, kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as e:
+            call.fail(e)
+            raise
+        if kwargs.get("stream") is True:
+            return AsyncStream(result, call, ResponseEvents())
+        call.after(functools.partial(_record_response, call, result))
+        call.end()
+        return result
+
+    return create
+
+
+def responses_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
+    return _responses_async if is_async else _responses_sync
+
+
 def chat_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
     return _chat_async if is_async else _chat_sync
 
@@ -275,3 +429,6 @@ def wrap(client: Any, is_async: bool) -> None:
         completions.create = chat_maker(is_async)(client, completions.create)
     if not patched(client.embeddings):
         client.embeddings.create = embeddings_maker(is_async)(client, client.embeddings.create)
+    responses = getattr(client, "responses", None)
+    if responses is not None and not patched(responses):
+        responses.create = responses_maker(is_async)(client, responses.create)
