@@ -16,10 +16,22 @@ from typing import Any, TypeVar
 from . import _anthropic, _client, _openai
 from ._client import flush, init, shutdown, stats
 from ._context import context
+from ._events import event, score
 from ._instrument import instrument
 from ._observe import observe
 
-__all__ = ["init", "wrap", "instrument", "context", "observe", "flush", "shutdown", "stats"]
+__all__ = [
+    "init",
+    "wrap",
+    "instrument",
+    "event",
+    "score",
+    "context",
+    "observe",
+    "flush",
+    "shutdown",
+    "stats",
+]
 __version__ = _client.VERSION
 
 C = TypeVar("C")

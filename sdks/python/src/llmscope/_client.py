@@ -280,7 +280,10 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def _drain_and_flush(current: _State, timeout: float) -> bool:
-    return _worker.drain(timeout) and current.provider.force_flush(int(timeout * 1000))
+    from . import _events
+
+    spans = _worker.drain(timeout) and current.provider.force_flush(int(timeout * 1000))
+    return spans and _events.flush(timeout)
 
 
 def shutdown(timeout: float = 5.0) -> bool:
