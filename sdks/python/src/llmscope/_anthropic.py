@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 from ._genai import Call, finish_reasons, get, plain, text_part
-from ._streams import Accumulator, AsyncStream, SyncStream
+from ._streams import Accumulator
+from ._wrapper import Maker
+from ._wrapper import maker as traced
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -146,44 +148,12 @@ def _start(client: Any, kwargs: dict[str, Any]) -> Call:
     return call
 
 
-def _sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, kwargs)
-        try:
-            result = original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return SyncStream(result, call, MessageEvents())
-        call.after(functools.partial(_record, call, result))
-        call.end()
-        return result
-
-    return create
+def _start_call(client: Any, kwargs: dict[str, Any]) -> tuple[Call, Any]:
+    return _start(client, kwargs), None
 
 
-def _async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, kwargs)
-        try:
-            result = await original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return AsyncStream(result, call, MessageEvents())
-        call.after(functools.partial(_record, call, result))
-        call.end()
-        return result
-
-    return create
-
-
-def maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
-    return _async if is_async else _sync
+def maker(is_async: bool) -> Maker:
+    return traced(_start_call, _record, lambda _: MessageEvents(), is_async)
 
 
 def wrap(client: Any, is_async: bool) -> None:

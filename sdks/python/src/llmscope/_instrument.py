@@ -6,14 +6,12 @@ A client also passed to :func:`llmscope.wrap` is not traced twice."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from . import _anthropic, _client, _openai
+from ._wrapper import Maker
 
 MARK = "_llmscope_instrumented"
-
-Maker = Callable[[Any, Callable[..., Any]], Callable[..., Any]]
 
 
 def patched(resource: Any) -> bool:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from typing import Any
 
 from ._genai import Call, finish_reasons, get, text_part
-from ._streams import Accumulator, AsyncStream, SyncStream
+from ._streams import Accumulator
+from ._wrapper import Maker, maker
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -181,80 +182,10 @@ def _ask_for_usage(call: Call, kwargs: dict[str, Any]) -> bool:
     return True
 
 
-def _chat_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, "chat", kwargs)
-        added = _ask_for_usage(call, kwargs)
-        try:
-            result = original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return SyncStream(result, call, ChatChunks(added))
-        call.after(functools.partial(_record_chat, call, result))
-        call.end()
-        return result
-
-    return create
-
-
-def _chat_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, "chat", kwargs)
-        added = _ask_for_usage(call, kwargs)
-        try:
-            result = await original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return AsyncStream(result, call, ChatChunks(added))
-        call.after(functools.partial(_record_chat, call, result))
-        call.end()
-        return result
-
-    return create
-
-
 def _record_embeddings(call: Call, result: Any) -> None:
     call.set("gen_ai.response.model", get(result, "model"))
     usage = get(result, "usage")
     call.usage(get(usage, "prompt_tokens"), None)
-
-
-def _embeddings_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, "embeddings", kwargs)
-        try:
-            result = original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        call.after(functools.partial(_record_embeddings, call, result))
-        call.end()
-        return result
-
-    return create
-
-
-def _embeddings_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        call = _start(client, "embeddings", kwargs)
-        try:
-            result = await original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        call.after(functools.partial(_record_embeddings, call, result))
-        call.end()
-        return result
-
-    return create
 
 
 def responses_input(value: Any) -> list[dict[str, Any]]:
@@ -360,7 +291,7 @@ class ResponseEvents(Accumulator):
         call.content("gen_ai.output.messages", [{"role": "assistant", "parts": parts}])
 
 
-def _responses_start(client: Any, kwargs: dict[str, Any]) -> Call:
+def _responses_start(client: Any, kwargs: dict[str, Any]) -> tuple[Call, Any]:
     call = _start(client, "chat", kwargs)
     instructions = kwargs.get("instructions")
     if isinstance(instructions, str):
@@ -368,55 +299,28 @@ def _responses_start(client: Any, kwargs: dict[str, Any]) -> Call:
     value = kwargs.get("input")
     value = list(value) if isinstance(value, list) else value
     call.content("gen_ai.input.messages", functools.partial(responses_input, value))
-    return call
+    return call, None
 
 
-def _responses_sync(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        call = _responses_start(client, kwargs)
-        try:
-            result = original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return SyncStream(result, call, ResponseEvents())
-        call.after(functools.partial(_record_response, call, result))
-        call.end()
-        return result
-
-    return create
+def _chat_start(client: Any, kwargs: dict[str, Any]) -> tuple[Call, Any]:
+    call = _start(client, "chat", kwargs)
+    return call, _ask_for_usage(call, kwargs)
 
 
-def _responses_async(client: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        call = _responses_start(client, kwargs)
-        try:
-            result = await original(*args, **kwargs)
-        except BaseException as e:
-            call.fail(e)
-            raise
-        if kwargs.get("stream") is True:
-            return AsyncStream(result, call, ResponseEvents())
-        call.after(functools.partial(_record_response, call, result))
-        call.end()
-        return result
-
-    return create
+def _embeddings_start(client: Any, kwargs: dict[str, Any]) -> tuple[Call, Any]:
+    return _start(client, "embeddings", kwargs), None
 
 
-def responses_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
-    return _responses_async if is_async else _responses_sync
+def chat_maker(is_async: bool) -> Maker:
+    return maker(_chat_start, _record_chat, ChatChunks, is_async)
 
 
-def chat_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
-    return _chat_async if is_async else _chat_sync
+def responses_maker(is_async: bool) -> Maker:
+    return maker(_responses_start, _record_response, lambda _: ResponseEvents(), is_async)
 
 
-def embeddings_maker(is_async: bool) -> Callable[[Any, Callable[..., Any]], Callable[..., Any]]:
-    return _embeddings_async if is_async else _embeddings_sync
+def embeddings_maker(is_async: bool) -> Maker:
+    return maker(_embeddings_start, _record_embeddings, None, is_async)
 
 
 def wrap(client: Any, is_async: bool) -> None:
