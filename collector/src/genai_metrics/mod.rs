@@ -137,15 +137,8 @@ impl GenAiMetrics {
             reasoning: table(REASONING, "Output tokens spent on reasoning."),
             recent: calls::Recent::new(config.remembered_calls),
         };
-        let overflow = [
-            TOKEN_USAGE,
-            DURATION,
-            COST,
-            CACHE_READ,
-            CACHE_WRITE,
-            REASONING,
-        ]
-        .map(|m| telemetry.counter(&metrics::GEN_AI_METRICS_OVERFLOW, &[("metric", m)]));
+        let overflow =
+            NAMES.map(|m| telemetry.counter(&metrics::GEN_AI_METRICS_OVERFLOW, &[("metric", m)]));
         let this = Arc::new(Self {
             config,
             dimensions,
@@ -155,10 +148,6 @@ impl GenAiMetrics {
         });
         telemetry.add_families(Arc::clone(&this) as Arc<dyn Families>);
         this
-    }
-
-    pub fn config(&self) -> &GenAiMetricsConfig {
-        &self.config
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
