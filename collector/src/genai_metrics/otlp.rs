@@ -157,12 +157,11 @@ fn attributes(pairs: Vec<(&str, &str)>) -> Vec<KeyValue> {
             } else {
                 Value::StringValue(v.to_owned())
             };
-            let mut kv = KeyValue {
+            KeyValue {
                 key: k.to_owned(),
+                value: Some(AnyValue { value: Some(value) }),
                 ..Default::default()
-            };
-            kv.value = Some(AnyValue { value: Some(value) });
-            kv
+            }
         })
         .collect()
 }

@@ -133,6 +133,7 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+#[derive(Default)]
 struct Load {
     calls: u64,
     errors: u64,
@@ -223,14 +224,7 @@ async fn prometheus_scrapes_the_genai_metrics_and_evaluates_every_promql_panel()
     let Some(prometheus) = Prometheus::start(c.api) else {
         return;
     };
-    let mut load = Load {
-        calls: 0,
-        errors: 0,
-        input: 0,
-        output: 0,
-        cache_read: 0,
-        reasoning: 0,
-    };
+    let mut load = Load::default();
     // Two rounds over the same series, so rates and increases have something to measure.
     send(&c, calls(1, 20, &mut load)).await;
     let first = prometheus
@@ -392,14 +386,7 @@ async fn the_genai_metrics_reach_another_collector_as_otlp_metrics() {
     );
     let config = llmscope::config::Config::parse("a.yaml", &text, &|_| None).expect("config");
     let a = Collector::start_with(config, a_dir).await;
-    let mut load = Load {
-        calls: 0,
-        errors: 0,
-        input: 0,
-        output: 0,
-        cache_read: 0,
-        reasoning: 0,
-    };
+    let mut load = Load::default();
     send(&a, calls(1, 10, &mut load)).await;
 
     let db = b.db.clone();
