@@ -11,6 +11,7 @@ mod component;
 pub mod config;
 pub mod factory;
 pub mod otlp_json;
+pub mod score;
 pub mod semconv;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use llmscope_core::DEFAULT_PROJECT;
-use llmscope_exporters::query::{QueryStore, TraceQuery};
+use llmscope_exporters::query::{EventQuery, QueryStore, TraceQuery, score_summary};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -96,6 +96,9 @@ impl From<llmscope_exporters::query::QueryError> for ApiError {
 
 type Params = Query<HashMap<String, String>>;
 
+/// The most custom events and scores a trace detail lists.
+const TRACE_EVENTS_LIMIT: usize = 1000;
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -105,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces/{trace_id}", get(trace))
         .route("/api/v1/analytics/summary", get(summary))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
@@ -329,8 +333,10 @@ async fn trace(
     let project = project(&s, &headers, &mut q).await?;
     params::reject_unknown(&q, &[])?;
     let id = params::trace_id(&trace_id)?;
-    match s.store.trace(&project, &id).await? {
-        Some(spans) => Ok(Json(views::trace_detail(&id, &spans))),
+    let events = EventQuery::of_trace(&project, &id, TRACE_EVENTS_LIMIT);
+    let (spans, events) = tokio::try_join!(s.store.trace(&project, &id), s.store.events(&events))?;
+    match spans {
+        Some(spans) => Ok(Json(views::trace_detail(&id, &spans, &events))),
         None => Err(ApiError::NotFound(format!("trace {id} not found"))),
     }
 }
@@ -341,16 +347,22 @@ async fn summary(
     Query(mut q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = project(&s, &headers, &mut q).await?;
-    let query = params::summary_query(&q, &project)?;
+    let (query, score) = params::summary_query(&q, &project)?;
     // The parsed query is the normalized form of the request: same meaning, same key.
-    let key = format!("summary|{query:?}");
+    let key = format!("summary|{query:?}|{score:?}");
     if let Some(body) = s.cache.get(&key).await
         && let Ok(value) = serde_json::from_str(&body)
     {
         return Ok(Json(value));
     }
     let groups = s.store.summary(&query).await?;
-    let body = views::summary(&query, &groups);
+    let body = match &score {
+        Some(name) => {
+            let scores = score_summary(s.store.as_ref(), &query, name).await?;
+            views::summary(&query, &groups, Some((name, &scores)))
+        }
+        None => views::summary(&query, &groups, None),
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -362,6 +374,17 @@ async fn summary(
         )
         .await;
     Ok(Json(body))
+}
+
+async fn events(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Query(mut q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = project(&s, &headers, &mut q).await?;
+    let query = params::event_query(&q, &project, &s.config)?;
+    let rows = s.store.events(&query).await?;
+    Ok(Json(views::events(&rows)))
 }
 
 async fn anomalies(

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use llmscope_exporters::query::{AnomalyQuery, Cursor, Filter, GroupBy, SummaryQuery, TraceQuery};
+use llmscope_exporters::query::{
+    AnomalyQuery, Cursor, EventQuery, Filter, GroupBy, SummaryQuery, TraceQuery,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -129,9 +131,13 @@ pub fn trace_query(
     })
 }
 
-pub fn summary_query(q: &HashMap<String, String>, project: &str) -> Result<SummaryQuery, ApiError> {
+/// A summary, and the name of the score whose count and mean each group reports (`score=`).
+pub fn summary_query(
+    q: &HashMap<String, String>,
+    project: &str,
+) -> Result<(SummaryQuery, Option<String>), ApiError> {
     let mut allowed = FILTER_PARAMS.to_vec();
-    allowed.extend(["group_by", "bucket"]);
+    allowed.extend(["group_by", "bucket", "score"]);
     reject_unknown(q, &allowed)?;
     let names: Vec<&str> = GroupBy::ALL.iter().map(|g| g.name()).collect();
     let group_by = match non_empty(q, "group_by") {
@@ -157,10 +163,47 @@ pub fn summary_query(q: &HashMap<String, String>, project: &str) -> Result<Summa
                 .map_err(|_| ApiError::BadRequest("bucket: too large".into()))
         })
         .transpose()?;
-    Ok(SummaryQuery {
+    let score = non_empty(q, "score")
+        .map(|v| name_param("score", v))
+        .transpose()?;
+    let query = SummaryQuery {
         filter: filter(q, project)?,
         group_by,
         bucket_ns,
+    };
+    Ok((query, score))
+}
+
+/// An event or score name: at most as long as a score name may be.
+fn name_param(param: &str, value: String) -> Result<String, ApiError> {
+    if value.len() > llmscope_core::score::MAX_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "{param}: longer than {} bytes",
+            llmscope_core::score::MAX_NAME_BYTES
+        )));
+    }
+    Ok(value)
+}
+
+/// `GET /api/v1/events`: `name`, `trace_id`, `service`, `from`, `to`, `limit`.
+pub fn event_query(
+    q: &HashMap<String, String>,
+    project: &str,
+    config: &ApiConfig,
+) -> Result<EventQuery, ApiError> {
+    reject_unknown(q, &["name", "trace_id", "service", "from", "to", "limit"])?;
+    let f = filter(q, project)?;
+    Ok(EventQuery {
+        project: f.project,
+        name: non_empty(q, "name")
+            .map(|v| name_param("name", v))
+            .transpose()?,
+        score_name: None,
+        trace_id: non_empty(q, "trace_id").map(|v| trace_id(&v)).transpose()?,
+        service: f.service,
+        from_ns: f.from_ns,
+        to_ns: f.to_ns,
+        limit: limit(q, config)?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The JSON the API answers with.
 
-use llmscope_exporters::query::{SummaryGroup, SummaryQuery, TracePage};
+use llmscope_exporters::query::{EventRow, ScoreGroup, SummaryGroup, SummaryQuery, TracePage};
 use llmscope_exporters::record::{AnomalyRow, SpanRecord};
 use serde_json::{Value as J, json};
 
@@ -106,11 +106,55 @@ pub(crate) fn span(s: &SpanRecord) -> J {
     })
 }
 
-pub fn trace_detail(trace_id: &str, spans: &[SpanRecord]) -> J {
-    json!({"trace_id": trace_id, "spans": spans.iter().map(span).collect::<Vec<_>>()})
+/// A trace: its spans, and beside them its custom events and its scores, oldest first.
+pub fn trace_detail(trace_id: &str, spans: &[SpanRecord], events: &[EventRow]) -> J {
+    let (scores, events): (Vec<&EventRow>, Vec<&EventRow>) =
+        events.iter().rev().partition(|e| e.score().is_some());
+    json!({
+        "trace_id": trace_id,
+        "spans": spans.iter().map(span).collect::<Vec<_>>(),
+        "events": events.into_iter().map(event).collect::<Vec<_>>(),
+        "scores": scores.into_iter().filter_map(score).collect::<Vec<_>>(),
+    })
 }
 
-pub fn summary(query: &SummaryQuery, groups: &[SummaryGroup]) -> J {
+pub(crate) fn event(e: &EventRow) -> J {
+    json!({
+        "time": rfc3339(e.time_ns),
+        "name": e.name,
+        "trace_id": e.trace_id,
+        "span_id": e.span_id,
+        "service": e.service,
+        "severity": e.severity_text,
+        "body": e.body,
+        "attributes": e.attributes,
+    })
+}
+
+/// A score event as a score; `None` for other events.
+fn score(e: &EventRow) -> Option<J> {
+    let s = e.score()?;
+    Some(json!({
+        "time": rfc3339(e.time_ns),
+        "name": s.name,
+        "value": s.value.to_json(),
+        "data_type": s.value.data_type(),
+        "comment": s.comment,
+        "trace_id": e.trace_id,
+        "span_id": e.span_id,
+    }))
+}
+
+pub fn events(rows: &[EventRow]) -> J {
+    json!({ "events": rows.iter().map(event).collect::<Vec<_>>() })
+}
+
+/// The summary; with `scores`, each group also reports that score's count and mean.
+pub fn summary(
+    query: &SummaryQuery,
+    groups: &[SummaryGroup],
+    scores: Option<(&str, &[ScoreGroup])>,
+) -> J {
     let groups: Vec<J> = groups
         .iter()
         .map(|g| {
@@ -131,6 +175,16 @@ pub fn summary(query: &SummaryQuery, groups: &[SummaryGroup]) -> J {
             });
             if let Some(b) = g.bucket_start_ns {
                 row["bucket_start"] = J::String(rfc3339(b));
+            }
+            if let Some((name, scores)) = scores {
+                let found = scores
+                    .iter()
+                    .find(|s| s.key == g.key && s.bucket_start_ns == g.bucket_start_ns);
+                row["score"] = json!({
+                    "name": name,
+                    "count": found.map_or(0, |s| s.count),
+                    "mean": found.and_then(|s| s.mean),
+                });
             }
             row
         })

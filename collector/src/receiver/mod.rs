@@ -117,9 +117,9 @@ impl Ingest {
                 "this receiver is not in a {signal} pipeline"
             )));
         };
-        let accepted = validate::drop_invalid(&mut payload);
-        if accepted.rejected > 0 {
-            self.refused(signal, "invalid_id", accepted.rejected as u64);
+        let (accepted, reasons) = validate::drop_invalid(&mut payload);
+        for (reason, items) in reasons {
+            self.refused(signal, reason.label(), items);
         }
         let items = payload.item_count() as u64;
         if items == 0 {

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use llmscope_exporters::query::{
-    AnomalyQuery, BoxFuture, QueryError, QueryStore, Result, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery,
+    AnomalyQuery, BoxFuture, EventQuery, EventRow, QueryError, QueryStore, Result, ScoredCall,
+    SummaryGroup, SummaryQuery, TracePage, TraceQuery,
 };
 use llmscope_exporters::record::{AnomalyRow, SpanRecord};
 use tokio::runtime::Handle;
@@ -59,6 +59,20 @@ impl QueryStore for OnRuntime {
     fn anomalies<'a>(&'a self, query: &'a AnomalyQuery) -> BoxFuture<'a, Result<Vec<AnomalyRow>>> {
         let query = query.clone();
         self.run(|s| async move { s.anomalies(&query).await })
+    }
+
+    fn events<'a>(&'a self, query: &'a EventQuery) -> BoxFuture<'a, Result<Vec<EventRow>>> {
+        let query = query.clone();
+        self.run(|s| async move { s.events(&query).await })
+    }
+
+    fn scored_calls<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+        score: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ScoredCall>>> {
+        let (query, score) = (query.clone(), score.to_owned());
+        self.run(|s| async move { s.scored_calls(&query, &score).await })
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<()>> {

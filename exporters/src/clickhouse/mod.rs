@@ -8,6 +8,7 @@
 //! fed by it. Errors keep the server's message and are classified retryable or not.
 
 mod config;
+mod events;
 mod read;
 mod rowbinary;
 mod rows;
@@ -21,8 +22,8 @@ pub use rows::encode_spans;
 pub use schema::MIGRATIONS;
 
 use crate::query::{
-    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery,
+    AnomalyQuery, BoxFuture, EventQuery, EventRow, QueryError, QueryStore, ScoredCall,
+    SummaryGroup, SummaryQuery, TracePage, TraceQuery,
 };
 use crate::record::{self, AnomalyRow, SpanRecord};
 
@@ -348,6 +349,25 @@ impl QueryStore for ClickHouseStore {
         query: &'a AnomalyQuery,
     ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
         Box::pin(async move { read::anomalies(self, query).await.map_err(query_error) })
+    }
+
+    fn events<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<Vec<EventRow>, QueryError>> {
+        Box::pin(async move { events::events(self, query).await.map_err(query_error) })
+    }
+
+    fn scored_calls<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+        score: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ScoredCall>, QueryError>> {
+        Box::pin(async move {
+            events::scored_calls(self, query, score)
+                .await
+                .map_err(query_error)
+        })
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {

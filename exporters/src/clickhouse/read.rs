@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, ClickHouseError>;
 
 /// SQL text and its bound values, in order (`?` placeholders).
 #[derive(Default)]
-struct Sql {
+pub(super) struct Sql {
     text: String,
     binds: Vec<Bind>,
 }
@@ -32,24 +32,24 @@ enum Bind {
 }
 
 impl Sql {
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
-    fn str(&mut self, text: &str, value: &str) -> &mut Self {
+    pub(super) fn str(&mut self, text: &str, value: &str) -> &mut Self {
         self.text.push_str(text);
         self.binds.push(Bind::Str(value.to_owned()));
         self
     }
 
-    fn int(&mut self, text: &str, value: i64) -> &mut Self {
+    pub(super) fn int(&mut self, text: &str, value: i64) -> &mut Self {
         self.text.push_str(text);
         self.binds.push(Bind::Int(value));
         self
     }
 
-    fn query(&self, store: &ClickHouseStore) -> clickhouse::query::Query {
+    pub(super) fn query(&self, store: &ClickHouseStore) -> clickhouse::query::Query {
         let mut q = store.client().query(&self.text);
         for b in &self.binds {
             q = match b {
@@ -99,7 +99,7 @@ fn ids_list(sql: &mut Sql, ids: &[String]) {
     sql.push(")");
 }
 
-fn none_if_empty(s: String) -> Option<String> {
+pub(super) fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
@@ -380,7 +380,7 @@ struct ContentRow {
 }
 
 /// A `Map` column read as keys and JSON-text values, back to JSON values.
-fn json_map(keys: Vec<String>, values: Vec<String>) -> JsonMap {
+pub(super) fn json_map(keys: Vec<String>, values: Vec<String>) -> JsonMap {
     keys.into_iter()
         .zip(values)
         .map(|(k, v)| {
@@ -511,7 +511,7 @@ struct CallSelect {
 /// The group key over spans or call rollups `s` (and, for user and session, over spans `s` and
 /// their traces `t`: the trace's value when the span has none, as instrumentations set them on
 /// the root).
-fn group_key(group_by: GroupBy) -> &'static str {
+pub(super) fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "if(s.request_model != '', s.request_model, s.response_model)",
         GroupBy::Provider => "s.provider",
@@ -561,16 +561,44 @@ fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(
     sql.push(&format!(
         "SELECT {key} AS key, toUnixTimestamp64Nano(s.start_time) AS start_ns, s.duration_ns AS duration_ns,
                 s.status_code AS status_code, s.input_tokens AS input_tokens, s.output_tokens AS output_tokens,
-                s.cache_read_tokens AS cache_read_tokens, s.cost_usd AS cost_usd
-         FROM {db}.spans AS s",
+                s.cache_read_tokens AS cache_read_tokens, s.cost_usd AS cost_usd",
         key = group_key(group_by)
     ));
+    calls_from(
+        sql,
+        db,
+        group_by,
+        &Calls {
+            f,
+            ranges,
+            scored: None,
+        },
+    );
+    sql.push(
+        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
+          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
+    );
+}
+
+/// Which model-call spans: in `f`, in one of `ranges` when given, in a trace with a score of
+/// the given name (`query::scores_query`) when given.
+pub(super) struct Calls<'a> {
+    pub f: &'a Filter,
+    pub ranges: &'a [(i64, i64)],
+    pub scored: Option<&'a crate::query::EventQuery>,
+}
+
+/// `FROM spans AS s` (with the traces' user and session as `t` when grouped by them) and the
+/// `WHERE` clause of `calls`.
+pub(super) fn calls_from(sql: &mut Sql, db: &str, group_by: GroupBy, calls: &Calls<'_>) {
+    sql.push(&format!(" FROM {db}.spans AS s"));
+    let f = calls.f;
     if matches!(group_by, GroupBy::User | GroupBy::Session) {
         // The calls' traces' user and session, from their spans: those start no earlier than
         // the earliest of these traces (`trace_index`), which bounds the scan.
         let traces = |sql: &mut Sql| {
             sql.push(&format!("SELECT s.trace_id FROM {db}.spans AS s WHERE"));
-            calls_where(sql, f, ranges);
+            calls_where(sql, db, calls);
         };
         sql.push(&format!(
             " LEFT JOIN (SELECT trace_id,
@@ -591,18 +619,14 @@ fn raw_calls(sql: &mut Sql, db: &str, group_by: GroupBy, f: &Filter, ranges: &[(
         sql.push(") GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
     }
     sql.push(" WHERE");
-    calls_where(sql, f, ranges);
-    sql.push(
-        " ORDER BY isNull(s.input_tokens), isNull(s.cost_usd), s.start_time, s.span_id, s.trace_id
-          LIMIT 1 BY if(s.response_id != '', s.response_id, concat(s.trace_id, s.span_id))",
-    );
+    calls_where(sql, db, calls);
 }
 
-/// The conditions on spans `s` of the model calls in `f` and, when given, in one of `ranges`.
-fn calls_where(sql: &mut Sql, f: &Filter, ranges: &[(i64, i64)]) {
+/// The conditions on spans `s` of `calls`.
+fn calls_where(sql: &mut Sql, db: &str, calls: &Calls<'_>) {
     sql.push(" s.is_model_call = 1 AND");
-    span_filter(sql, f);
-    for (i, (from, to)) in ranges.iter().enumerate() {
+    span_filter(sql, calls.f);
+    for (i, (from, to)) in calls.ranges.iter().enumerate() {
         sql.push(if i == 0 { " AND (" } else { " OR " })
             .int("(s.start_time >= fromUnixTimestamp64Nano(?, 'UTC')", *from)
             .int(
@@ -610,7 +634,14 @@ fn calls_where(sql: &mut Sql, f: &Filter, ranges: &[(i64, i64)]) {
                 *to,
             );
     }
-    if !ranges.is_empty() {
+    if !calls.ranges.is_empty() {
+        sql.push(")");
+    }
+    if let Some(scores) = calls.scored {
+        sql.push(&format!(
+            " AND s.trace_id IN (SELECT trace_id FROM {db}.logs AS l WHERE"
+        ));
+        super::events::events_where(sql, scores);
         sql.push(")");
     }
 }

@@ -6,6 +6,7 @@
 //! and dropped past retention ([`PostgresStore::maintain_partitions`]).
 
 mod config;
+mod events;
 pub mod partitions;
 mod read;
 mod statistics;
@@ -22,8 +23,8 @@ pub use crate::tls::TlsMode;
 pub use config::PostgresConfig;
 
 use crate::query::{
-    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery,
+    AnomalyQuery, BoxFuture, EventQuery, EventRow, QueryError, QueryStore, ScoredCall,
+    SummaryGroup, SummaryQuery, TracePage, TraceQuery,
 };
 use crate::record::{AnomalyRow, SpanRecord};
 
@@ -102,6 +103,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         3,
         "0003_alert_state",
         include_str!("../../../sql/postgres/0003_alert_state.sql"),
+    ),
+    (
+        4,
+        "0004_events",
+        include_str!("../../../sql/postgres/0004_events.sql"),
     ),
 ];
 
@@ -343,6 +349,25 @@ impl QueryStore for PostgresStore {
         query: &'a AnomalyQuery,
     ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
         Box::pin(async move { read::anomalies(self, query).await.map_err(query_error) })
+    }
+
+    fn events<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<Vec<EventRow>, QueryError>> {
+        Box::pin(async move { events::events(self, query).await.map_err(query_error) })
+    }
+
+    fn scored_calls<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+        score: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ScoredCall>, QueryError>> {
+        Box::pin(async move {
+            events::scored_calls(self, query, score)
+                .await
+                .map_err(query_error)
+        })
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {

@@ -20,26 +20,30 @@ type Result<T> = std::result::Result<T, PostgresError>;
 
 /// SQL text with positional parameters added as it is written.
 #[derive(Default)]
-struct Sql {
+pub(super) struct Sql {
     text: String,
     values: Vec<Box<dyn ToSql + Sync + Send>>,
 }
 
 impl Sql {
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
     /// Appends `before`, then a placeholder bound to `value`.
-    fn bind<T: ToSql + Sync + Send + 'static>(&mut self, before: &str, value: T) -> &mut Self {
+    pub(super) fn bind<T: ToSql + Sync + Send + 'static>(
+        &mut self,
+        before: &str,
+        value: T,
+    ) -> &mut Self {
         self.values.push(Box::new(value));
         self.text.push_str(before);
         self.text.push_str(&format!("${}", self.values.len()));
         self
     }
 
-    async fn query(&self, store: &PostgresStore) -> Result<Vec<Row>> {
+    pub(super) async fn query(&self, store: &PostgresStore) -> Result<Vec<Row>> {
         let client = store.pool().get().await.map_err(pool_error)?;
         let params: Vec<&(dyn ToSql + Sync)> = self
             .values
@@ -50,7 +54,7 @@ impl Sql {
     }
 }
 
-fn span_filter(sql: &mut Sql, f: &Filter) {
+pub(super) fn span_filter(sql: &mut Sql, f: &Filter) {
     sql.bind(" s.project = ", f.project.clone());
     if let Some(from) = f.from_ns {
         sql.bind(" AND s.start_time_ns >= ", from);
@@ -227,7 +231,7 @@ pub async fn trace(
 
 /// Group key of a model call: user and session fall back to the trace's, kept in its list row
 /// (the root's, else the earliest span's that has one).
-fn group_key(group_by: GroupBy) -> &'static str {
+pub(super) fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "coalesce(s.request_model, s.response_model)",
         GroupBy::Provider => "s.provider",

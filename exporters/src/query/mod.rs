@@ -1,10 +1,14 @@
 //! The one read interface over every store, so the API answers the same whichever store holds
 //! the data. Stores return rows; the shaping shared by all of them lives here.
 
+mod events;
 pub mod rollup;
 mod summary;
 pub mod trace_list;
 
+pub use events::{
+    EventQuery, EventRow, ScoreGroup, ScoredCall, group_scores, score_summary, scores_query,
+};
 pub use summary::{CallRow, Latency, SummaryGroup, sort_groups, summarize};
 
 use crate::record::{AnomalyRow, SpanRecord};
@@ -213,6 +217,18 @@ pub trait QueryStore: Send + Sync + 'static {
 
     /// Anomaly events, newest first.
     fn anomalies<'a>(&'a self, query: &'a AnomalyQuery) -> BoxFuture<'a, Result<Vec<AnomalyRow>>>;
+
+    /// Custom events and scores (`query::events`), newest first.
+    fn events<'a>(&'a self, query: &'a EventQuery) -> BoxFuture<'a, Result<Vec<EventRow>>>;
+
+    /// The model calls in `query`'s filter of the traces that have a score named `score`
+    /// ([`scores_query`]), each span with its group key; not deduplicated by response id, so a
+    /// score naming any span of a call finds it.
+    fn scored_calls<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+        score: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ScoredCall>>>;
 
     /// Whether the store answers at all.
     fn ready(&self) -> BoxFuture<'_, Result<()>>;

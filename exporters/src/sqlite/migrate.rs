@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_alert_state",
         include_str!("../../../sql/sqlite/0007_alert_state.sql"),
     ),
+    (
+        8,
+        "0008_events",
+        include_str!("../../../sql/sqlite/0008_events.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -94,7 +99,8 @@ mod tests {
                 "0004_record_ids",
                 "0005_summaries",
                 "0006_one_span_key_index",
-                "0007_alert_state"
+                "0007_alert_state",
+                "0008_events"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

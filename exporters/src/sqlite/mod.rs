@@ -5,6 +5,7 @@
 //! copy rather than duplicating it; readers never block the writer (WAL).
 
 mod config;
+mod events;
 mod migrate;
 mod read;
 mod summaries;
@@ -19,8 +20,8 @@ pub use config::SqliteConfig;
 pub use migrate::{MIGRATIONS, migrate};
 
 use crate::query::{
-    AnomalyQuery, BoxFuture, QueryError, QueryStore, SummaryGroup, SummaryQuery, TracePage,
-    TraceQuery,
+    AnomalyQuery, BoxFuture, EventQuery, EventRow, QueryError, QueryStore, ScoredCall,
+    SummaryGroup, SummaryQuery, TracePage, TraceQuery,
 };
 use crate::record::{self, AnomalyRow, SpanRecord};
 
@@ -275,6 +276,23 @@ impl QueryStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<AnomalyRow>, QueryError>> {
         let query = query.clone();
         Box::pin(self.read(move |c| read::anomalies(c, &query)))
+    }
+
+    fn events<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<Vec<EventRow>, QueryError>> {
+        let query = query.clone();
+        Box::pin(self.read(move |c| events::events(c, &query)))
+    }
+
+    fn scored_calls<'a>(
+        &'a self,
+        query: &'a SummaryQuery,
+        score: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ScoredCall>, QueryError>> {
+        let (query, score) = (query.clone(), score.to_owned());
+        Box::pin(self.read(move |c| events::scored_calls(c, &query, &score)))
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), QueryError>> {

@@ -13,13 +13,13 @@ use crate::record::{AnomalyRow, SpanRecord};
 
 /// Named parameters for the shared filter: `:project`, `:from`, `:to`, `:service`, `:model`,
 /// `:provider`.
-const FILTER_SQL: &str = "s.project = :project
+pub(super) const FILTER_SQL: &str = "s.project = :project
     AND s.start_time_ns >= :from AND s.start_time_ns < :to
     AND (:service IS NULL OR s.service = :service)
     AND (:model IS NULL OR s.request_model = :model OR s.response_model = :model)
     AND (:provider IS NULL OR s.provider = :provider)";
 
-fn filter_params(f: &Filter) -> Vec<(&'static str, Sql)> {
+pub(super) fn filter_params(f: &Filter) -> Vec<(&'static str, Sql)> {
     let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
     vec![
         (":project", Sql::Text(f.project.clone())),
@@ -31,7 +31,9 @@ fn filter_params(f: &Filter) -> Vec<(&'static str, Sql)> {
     ]
 }
 
-fn named<'a>(params: &'a [(&'static str, Sql)]) -> Vec<(&'static str, &'a dyn rusqlite::ToSql)> {
+pub(super) fn named<'a>(
+    params: &'a [(&'static str, Sql)],
+) -> Vec<(&'static str, &'a dyn rusqlite::ToSql)> {
     params
         .iter()
         .map(|(k, v)| (*k, v as &dyn rusqlite::ToSql))
@@ -218,7 +220,7 @@ fn join_event_content(
 /// Group key of a model call. User and session fall back to the trace's, kept in its list row
 /// (the root's, else the earliest span's that has one), since instrumentations usually set them
 /// on the root only.
-fn group_key_sql(group_by: GroupBy) -> &'static str {
+pub(super) fn group_key_sql(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Model => "COALESCE(s.request_model, s.response_model)",
         GroupBy::Provider => "s.provider",

@@ -305,6 +305,24 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
         }
     }
 
+    // Custom events and scores, and the scores' count and mean per group.
+    for q in crate::events::event_queries() {
+        let (a, b) = (
+            sqlite.events(&q).await.expect("sqlite events"),
+            ch.events(&q)
+                .await
+                .unwrap_or_else(|e| panic!("events {q:?}: {e}")),
+        );
+        assert_eq!(a, b, "{q:?}");
+    }
+    for (q, name) in crate::events::score_queries() {
+        assert_eq!(
+            crate::events::score_view(sqlite, &q, name).await,
+            crate::events::score_view(ch, &q, name).await,
+            "{name} {q:?}"
+        );
+    }
+
     let q = AnomalyQuery {
         filter: filter(),
         kind: None,

@@ -5,7 +5,7 @@ use llmscope_core::otlp::logs::v1::LogRecord;
 use llmscope_core::otlp::trace::v1::{Span, Status};
 use llmscope_core::semconv as sc;
 use llmscope_core::telemetry::Telemetry;
-use llmscope_core::test_util::{fixtures, kv, logs, span, traces};
+use llmscope_core::test_util::{TestValue, fixtures, kv, logs, span, traces};
 use llmscope_core::{Batch, Processor, attr};
 use llmscope_processors::anomaly::{Anomaly, AnomalyConfig};
 use llmscope_processors::cost::{Cost, CostConfig};
@@ -141,5 +141,68 @@ pub fn batches() -> Vec<Batch> {
         ),
         &mut anomaly,
     ));
+    out.push(processed(logs("agent", custom_events()), &mut anomaly));
     out
+}
+
+/// Custom events and scores (`events.rs` says what they sum to): on the trace of calls 0-2
+/// (gpt-4o-mini, claude-3-5-haiku, gpt-4o) a trace-level `helpfulness` of 0.8 and one of 0.2
+/// naming call 1; on the trace of calls 3-5 a `thumbs` of true and a `label` category; a
+/// `helpfulness` on a trace with no calls; two named events and one without a trace.
+pub fn custom_events() -> Vec<LogRecord> {
+    use llmscope_core::score::{SCORE_COMMENT, SCORE_EVENT, SCORE_NAME, SCORE_VALUE};
+    let first = call(0, "gpt-4o-mini", "user-0");
+    let second = call(3, "gpt-4o-mini", "user-3");
+    let at = |minute: u64| DAY_START + 7 * HOUR + minute * 60_000_000_000;
+    let record = |name: &str, trace: &[u8], span: &[u8], minute, attributes| LogRecord {
+        event_name: name.into(),
+        trace_id: trace.to_vec(),
+        span_id: span.to_vec(),
+        time_unix_nano: at(minute),
+        attributes,
+        ..Default::default()
+    };
+    let score = |trace: &[u8], span: &[u8], minute, name: &str, value: TestValue| {
+        record(
+            SCORE_EVENT,
+            trace,
+            span,
+            minute,
+            vec![kv(SCORE_NAME, name), kv(SCORE_VALUE, value)],
+        )
+    };
+    let second_span = call(1, "claude-3-5-haiku", "user-1").span_id;
+    let mut commented = score(&first.trace_id, &[], 1, "helpfulness", TestValue::from(0.8));
+    commented.attributes.push(kv(SCORE_COMMENT, "clear answer"));
+    vec![
+        commented,
+        score(
+            &first.trace_id,
+            &second_span,
+            2,
+            "helpfulness",
+            TestValue::from(0.2),
+        ),
+        score(&second.trace_id, &[], 3, "thumbs", TestValue::from(true)),
+        score(&second.trace_id, &[], 4, "label", TestValue::from("good")),
+        score(&[9; 16], &[], 5, "helpfulness", TestValue::from(1.0)),
+        record(
+            "user.feedback_opened",
+            &second.trace_id,
+            &second.span_id,
+            6,
+            vec![kv("ui.surface", "chat")],
+        ),
+        record(
+            "tool.retry",
+            &first.trace_id,
+            &[],
+            7,
+            vec![kv("attempt", 2i64)],
+        ),
+        LogRecord {
+            body: Some(attr::from_json(&serde_json::json!("deploy finished"))),
+            ..record("deploy", &[], &[], 8, vec![])
+        },
+    ]
 }

@@ -4,5 +4,6 @@
 mod clickhouse;
 mod conformance;
 mod data;
+mod events;
 mod metadata;
 mod postgres;

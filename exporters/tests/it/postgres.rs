@@ -246,7 +246,11 @@ async fn rollups_match_raw_aggregates_after_out_of_order_late_and_retried_data()
         3 + 3 + 150 + 3,
         "a retried batch leaves no duplicates"
     );
-    assert_eq!(scalar(&store, "SELECT count(*) FROM logs").await, 2);
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM logs").await,
+        2 + data::custom_events().len() as i64,
+        "content events and custom events, once each"
+    );
     let compare = "
         WITH raw AS (
             SELECT project, (start_time_ns / 3600000000000) * 3600000000000 AS bucket_ns,
