@@ -17,7 +17,7 @@ use serde_json::{Value as J, json};
 use crate::harness::Collector;
 
 #[derive(Clone, Copy, Debug)]
-enum Transport {
+pub(crate) enum Transport {
     Grpc,
     HttpProtobuf,
     HttpJson,
@@ -25,18 +25,18 @@ enum Transport {
 
 /// One agent run: a root span with the session and user, an OpenLLMetry-style chat span with
 /// deprecated names whose content arrives as log events, and a tool span.
-struct Sent {
-    trace_id: String,
-    chat_span_id: String,
+pub(crate) struct Sent {
+    pub trace_id: String,
+    pub chat_span_id: String,
 }
 
-fn resource(service: &str) -> Resource {
+pub(crate) fn resource(service: &str) -> Resource {
     Resource::builder()
         .with_service_name(service.to_owned())
         .build()
 }
 
-async fn send(collector: &Collector, transport: Transport, service: &str) -> Sent {
+pub(crate) async fn send(collector: &Collector, transport: Transport, service: &str) -> Sent {
     // Record with the real SDK, then export with the real OTLP exporter inside this runtime.
     let recorded = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()

@@ -9,6 +9,7 @@ mod cli;
 mod config_files;
 mod durable;
 mod end_to_end;
+mod events;
 mod faults;
 mod forward;
 mod grafana;
