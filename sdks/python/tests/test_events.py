@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 
+import openai
+import pytest
+from conftest import Collector
 from opentelemetry import trace
 
 
-def stored(collector, event_name, trace_id, timeout=15.0):
-    """The log rows named ``event_name`` of ``trace_id`` in the collector's SQLite store."""
+def eventually(collector, path, ready, timeout=15.0):
+    """The API's answer at ``path`` once ``ready`` accepts it."""
     deadline = time.time() + timeout
     while True:
-        with sqlite3.connect(collector.tmp / "llmscope.db") as db:
-            rows = db.execute(
-                "SELECT span_id, attributes FROM logs WHERE event_name = ? AND trace_id = ?",
-                (event_name, trace_id),
-            ).fetchall()
-        if rows or time.time() > deadline:
-            return [(span, json.loads(attrs)) for span, attrs in rows]
+        answer = collector.get(path)
+        if ready(answer) or time.time() > deadline:
+            return answer
         time.sleep(0.1)
 
 
-def test_an_event_is_joined_to_the_current_span_and_a_score_to_its_trace(sdk, collector):
+@pytest.fixture
+def own_collector(tmp_path, sdk):
+    """A collector of this test's own: the fake provider answers every call with one response
+    id, and the summary counts a response id once across the project."""
+    c = Collector(tmp_path)
+    c.start()
+    sdk.init(endpoint=c.endpoint, service_name="sdk-tests")
+    yield c
+    sdk.shutdown(timeout=5)
+    c.stop()
+
+
+def test_an_event_is_joined_to_the_current_span_and_scores_to_their_trace(
+    sdk, own_collector, provider
+):
+    collector = own_collector
+    client = sdk.wrap(openai.OpenAI(api_key="sk-test", base_url=provider.url + "/v1"))
+
     @sdk.observe(name="checkout")
     def checkout():
         ctx = trace.get_current_span().get_span_context()
+        client.chat.completions.create(
+            model="gpt-4o-scored", messages=[{"role": "user", "content": "Capital of France?"}]
+        )
         sdk.event("cart.checked_out", {"items": 3, "total_usd": 42.5})
         return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
@@ -35,14 +52,44 @@ def test_an_event_is_joined_to_the_current_span_and_a_score_to_its_trace(sdk, co
     sdk.score(tid, "resolved", True, span_id=sid)
     assert sdk.flush(timeout=5)
 
-    [(span, attrs)] = stored(collector, "cart.checked_out", tid)
-    assert span == sid
-    assert (attrs["items"], attrs["total_usd"]) == (3, 42.5)
-    scores = {a["llmscope.score.name"]: (s, a) for s, a in stored(collector, "llmscope.score", tid)}
-    assert scores["helpfulness"][1]["llmscope.score.value"] == 0.8
-    assert scores["helpfulness"][1]["llmscope.score.comment"] == "good answer"
-    assert scores["resolved"] == (sid, scores["resolved"][1])
-    assert scores["resolved"][1]["llmscope.score.value"] is True
+    collector.trace(tid, spans=2)
+    t = eventually(
+        collector,
+        f"/api/v1/traces/{tid}",
+        lambda t: len(t["scores"]) == 2 and len(t["events"]) == 1,
+    )
+    [event] = t["events"]
+    assert (event["name"], event["span_id"], event["service"]) == (
+        "cart.checked_out",
+        sid,
+        "sdk-tests",
+    )
+    assert (event["attributes"]["items"], event["attributes"]["total_usd"]) == (3, 42.5)
+    scores = {s["name"]: s for s in t["scores"]}
+    helpful = scores["helpfulness"]
+    assert (helpful["value"], helpful["data_type"], helpful["comment"]) == (
+        0.8,
+        "numeric",
+        "good answer",
+    )
+    assert helpful["span_id"] is None
+    resolved = scores["resolved"]
+    assert (resolved["value"], resolved["data_type"], resolved["span_id"]) == (
+        True,
+        "boolean",
+        sid,
+    )
+
+    listed = collector.get(f"/api/v1/events?name=cart.checked_out&trace_id={tid}")
+    assert [e["attributes"]["items"] for e in listed["events"]] == [3]
+
+    # The trace-level score judges the trace's one call: by model, its count and mean.
+    summary = collector.get(
+        "/api/v1/analytics/summary?group_by=model&model=gpt-4o-scored&score=helpfulness"
+    )
+    [group] = summary["groups"]
+    assert group["key"] == {"model": "gpt-4o-scored"}
+    assert group["score"] == {"name": "helpfulness", "count": 1, "mean": 0.8}
 
 
 def test_bad_scores_are_reported_not_raised(sdk):
