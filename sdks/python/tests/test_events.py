@@ -95,8 +95,13 @@ def test_an_event_is_joined_to_the_current_span_and_scores_to_their_trace(
 def test_bad_scores_are_reported_not_raised(sdk):
     before = sdk.stats().get("errors.score", 0)
     sdk.score("not-a-trace-id", "x", 1)
+    sdk.score("0" * 32, "x", 1)
     sdk.score("0" * 32, "", 1)
     sdk.score("0" * 32, "x", {"a": 1})  # type: ignore[arg-type]
+    sdk.score("0" * 32, "x" * 257, 1)
+    sdk.score("0" * 32, "x", float("nan"))
+    sdk.score("0" * 32, "x", "")
+    sdk.score("0" * 32, "x", 1, comment="c" * 20_000)
     sdk.event("", {})
-    assert sdk.stats()["errors.score"] == before + 3
+    assert sdk.stats()["errors.score"] == before + 8
     assert sdk.stats()["errors.event"] >= 1

@@ -14,6 +14,7 @@ Bad arguments are reported (logged once, counted), never raised."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -28,6 +29,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from . import _client
 
 SCORE_EVENT = "llmscope.score"
+# The collector's limits (llmscope_core::score): longer names, categories and comments are refused.
+_MAX_NAME = 256
+_MAX_COMMENT = 16 * 1024
 _HEX_TRACE = re.compile(r"^[0-9a-f]{32}$")
 _HEX_SPAN = re.compile(r"^[0-9a-f]{16}$")
 
@@ -113,15 +117,22 @@ def score(
     """Feedback on a trace (or one span of it): a number, a boolean or a category."""
     with _client.guard("score"):
         tid, sid = str(trace_id).lower(), (str(span_id).lower() if span_id else None)
-        if not _HEX_TRACE.match(tid):
-            raise ValueError(f"trace_id must be 32 hex digits, not {trace_id!r}")
+        if not _HEX_TRACE.match(tid) or int(tid, 16) == 0:
+            raise ValueError(f"trace_id must be 32 hex digits, not all zero: {trace_id!r}")
         if sid is not None and not _HEX_SPAN.match(sid):
             raise ValueError(f"span_id must be 16 hex digits, not {span_id!r}")
-        if not isinstance(name, str) or not name:
-            raise ValueError("a score needs a non-empty name")
+        if not isinstance(name, str) or not name.strip() or len(name.encode()) > _MAX_NAME:
+            raise ValueError(f"a score needs a non-empty name of at most {_MAX_NAME} bytes")
         if not isinstance(value, (int, float, bool, str)):
             raise ValueError(f"a score is a number, a boolean or a string, not {type(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("a score's number must be finite")
+        if isinstance(value, str) and not 0 < len(value.encode()) <= _MAX_NAME:
+            raise ValueError(f"a category must be a non-empty string of at most {_MAX_NAME} bytes")
         attributes: dict[str, Any] = {"llmscope.score.name": name, "llmscope.score.value": value}
         if comment:
-            attributes["llmscope.score.comment"] = str(comment)
+            text = str(comment)
+            if len(text.encode()) > _MAX_COMMENT:
+                raise ValueError(f"a score's comment is longer than {_MAX_COMMENT} bytes")
+            attributes["llmscope.score.comment"] = text
         _emit(SCORE_EVENT, attributes, int(tid, 16), int(sid, 16) if sid else 0)
