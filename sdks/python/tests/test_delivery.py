@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import openai
@@ -50,6 +51,66 @@ def test_an_sdk_error_never_reaches_the_app(provider, collector):
     assert r.choices[0].message.content
     assert llmscope.shutdown(timeout=5)  # spans are built off the call's thread: wait for it
     assert llmscope.stats()["errors"] > before
+
+
+SPAN_COUNTS = ("spans_exported", "spans_failed", "spans_dropped")
+
+
+def span_counts(llmscope, before=None):
+    now = llmscope.stats()
+    return {k: now.get(k, 0) - (before or {}).get(k, 0) for k in SPAN_COUNTS}
+
+
+def test_every_span_is_counted_once_as_exported(collector):
+    import llmscope
+
+    llmscope.init(endpoint=collector.endpoint, service_name="sdk-counted")
+    before = span_counts(llmscope)
+
+    @llmscope.observe(name="step")
+    def step():
+        pass
+
+    tid, _ = in_trace(llmscope, lambda: [step() for _ in range(50)])
+    assert llmscope.flush(timeout=5)
+    assert len(collector.trace(tid, spans=51)["spans"]) == 51
+    assert span_counts(llmscope, before) == {
+        "spans_exported": 51,
+        "spans_failed": 0,
+        "spans_dropped": 0,
+    }
+    llmscope.shutdown(timeout=5)
+
+
+def test_a_full_queue_drops_new_spans_counted_and_never_blocks():
+    import llmscope
+
+    # A collector that takes connections and never answers: the first batch waits out the
+    # export timeout, the next fills the queue, the rest are dropped at once.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)
+    port = silent.getsockname()[1]
+    llmscope.init(endpoint=f"http://127.0.0.1:{port}", max_queue_size=16, export_timeout=0.5)
+    before = span_counts(llmscope)
+
+    @llmscope.observe(name="step")
+    def step():
+        pass
+
+    started = time.monotonic()
+    for _ in range(200):
+        step()
+    assert time.monotonic() - started < 1.0, "ending spans never waits for the exporter"
+    assert llmscope.flush(timeout=0.2) is False
+    llmscope.shutdown(timeout=1)
+    # The batch in the exporter's hands is counted when its retries end.
+    deadline = time.monotonic() + 10
+    while sum(span_counts(llmscope, before).values()) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = span_counts(llmscope, before)
+    assert sum(counts.values()) == 200, counts
+    assert counts["spans_exported"] == 0
+    assert counts["spans_dropped"] >= 200 - 2 * 16, counts
+    silent.close()
 
 
 def test_shutdown_with_nothing_to_send_is_immediate():

@@ -5,7 +5,8 @@ Guarantees:
 - Nothing here raises into user code: an SDK-side error is logged once per kind (at WARNING on
   the ``llmscope`` logger) and counted in :func:`stats`.
 - Spans wait in a bounded queue (``max_queue_size``) and are exported on a background thread as
-  OTLP/HTTP protobuf with gzip; a full queue drops spans (counted), it never blocks a call.
+  OTLP/HTTP protobuf with gzip; a full queue drops spans (counted), it never blocks a call
+  (``_batch``: every span counted once, as exported, failed or dropped).
 - :func:`flush` and :func:`shutdown` return within their timeout whatever the collector does.
 - Export retries (the OpenTelemetry exporter's): exponential backoff with jitter on 429, 502,
   503, 504 and connection errors, honouring ``Retry-After``, within the export timeout.
@@ -26,13 +27,13 @@ from types import FrameType
 from typing import Any, Callable
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from ._batch import Batcher
 
 log = logging.getLogger("llmscope")
 
@@ -55,45 +56,20 @@ class Settings:
     schedule_delay: float = 1.0
 
 
-class _Counting(SpanProcessor):
-    """Counts what the batch processor behind it cannot take."""
-
-    def __init__(self, inner: BatchSpanProcessor, max_queue_size: int) -> None:
-        self.inner = inner
-        self.max_queue_size = max_queue_size
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self.inner.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        queue = getattr(getattr(self.inner, "_batch_processor", None), "_queue", None)
-        if queue is not None and len(queue) >= self.max_queue_size:
-            _count("spans_dropped")
-        self.inner.on_end(span)
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
 class _State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        exporter = OTLPSpanExporter(
-            endpoint=settings.endpoint.rstrip("/") + "/v1/traces",
-            headers=headers,
-            timeout=settings.export_timeout,
-            compression=Compression.Gzip,
-        )
-        batch = BatchSpanProcessor(
-            exporter,
-            max_queue_size=settings.max_queue_size,
-            schedule_delay_millis=settings.schedule_delay * 1000,
-            export_timeout_millis=settings.export_timeout * 1000,
-        )
+
+        def exporter() -> OTLPSpanExporter:
+            return OTLPSpanExporter(
+                endpoint=settings.endpoint.rstrip("/") + "/v1/traces",
+                headers=headers,
+                timeout=settings.export_timeout,
+                compression=Compression.Gzip,
+            )
+
+        batch = Batcher(exporter, settings.max_queue_size, settings.schedule_delay, _count)
         attributes: dict[str, Any] = {
             "telemetry.sdk.name": "llmscope",
             "telemetry.sdk.language": "python",
@@ -104,7 +80,7 @@ class _State:
             resource=Resource.create(attributes),
             sampler=ParentBased(TraceIdRatioBased(settings.sample_rate)),
         )
-        self.provider.add_span_processor(_Counting(batch, settings.max_queue_size))
+        self.provider.add_span_processor(batch)
         self.tracer = self.provider.get_tracer("llmscope", VERSION)
 
 
@@ -176,11 +152,13 @@ _lock = threading.Lock()
 _state: _State | None = None
 _reported: set[str] = set()
 _counts: dict[str, int] = {}
+_counts_lock = threading.Lock()
 _hooks_installed = False
 
 
-def _count(kind: str) -> None:
-    _counts[kind] = _counts.get(kind, 0) + 1
+def _count(kind: str, n: int = 1) -> None:
+    with _counts_lock:
+        _counts[kind] = _counts.get(kind, 0) + n
 
 
 def report(kind: str, error: BaseException) -> None:
@@ -210,8 +188,11 @@ def guard(kind: str) -> Iterator[None]:
 
 
 def stats() -> dict[str, int]:
-    """Counters: ``errors`` (and ``errors.<kind>``), ``spans_dropped`` (queue full)."""
-    return dict(_counts)
+    """Counters: ``errors`` (and ``errors.<kind>``); for spans, ``spans_exported``,
+    ``spans_failed`` (the collector refused them, or was unreachable past the export timeout's
+    retries) and ``spans_dropped`` (the queue was full, or the SDK shut down before they went)."""
+    with _counts_lock:
+        return dict(_counts)
 
 
 def init(
