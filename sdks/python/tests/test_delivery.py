@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 
 import openai
@@ -182,3 +184,51 @@ def test_a_forked_workers_spans_arrive(sdk, collector, provider):
     os.waitpid(pid, 0)
     [call] = model_calls(collector.trace(tid, spans=2))
     assert call["gen_ai"]["input_messages"][0]["parts"][0]["content"] == "from a worker"
+
+
+class Throttling(http.server.BaseHTTPRequestHandler):
+    """Answers the first export 429 with ``Retry-After: 2``, then accepts."""
+
+    arrivals: list[tuple[float, dict[str, str]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's protocol
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        type(self).arrivals.append((time.monotonic(), headers))
+        if len(self.arrivals) == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "2")
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_throttled_export_waits_as_retry_after_says_then_delivers():
+    import llmscope
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llmscope.init(endpoint=f"http://127.0.0.1:{server.server_port}", export_timeout=10)
+        before = span_counts(llmscope)
+
+        @llmscope.observe(name="step")
+        def step():
+            pass
+
+        step()
+        assert llmscope.flush(timeout=10)
+        [(first, headers), (second, _)] = Throttling.arrivals
+        assert headers["content-type"] == "application/x-protobuf"
+        assert headers["content-encoding"] == "gzip"
+        # The exporter's own first backoff is about 1 s; Retry-After asked for 2.
+        assert second - first >= 1.9
+        assert span_counts(llmscope, before)["spans_exported"] == 1
+    finally:
+        llmscope.shutdown(timeout=2)
+        server.shutdown()
