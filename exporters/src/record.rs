@@ -498,6 +498,14 @@ fn stable_hash(parts: &[&[u8]]) -> i64 {
     h as i64
 }
 
+/// A resource's identity in a project: stores that keep each distinct resource once name it by
+/// this (a collision between two of a project's resources, about 2^-64 per pair, would show one
+/// resource's attributes for the other's spans).
+pub fn resource_id(project: &str, attributes: &JsonMap) -> i64 {
+    let json = serde_json::to_string(attributes).unwrap_or_default();
+    stable_hash(&[project.as_bytes(), json.as_bytes()])
+}
+
 fn opt(s: &Option<String>) -> &[u8] {
     s.as_deref().unwrap_or("\u{0}").as_bytes()
 }

@@ -109,6 +109,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_events",
         include_str!("../../../sql/postgres/0004_events.sql"),
     ),
+    (
+        5,
+        "0005_resources",
+        include_str!("../../../sql/postgres/0005_resources.sql"),
+    ),
 ];
 
 /// A failed PostgreSQL operation: the server's message, and whether to retry.

@@ -190,7 +190,12 @@ fn span_from_row(r: &Row) -> SpanRecord {
             is_model_call: r.get("is_model_call"),
         },
         attributes: object(r.get("attributes")),
-        resource_attributes: Arc::new(object(r.get("resource_attributes"))),
+        // Stored once in `resources`; rows written before keep their own.
+        resource_attributes: Arc::new(object(
+            r.get::<_, Option<J>>("resource")
+                .or_else(|| r.get("resource_attributes"))
+                .unwrap_or(J::Null),
+        )),
         events: r.get::<_, J>("events").to_string(),
         links: r.get::<_, J>("links").to_string(),
     };
@@ -205,7 +210,12 @@ pub async fn trace(
 ) -> Result<Option<Vec<SpanRecord>>> {
     let client = store.pool().get().await.map_err(pool_error)?;
     let rows = client
-        .query("SELECT * FROM spans WHERE project = $1 AND trace_id = $2 ORDER BY start_time_ns, span_id", &[&project, &trace_id])
+        .query(
+            "SELECT s.*, r.attributes AS resource FROM spans s
+             LEFT JOIN resources r ON r.project = s.project AND r.id = s.resource_id
+             WHERE s.project = $1 AND s.trace_id = $2 ORDER BY s.start_time_ns, s.span_id",
+            &[&project, &trace_id],
+        )
         .await?;
     if rows.is_empty() {
         return Ok(None);

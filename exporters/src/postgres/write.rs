@@ -54,7 +54,8 @@ pub async fn batch(store: &PostgresStore, batch: &Batch) -> Result<(), PostgresE
     client.batch_execute(STAGES).await?;
     let tx = client.transaction().await?;
     if !spans.is_empty() {
-        copy_spans(&tx, &spans).await?;
+        let resource_ids = store_resources(&tx, project, &spans).await?;
+        copy_spans(&tx, &spans, &resource_ids).await?;
         let touched: Vec<&str> = spans
             .iter()
             .map(|s| s.trace_id.as_str())
@@ -152,7 +153,50 @@ fn b<T: ToSql + Sync + Send + 'static>(v: T) -> Cell {
     Box::new(v)
 }
 
-async fn copy_spans(tx: &Transaction<'_>, spans: &[SpanRecord]) -> Result<(), PostgresError> {
+/// Stores each distinct resource of `spans` once (`0005_resources.sql`); returns each span's
+/// resource id, in order. Spans of one resource share its map, so each is hashed once.
+async fn store_resources(
+    tx: &Transaction<'_>,
+    project: &str,
+    spans: &[SpanRecord],
+) -> Result<Vec<i64>, PostgresError> {
+    let mut distinct: Vec<(&std::sync::Arc<record::JsonMap>, i64)> = Vec::new();
+    let mut ids = Vec::with_capacity(spans.len());
+    for span in spans {
+        let found = distinct
+            .iter()
+            .find(|(r, _)| std::sync::Arc::ptr_eq(r, &span.resource_attributes));
+        let id = match found {
+            Some((_, id)) => *id,
+            None => {
+                let id = record::resource_id(project, &span.resource_attributes);
+                distinct.push((&span.resource_attributes, id));
+                id
+            }
+        };
+        ids.push(id);
+    }
+    let insert = tx
+        .prepare(
+            "INSERT INTO resources (project, id, attributes) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let mut stored = BTreeSet::new();
+    for (attributes, id) in distinct {
+        if stored.insert(id) {
+            let json = J::Object((**attributes).clone());
+            tx.execute(&insert, &[&project, &id, &json]).await?;
+        }
+    }
+    Ok(ids)
+}
+
+async fn copy_spans(
+    tx: &Transaction<'_>,
+    spans: &[SpanRecord],
+    resource_ids: &[i64],
+) -> Result<(), PostgresError> {
     use Type as T;
     let types = [
         T::TEXT,
@@ -191,49 +235,55 @@ async fn copy_spans(tx: &Transaction<'_>, spans: &[SpanRecord]) -> Result<(), Po
         T::JSONB,
         T::JSONB,
         T::JSONB,
+        T::INT8,
     ];
     let counted = record::counted_calls(spans);
-    let rows = spans.iter().zip(counted).map(|(r, counted)| {
-        let g = &r.gen_ai;
-        vec![
-            b(r.project.clone()),
-            b(r.trace_id.clone()),
-            b(r.span_id.clone()),
-            b(r.parent_span_id.clone()),
-            b(r.name.clone()),
-            b(r.kind as i16),
-            b(r.service.clone()),
-            b(r.scope_name.clone()),
-            b(r.start_time_ns),
-            b(r.end_time_ns),
-            b(r.duration_ns()),
-            b(r.status_code as i16),
-            b(r.status_message.clone()),
-            b(g.operation.clone()),
-            b(g.provider.clone()),
-            b(g.request_model.clone()),
-            b(g.response_model.clone()),
-            b(g.response_id.clone()),
-            b(g.input_tokens),
-            b(g.output_tokens),
-            b(g.cache_read_tokens),
-            b(g.cache_write_tokens),
-            b(g.reasoning_tokens),
-            b(g.cost_usd),
-            b(g.session_id.clone()),
-            b(g.user_id.clone()),
-            b(g.conversation_id.clone()),
-            b(g.is_model_call),
-            b(counted),
-            b(g.input_messages.clone()),
-            b(g.output_messages.clone()),
-            b(g.system_instructions.clone()),
-            b(J::Object(record::strip_typed(&r.attributes, g).to_map())),
-            b(J::Object((*r.resource_attributes).clone())),
-            b(json(&r.events)),
-            b(json(&r.links)),
-        ]
-    });
+    let rows = spans
+        .iter()
+        .zip(counted)
+        .zip(resource_ids)
+        .map(|((r, counted), resource_id)| {
+            let g = &r.gen_ai;
+            vec![
+                b(r.project.clone()),
+                b(r.trace_id.clone()),
+                b(r.span_id.clone()),
+                b(r.parent_span_id.clone()),
+                b(r.name.clone()),
+                b(r.kind as i16),
+                b(r.service.clone()),
+                b(r.scope_name.clone()),
+                b(r.start_time_ns),
+                b(r.end_time_ns),
+                b(r.duration_ns()),
+                b(r.status_code as i16),
+                b(r.status_message.clone()),
+                b(g.operation.clone()),
+                b(g.provider.clone()),
+                b(g.request_model.clone()),
+                b(g.response_model.clone()),
+                b(g.response_id.clone()),
+                b(g.input_tokens),
+                b(g.output_tokens),
+                b(g.cache_read_tokens),
+                b(g.cache_write_tokens),
+                b(g.reasoning_tokens),
+                b(g.cost_usd),
+                b(g.session_id.clone()),
+                b(g.user_id.clone()),
+                b(g.conversation_id.clone()),
+                b(g.is_model_call),
+                b(counted),
+                b(g.input_messages.clone()),
+                b(g.output_messages.clone()),
+                b(g.system_instructions.clone()),
+                b(J::Object(record::strip_typed(&r.attributes, g).to_map())),
+                b(None::<J>),
+                b(json(&r.events)),
+                b(json(&r.links)),
+                b(*resource_id),
+            ]
+        });
     copy(
         tx,
         "COPY spans_stage FROM STDIN (FORMAT binary)",

@@ -69,10 +69,11 @@ async fn migrations_apply_on_an_empty_database_once() {
         &store,
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN
          ('spans', 'logs', 'anomalies', 'metric_points', 'rollups', 'projects', 'api_keys',
-          'alert_rules', 'alert_events', 'schema_migrations', 'traces', 'trace_keys')",
+          'alert_rules', 'alert_events', 'schema_migrations', 'traces', 'trace_keys',
+          'resources')",
     )
     .await;
-    assert_eq!(tables, 12);
+    assert_eq!(tables, 13);
     drop_database(store).await;
 }
 
@@ -131,6 +132,75 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
             .collect::<Vec<_>>()
     };
     assert_eq!(rounded(&again), rounded(&summed));
+    drop_database(store).await;
+}
+
+/// Each distinct resource is stored once, spans name it; rows written before keep their own
+/// resource attributes and read back the same.
+#[tokio::test]
+async fn resources_are_stored_once_and_older_rows_read_as_before() {
+    use llmscope_exporters::query::QueryStore;
+
+    let Some(store) = store("resources").await else {
+        return;
+    };
+    for b in data::batches() {
+        store.export(&b).await.expect("export");
+    }
+    let spans = scalar(&store, "SELECT count(*) FROM spans").await;
+    let distinct = scalar(
+        &store,
+        "SELECT count(DISTINCT resource_id) FROM spans WHERE resource_attributes IS NULL",
+    )
+    .await;
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM spans WHERE resource_attributes IS NULL"
+        )
+        .await,
+        spans
+    );
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM resources").await,
+        distinct
+    );
+    assert!(
+        distinct >= 3 && distinct < spans / 10,
+        "{distinct} of {spans}"
+    );
+
+    let trace_id: String = {
+        let client = store.pool().get().await.expect("client");
+        client
+            .query_one(
+                "SELECT trace_id FROM spans ORDER BY start_time_ns LIMIT 1",
+                &[],
+            )
+            .await
+            .expect("a trace")
+            .get(0)
+    };
+    let before = store.trace("default", &trace_id).await.expect("trace");
+    let service = before
+        .as_ref()
+        .and_then(|s| s[0].resource_attributes.get("service.name").cloned());
+    assert!(service.is_some(), "{before:?}");
+    // As a row from before this schema: its own attributes, no resource id.
+    let client = store.pool().get().await.expect("client");
+    client
+        .execute(
+            "UPDATE spans s SET resource_attributes = r.attributes, resource_id = NULL
+             FROM resources r WHERE s.trace_id = $1 AND r.project = s.project AND r.id = s.resource_id",
+            &[&trace_id],
+        )
+        .await
+        .expect("downgrade");
+    drop(client);
+    assert_eq!(
+        store.trace("default", &trace_id).await.expect("trace"),
+        before
+    );
     drop_database(store).await;
 }
 
