@@ -1,5 +1,5 @@
 /**
- * OpenAI: `chat.completions.create` (streaming included), `responses.create` and
+ * OpenAI: `chat.completions.create` and `responses.create` (streaming included), and
  * `embeddings.create`. A streamed chat gets `stream_options.include_usage` unless the caller set
  * `stream_options`; the usage-only last chunk this adds is counted and kept from the caller,
  * whose code never expected a chunk without choices.
@@ -212,9 +212,44 @@ function recordResponse(call: Call, response: unknown): void {
   }
 }
 
+/** A Responses API stream: `response.completed` carries the whole response; text deltas are
+ * kept for a stream cut short before it. */
+class ResponseEvents implements StreamRecorder {
+  private completed: unknown;
+  private text = "";
+  private id: string | undefined;
+  private model: string | undefined;
+
+  constructor(private readonly chars: number) {}
+
+  add(event: unknown): boolean {
+    const type = get(event, "type");
+    const response = get(event, "response");
+    if (response) {
+      this.id ??= asString(get(response, "id"));
+      this.model ??= asString(get(response, "model"));
+    }
+    if (type === "response.completed" || type === "response.incomplete") this.completed = response;
+    else if (type === "response.output_text.delta") this.text += String(get(event, "delta") ?? "");
+    return true;
+  }
+
+  finish(call: Call): void {
+    if (this.completed) {
+      recordResponse(call, this.completed);
+      return;
+    }
+    call.set("gen_ai.response.id", this.id);
+    call.set("gen_ai.response.model", this.model);
+    call.content("gen_ai.output.messages", [{ role: "assistant", parts: [textPart(this.text)] }]);
+    estimate(call, this.chars, this.text.length);
+  }
+}
+
 const responses = {
   provider: "openai",
   operation: "chat",
+  stream: (sent: Record<string, unknown>) => new ResponseEvents(requestChars(sent)),
   request: (call: Call, params: Record<string, unknown>) =>
     call.content("gen_ai.input.messages", () =>
       typeof params.input === "string"

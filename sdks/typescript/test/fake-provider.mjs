@@ -148,6 +148,24 @@ function response() {
   };
 }
 
+function responseEvents() {
+  const done = response();
+  const started = { ...done, status: "in_progress", output: [], usage: null };
+  return [
+    { type: "response.created", sequence_number: 0, response: started },
+    ...WORDS.map((w, i) => ({
+      type: "response.output_text.delta",
+      sequence_number: i + 1,
+      item_id: "msg_1",
+      output_index: 0,
+      content_index: 0,
+      delta: w,
+      logprobs: [],
+    })),
+    { type: "response.completed", sequence_number: 9, response: done },
+  ];
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function sse(res, events, named) {
@@ -187,7 +205,8 @@ export async function startProvider() {
         if (body.stream) void sse(res, chatChunks(body), false);
         else json(res, 200, chatCompletion(body));
       } else if (path.endsWith("/responses")) {
-        json(res, 200, response());
+        if (body.stream) void sse(res, responseEvents(), true);
+        else json(res, 200, response());
       } else if (path.endsWith("/embeddings")) {
         json(res, 200, {
           object: "list",

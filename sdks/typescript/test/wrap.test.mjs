@@ -110,18 +110,31 @@ test("a stream gets its usage, which the caller never sees; a stream broken off 
   assert.equal(cut.gen_ai.output_messages[0].parts[0].content, "The");
 });
 
-test("embeddings and the responses API", async () => {
+test("embeddings and the responses API, whole and streamed", async () => {
   const client = openai();
   const [traceId] = await inTrace(async () => {
     await client.embeddings.create({ model: "text-embedding-3-small", input: "hello" });
     await client.responses.create({ model: "gpt-4o-mini", input: "Capital of France?" });
+    const stream = await client.responses.create({
+      model: "gpt-4o-mini",
+      input: "Capital of France?",
+      stream: true,
+    });
+    let text = "";
+    for await (const e of stream) if (e.type === "response.output_text.delta") text += e.delta;
+    assert.equal(text, ANSWER);
   });
   assert.ok(await llmscope.flush({ timeoutMs: 5_000 }));
-  const calls = modelCalls(await collector.trace(traceId, (t) => t.spans.length === 3));
-  const byOp = Object.fromEntries(calls.map((c) => [c.gen_ai.operation, c.gen_ai]));
-  assert.equal(byOp.embeddings.input_tokens, 8);
-  assert.deepEqual([byOp.chat.input_tokens, byOp.chat.output_tokens], [36, 87]);
-  assert.equal(byOp.chat.response_id, "resp_67ccd2bed1ec8190b14f964abc054267");
+  const calls = modelCalls(await collector.trace(traceId, (t) => t.spans.length === 4));
+  const [embedding] = calls.filter((c) => c.gen_ai.operation === "embeddings");
+  assert.equal(embedding.gen_ai.input_tokens, 8);
+  const chats = calls.filter((c) => c.gen_ai.operation === "chat");
+  assert.equal(chats.length, 2);
+  for (const { gen_ai: g } of chats) {
+    assert.deepEqual([g.input_tokens, g.output_tokens], [36, 87]);
+    assert.equal(g.response_id, "resp_67ccd2bed1ec8190b14f964abc054267");
+    assert.equal(g.output_messages[0].parts[0].content, ANSWER);
+  }
 });
 
 test("Anthropic messages, whole and streamed, count cache reads and writes as input", async () => {
