@@ -8,6 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { trace } from "@opentelemetry/api";
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export async function freePort() {
@@ -81,4 +83,14 @@ export class Collector {
 
 export function modelCalls(trace) {
   return trace.spans.filter((s) => s.gen_ai?.model_call);
+}
+
+/** Runs `fn` inside a span observed by `llmscope`; its trace id and result. */
+export async function inTrace(llmscope, fn) {
+  let traceId;
+  const result = await llmscope.observe("test-root", async () => {
+    traceId = trace.getActiveSpan().spanContext().traceId;
+    return fn();
+  })();
+  return [traceId, result];
 }

@@ -9,7 +9,7 @@ import { trace } from "@opentelemetry/api";
 import OpenAI from "openai";
 
 import * as llmscope from "../dist/esm/index.js";
-import { Collector, freePort, modelCalls } from "./collector.mjs";
+import { Collector, freePort, inTrace, modelCalls } from "./collector.mjs";
 import { startProvider } from "./fake-provider.mjs";
 
 let provider;
@@ -25,20 +25,11 @@ after(async () => {
 const openai = () =>
   llmscope.wrap(new OpenAI({ apiKey: "sk-test", baseURL: `${provider.url}/v1`, maxRetries: 0 }));
 
-async function inTrace(fn) {
-  let traceId;
-  const result = await llmscope.observe("test-root", async () => {
-    traceId = trace.getActiveSpan().spanContext().traceId;
-    return fn();
-  })();
-  return [traceId, result];
-}
-
 test("with the collector down calls work, flush is bounded, and the spans arrive later", async () => {
   const port = await freePort();
   llmscope.init({ endpoint: `http://127.0.0.1:${port}`, exportTimeoutMs: 30_000 });
   const started = performance.now();
-  const [traceId, reply] = await inTrace(() =>
+  const [traceId, reply] = await inTrace(llmscope, () =>
     openai().chat.completions.create({
       model: "gpt-4o-mini",
       messages: [{ role: "user", content: "hi" }],
@@ -94,7 +85,7 @@ test("events and scores read back beside their trace; bad scores are reported, n
   llmscope.init({ endpoint: collector.endpoint, serviceName: "ts-events" });
   try {
     let spanId;
-    const [traceId] = await inTrace(async () => {
+    const [traceId] = await inTrace(llmscope, async () => {
       spanId = trace.getActiveSpan().spanContext().spanId;
       await openai().chat.completions.create({
         model: "gpt-4o-scored",

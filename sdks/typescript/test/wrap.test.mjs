@@ -4,12 +4,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { trace } from "@opentelemetry/api";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 
 import * as llmscope from "../dist/esm/index.js";
-import { Collector, modelCalls } from "./collector.mjs";
+import { Collector, inTrace, modelCalls } from "./collector.mjs";
 import { ANSWER, startProvider } from "./fake-provider.mjs";
 
 let collector;
@@ -30,23 +29,13 @@ const openai = () =>
 const anthropic = () =>
   llmscope.wrap(new Anthropic({ apiKey: "sk-ant-test", baseURL: provider.url, maxRetries: 0 }));
 
-/** Runs `fn` inside an observed root span; its trace id and result. */
-async function inTrace(fn) {
-  let traceId;
-  const result = await llmscope.observe("test-root", async () => {
-    traceId = trace.getActiveSpan().spanContext().traceId;
-    return fn();
-  })();
-  return [traceId, result];
-}
-
 test("a chat call is one span with tokens, cost, content and the context's user", async () => {
   const client = openai();
   assert.ok(client instanceof OpenAI, "the same client type");
   const [traceId, reply] = await llmscope.withContext(
     { user: "u-42", session: "s-7", tags: ["beta"] },
     () =>
-      inTrace(() =>
+      inTrace(llmscope, () =>
         client.chat.completions.create({
           model: "gpt-4o-mini",
           temperature: 0.2,
@@ -80,7 +69,7 @@ test("a chat call is one span with tokens, cost, content and the context's user"
 
 test("a stream gets its usage, which the caller never sees; a stream broken off still ends", async () => {
   const client = openai();
-  const [traceId, text] = await inTrace(async () => {
+  const [traceId, text] = await inTrace(llmscope, async () => {
     const stream = await client.chat.completions.create({
       model: "gpt-4o-mini",
       stream: true,
@@ -91,7 +80,7 @@ test("a stream gets its usage, which the caller never sees; a stream broken off 
     return text;
   });
   assert.equal(text, ANSWER);
-  const [brokenTrace] = await inTrace(async () => {
+  const [brokenTrace] = await inTrace(llmscope, async () => {
     const stream = await client.chat.completions.create({
       model: "gpt-4o-mini",
       stream: true,
@@ -112,7 +101,7 @@ test("a stream gets its usage, which the caller never sees; a stream broken off 
 
 test("embeddings and the responses API, whole and streamed", async () => {
   const client = openai();
-  const [traceId] = await inTrace(async () => {
+  const [traceId] = await inTrace(llmscope, async () => {
     await client.embeddings.create({ model: "text-embedding-3-small", input: "hello" });
     await client.responses.create({ model: "gpt-4o-mini", input: "Capital of France?" });
     const stream = await client.responses.create({
@@ -140,7 +129,7 @@ test("embeddings and the responses API, whole and streamed", async () => {
 test("Anthropic messages, whole and streamed, count cache reads and writes as input", async () => {
   const client = anthropic();
   assert.ok(client instanceof Anthropic);
-  const [traceId] = await inTrace(async () => {
+  const [traceId] = await inTrace(llmscope, async () => {
     const m = await client.messages.create({
       model: "claude-sonnet-4-20250514",
       max_tokens: 100,
@@ -174,7 +163,7 @@ test("Anthropic messages, whole and streamed, count cache reads and writes as in
 test("a failed call throws as before and its span says why", async () => {
   const client = openai();
   let thrown;
-  const [traceId] = await inTrace(async () => {
+  const [traceId] = await inTrace(llmscope, async () => {
     try {
       await client.chat.completions.create({ model: "fail", messages: [] });
     } catch (e) {
