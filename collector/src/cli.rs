@@ -39,6 +39,13 @@ enum Command {
     Migrate,
     /// Print the built-in default config.
     DefaultConfig,
+    /// Ask the running collector's API (`/healthz`) whether it is alive: exit 0 if it answers
+    /// 200 within 3 s, else 1. For container health checks (the image has no shell or curl).
+    Health {
+        /// Default: the config's `api` endpoint (a wildcard address asked on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Manage API keys in the metadata store of the config (the `auth` extension's store).
     Keys {
         #[command(subcommand)]
@@ -112,6 +119,10 @@ pub fn main() -> ExitCode {
             print!("{}", crate::config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::Health { url } => match runtime() {
+            Ok(r) => r.block_on(health(&config, url)),
+            Err(code) => code,
+        },
         Command::Keys { command } => match runtime() {
             Ok(r) => r.block_on(keys(&config, command)),
             Err(code) => code,
@@ -134,6 +145,65 @@ pub fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+    }
+}
+
+/// `GET /healthz` over plain HTTP/1.1; with TLS on the API, a TCP connection is the answer.
+async fn health(config: &Config, url: Option<String>) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let api = config.extensions.values().find_map(|e| match e {
+        crate::config::ExtensionConfig::Api(a) => Some(a.clone()),
+        _ => None,
+    });
+    let (address, tls) = match (&url, &api) {
+        (Some(u), _) => {
+            let rest = u.strip_prefix("http://").unwrap_or(u);
+            (rest.split('/').next().unwrap_or(rest).to_owned(), false)
+        }
+        (None, Some(a)) => (loopback(&a.endpoint), a.tls.is_some()),
+        (None, None) => {
+            eprintln!("unhealthy: the config serves no API (no `api` extension); pass --url");
+            return ExitCode::FAILURE;
+        }
+    };
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        if tls {
+            return Ok::<_, std::io::Error>(true);
+        }
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("unhealthy: {address} answered /healthz with an error");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("unhealthy: {address}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("unhealthy: {address} did not answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A listening address as a client reaches it: a wildcard host becomes loopback.
+fn loopback(endpoint: &str) -> String {
+    if let Some(port) = endpoint.strip_prefix("0.0.0.0:") {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = endpoint.strip_prefix("[::]:") {
+        format!("[::1]:{port}")
+    } else {
+        endpoint.to_owned()
     }
 }
 

@@ -301,6 +301,19 @@ fn export_pipelines(
     (!out.is_empty()).then_some(out)
 }
 
+/// With keys required and none yet, every sender is refused: the log says how to make one.
+async fn say_how_to_create_a_key(store: Arc<dyn llmscope_exporters::metadata::MetadataStore>) {
+    match store.keys(None).await {
+        Ok(keys) if keys.iter().all(|k| k.revoked_at_ns.is_some()) => tracing::warn!(
+            "API keys are required and none exists yet: senders are refused until one does. \
+             Create one with `llmscope keys create --project <project> --name <name>` (with this \
+             config), or POST /api/v1/keys with the admin token"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot list API keys"),
+    }
+}
+
 /// API keys and rate limits, when the `auth` extension runs.
 type Access = (Option<Arc<Authenticator>>, Option<Arc<Limiter>>);
 
@@ -312,10 +325,11 @@ fn access(
     let Some((id, auth)) = config.auth() else {
         return Ok((None, None));
     };
-    let authenticator = exporters
-        .get(&auth.store)
-        .and_then(|e| e.metadata.clone())
-        .map(|store| Arc::new(Authenticator::new(store, auth)));
+    let store = exporters.get(&auth.store).and_then(|e| e.metadata.clone());
+    if let Some(store) = store.clone() {
+        tokio::spawn(say_how_to_create_a_key(store));
+    }
+    let authenticator = store.map(|store| Arc::new(Authenticator::new(store, auth)));
     if authenticator.is_none() {
         return Err(StartError::Extension {
             id: id.clone(),

@@ -14,6 +14,7 @@ mod faults;
 mod forward;
 mod grafana;
 mod harness;
+mod image;
 mod libraries;
 mod limits;
 mod listeners;

@@ -25,6 +25,8 @@ pub struct Process {
     child: Child,
     /// The OTLP/HTTP `host:port`.
     pub http: String,
+    /// The query API's `host:port`, when it serves one.
+    pub api: Option<String>,
     logs: JoinHandle<Vec<String>>,
 }
 
@@ -43,7 +45,7 @@ impl Process {
             command.arg("--config").arg(config);
         }
         command.envs(env.iter().copied());
-        let mut child = command
+        command
             .current_dir(dir)
             .env("LLMSCOPE_OTLP_GRPC_ENDPOINT", "127.0.0.1:0")
             .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
@@ -51,25 +53,42 @@ impl Process {
             .env("LLMSCOPE_SQLITE_PATH", Self::database(dir))
             .env("LLMSCOPE_QUEUE_DIR", dir.join("queue"))
             .env_remove("LLMSCOPE_CONFIG")
-            .env_remove("RUST_LOG")
+            .env_remove("RUST_LOG");
+        Self::spawn(command)
+    }
+
+    /// Spawns `command` (an `llmscope` run) and waits until it says it is running; its OTLP/HTTP
+    /// address and the query API's, when it serves one.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn llmscope");
-        // Read the log on a thread; the address arrives through a channel, with a deadline.
+        // Read the log on a thread; the addresses arrive through a channel, with a deadline.
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         let logs = std::thread::spawn(move || {
             let mut seen = Vec::new();
+            let (mut http, mut api) = (None, None);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = addr_in(&line, "OTLP/HTTP listening") {
-                    let _ = tx.send(addr);
+                http = http.or_else(|| addr_in(&line, "OTLP/HTTP listening"));
+                api = api.or_else(|| addr_in(&line, "query API listening"));
+                if line.contains("LLMScope is running")
+                    && let Some(http) = http.clone()
+                {
+                    let _ = tx.send((http, api.clone()));
                 }
                 seen.push(line);
             }
             seen
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(http) => Self { child, http, logs },
+            Ok((http, api)) => Self {
+                child,
+                http,
+                api,
+                logs,
+            },
             Err(_) => {
                 let _ = child.kill();
                 panic!("no address logged: {:?}", logs.join());
