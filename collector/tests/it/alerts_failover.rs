@@ -18,7 +18,8 @@ const RUN: Duration = Duration::from_secs(60);
 /// Errors for this long, then successes for as long: the rule fires and resolves each cycle.
 const PHASE: Duration = Duration::from_secs(4);
 
-async fn fresh_database(url: &str, name: &str) -> String {
+/// A new, empty database on the server of `url`; its URL.
+pub(crate) async fn fresh_database(url: &str, name: &str) -> String {
     let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");

@@ -18,6 +18,7 @@ mod image;
 mod libraries;
 mod limits;
 mod listeners;
+mod manifests;
 mod metrics;
 mod process;
 mod processors;

@@ -25,6 +25,8 @@ pub struct Process {
     child: Child,
     /// The OTLP/HTTP `host:port`.
     pub http: String,
+    /// The OTLP/gRPC `host:port`, when it listens.
+    pub grpc: Option<String>,
     /// The query API's `host:port`, when it serves one.
     pub api: Option<String>,
     logs: JoinHandle<Vec<String>>,
@@ -61,6 +63,7 @@ impl Process {
     /// address and the query API's, when it serves one.
     pub fn spawn(mut command: Command) -> Self {
         let mut child = command
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn llmscope");
@@ -69,23 +72,25 @@ impl Process {
         let (tx, rx) = std::sync::mpsc::channel();
         let logs = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            let (mut http, mut api) = (None, None);
+            let (mut http, mut grpc, mut api) = (None, None, None);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 http = http.or_else(|| addr_in(&line, "OTLP/HTTP listening"));
+                grpc = grpc.or_else(|| addr_in(&line, "OTLP/gRPC listening"));
                 api = api.or_else(|| addr_in(&line, "query API listening"));
                 if line.contains("LLMScope is running")
                     && let Some(http) = http.clone()
                 {
-                    let _ = tx.send((http, api.clone()));
+                    let _ = tx.send((http, grpc.clone(), api.clone()));
                 }
                 seen.push(line);
             }
             seen
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((http, api)) => Self {
+            Ok((http, grpc, api)) => Self {
                 child,
                 http,
+                grpc,
                 api,
                 logs,
             },
