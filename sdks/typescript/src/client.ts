@@ -74,6 +74,7 @@ let state: State | undefined;
 const counts = new Map<string, number>();
 const reported = new Set<string>();
 let hooksInstalled = false;
+let contextManagerSet = false;
 
 export function count(kind: string, n = 1): void {
   counts.set(kind, (counts.get(kind) ?? 0) + n);
@@ -163,7 +164,12 @@ export function init(options: InitOptions = {}): void {
   guard("init", () => {
     // Spans join the app's traces through the active context; without a context manager
     // registered (no OpenTelemetry SDK in the app) there would be none across `await`.
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    if (!contextManagerSet) {
+      contextManagerSet = true;
+      const manager = new AsyncLocalStorageContextManager();
+      // `false` when the app registered its own (an OpenTelemetry SDK): that one serves.
+      if (context.setGlobalContextManager(manager)) manager.enable();
+    }
     const old = state;
     state = build(settingsFrom(options));
     if (old) void old.batcher.shutdownWithin(1_000).catch((e) => report("shutdown", e));
