@@ -108,13 +108,18 @@ pub(crate) fn span(s: &SpanRecord) -> J {
 
 /// A trace: its spans, and beside them its custom events and its scores, oldest first.
 pub fn trace_detail(trace_id: &str, spans: &[SpanRecord], events: &[EventRow]) -> J {
-    let (scores, events): (Vec<&EventRow>, Vec<&EventRow>) =
-        events.iter().rev().partition(|e| e.score().is_some());
+    let (mut scores, mut others) = (Vec::new(), Vec::new());
+    for e in events.iter().rev() {
+        match e.score() {
+            Some(s) => scores.push(score(e, &s)),
+            None => others.push(event(e)),
+        }
+    }
     json!({
         "trace_id": trace_id,
         "spans": spans.iter().map(span).collect::<Vec<_>>(),
-        "events": events.into_iter().map(event).collect::<Vec<_>>(),
-        "scores": scores.into_iter().filter_map(score).collect::<Vec<_>>(),
+        "events": others,
+        "scores": scores,
     })
 }
 
@@ -131,10 +136,9 @@ pub(crate) fn event(e: &EventRow) -> J {
     })
 }
 
-/// A score event as a score; `None` for other events.
-fn score(e: &EventRow) -> Option<J> {
-    let s = e.score()?;
-    Some(json!({
+/// A score event as a score.
+fn score(e: &EventRow, s: &llmscope_core::score::Score) -> J {
+    json!({
         "time": rfc3339(e.time_ns),
         "name": s.name,
         "value": s.value.to_json(),
@@ -142,7 +146,7 @@ fn score(e: &EventRow) -> Option<J> {
         "comment": s.comment,
         "trace_id": e.trace_id,
         "span_id": e.span_id,
-    }))
+    })
 }
 
 pub fn events(rows: &[EventRow]) -> J {

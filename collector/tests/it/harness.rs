@@ -40,6 +40,44 @@ impl Reply {
     }
 }
 
+/// One HTTP/1.1 request through `client` (within 30 s) and its whole reply.
+pub async fn exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: Method,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder.body(Full::new(Bytes::from(body))).expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .expect("no timeout")
+        .expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A client for [`exchange`], without a running [`Collector`].
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
 /// The built-in default config as `edit` rewrites its text, on ephemeral loopback ports,
 /// storing (database and queue) under `dir`.
 pub fn default_config_with(dir: &tempfile::TempDir, edit: impl FnOnce(&str) -> String) -> Config {
@@ -80,7 +118,7 @@ impl Collector {
             http,
             api,
             api_headers: Vec::new(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: client(),
         }
     }
 
@@ -99,29 +137,7 @@ impl Collector {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Reply {
-        let mut builder = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        let request = builder.body(Full::new(Bytes::from(body))).expect("request");
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
-            .await
-            .expect("no timeout")
-            .expect("response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        exchange(&self.client, method, url, headers, body).await
     }
 
     /// `POST` to the OTLP/HTTP receiver.

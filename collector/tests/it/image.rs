@@ -9,13 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, StatusCode};
 use llmscope_core::test_util::fixtures;
 
+use crate::harness::{client, exchange};
 use crate::process::Process;
 
 const IMAGE_CONFIG: &str = include_str!("../../../deploy/docker/llmscope.yaml");
@@ -70,18 +67,16 @@ fn image_command(root: &Path, as_image_user: bool, args: &[&str]) -> Command {
 
 async fn post_traces(http: &str, key: Option<&str>) -> StatusCode {
     let port = http.rsplit(':').next().expect("port");
-    let mut request = Request::post(format!("http://127.0.0.1:{port}/v1/traces"))
-        .header("content-type", "application/json");
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
     }
-    let body = Full::new(Bytes::from(fixtures::OPENLLMETRY_OPENAI_CHAT));
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    client
-        .request(request.body(body).expect("request"))
+    let url = format!("http://127.0.0.1:{port}/v1/traces");
+    let body = fixtures::OPENLLMETRY_OPENAI_CHAT.as_bytes().to_vec();
+    exchange(&client(), Method::POST, url, &headers, body)
         .await
-        .expect("response")
-        .status()
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,15 +6,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
 use llmscope_core::test_util::fixtures;
 use serde::Deserialize;
 
 use crate::alerts_failover::fresh_database;
+use crate::harness::{client, exchange};
 use crate::process::{Process, llmscope};
 
 const GATEWAY: &str = include_str!("../../../deploy/kubernetes/gateway.yaml");
@@ -48,27 +45,19 @@ fn command(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Command {
     command
 }
 
-async fn send(method: &str, url: &str, key: &str, body: Option<&str>) -> (u16, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
-        .expect("request");
-    let response = Client::builder(TokioExecutor::new())
-        .build_http()
-        .request(request)
-        .await
-        .expect("response");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+/// `method url` with the key as a bearer token: status and body.
+async fn send(method: Method, url: &str, key: &str, body: Option<&str>) -> (u16, String) {
+    let auth = format!("Bearer {key}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let body = body.unwrap_or("").as_bytes().to_vec();
+    let reply = exchange(&client(), method, url.to_owned(), &headers, body).await;
+    (
+        reply.status.as_u16(),
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +104,7 @@ async fn a_sidecar_forwards_to_the_gateway_with_the_manifests_configs() {
 
     // The app's OTel SDK sends to the sidecar on loopback, without a key.
     let (status, body) = send(
-        "POST",
+        Method::POST,
         &format!("http://{}/v1/traces", sidecar.http),
         "",
         Some(fixtures::OPENLLMETRY_OPENAI_CHAT),
@@ -127,7 +116,13 @@ async fn a_sidecar_forwards_to_the_gateway_with_the_manifests_configs() {
     let api = gateway.api.clone().expect("the gateway serves the API");
     let mut last = (0, String::new());
     for _ in 0..300 {
-        last = send("GET", &format!("http://{api}/api/v1/traces"), &key, None).await;
+        last = send(
+            Method::GET,
+            &format!("http://{api}/api/v1/traces"),
+            &key,
+            None,
+        )
+        .await;
         if last.0 == 200 && last.1.contains("\"span_count\":3") {
             break;
         }
