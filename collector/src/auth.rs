@@ -2,6 +2,10 @@
 //! SHA-256 hash in the metadata store, looked up by hash with a short cache (so revocation
 //! takes effect within `cache_ttl` on every collector), and the admin token for the key API and
 //! cross-project reads.
+//!
+//! Keys can also be listed in the config (`keys`), for a collector with no store of its own (a
+//! node agent in front of a gateway): they are held only as hashes, checked before the store, and
+//! cannot be revoked through the API (change the config and restart).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +30,10 @@ pub struct AuthConfig {
     /// `${env:LLMSCOPE_ADMIN_TOKEN}`. Default: none (no admin access).
     pub admin_token: Secret,
     /// Id of the exporter whose store holds projects and keys (`sqlite` or `postgres`).
-    /// Default: `sqlite`.
-    pub store: String,
+    /// Default: `sqlite`, or none when `keys` are listed. Read it through [`AuthConfig::store`].
+    pub store: Option<String>,
+    /// Keys given in the config (from `${env:...}`), checked before the store. Default: none.
+    pub keys: Vec<ListedKey>,
     /// How long a key lookup is cached; revocation takes effect within it. Default: `5s`.
     #[serde(with = "llmscope_core::config::duration")]
     pub cache_ttl: Duration,
@@ -47,18 +53,73 @@ impl Default for AuthConfig {
         Self {
             mode: AuthMode::ApiKey,
             admin_token: Secret::default(),
-            store: "sqlite".into(),
+            store: None,
+            keys: Vec::new(),
             cache_ttl: Duration::from_secs(5),
             limits: Default::default(),
         }
     }
 }
 
+/// A key listed in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListedKey {
+    /// Shown as the key's id (`config:<name>`) in rate limits and logs.
+    pub name: String,
+    /// The project its data is stored under. Default: `default`.
+    #[serde(default = "default_project")]
+    pub project: String,
+    /// The key itself, at least [`LISTED_KEY_MIN_LEN`] characters; use `${env:...}`.
+    pub key: Secret,
+}
+
+fn default_project() -> String {
+    "default".into()
+}
+
+/// Shortest key accepted in the config: 32 characters (a minted key has 47).
+pub const LISTED_KEY_MIN_LEN: usize = 32;
+
 impl AuthConfig {
+    /// The exporter holding keys: `store` when given, else `sqlite` unless keys are listed.
+    pub fn store(&self) -> Option<&str> {
+        match &self.store {
+            Some(store) => Some(store),
+            None if self.keys.is_empty() => Some("sqlite"),
+            None => None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
         if !self.admin_token.is_empty() && self.admin_token.expose().len() < 16 {
             return Err("admin_token: use at least 16 characters".into());
+        }
+        if self.mode == AuthMode::None && !self.keys.is_empty() {
+            return Err("keys: listed keys need `mode: api_key`".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            let valid = |v: &str| !v.is_empty() && v.len() <= 128;
+            if !valid(&k.name) || !valid(&k.project) {
+                return Err(format!(
+                    "keys[{i}]: name and project must be 1 to 128 characters"
+                ));
+            }
+            if k.key.expose().trim().len() < LISTED_KEY_MIN_LEN {
+                return Err(format!(
+                    "keys[{i}] ({}): the key is empty or shorter than {LISTED_KEY_MIN_LEN} \
+                     characters (is its environment variable set?)",
+                    k.name
+                ));
+            }
+            if !seen.insert(sha256(k.key.expose().trim())) {
+                return Err(format!(
+                    "keys[{i}] ({}): the same key is listed twice",
+                    k.name
+                ));
+            }
         }
         Ok(())
     }
@@ -153,7 +214,9 @@ type Cached = (Option<(String, String)>, Instant);
 
 /// Checks presented keys and the admin token.
 pub struct Authenticator {
-    store: Arc<dyn MetadataStore>,
+    store: Option<Arc<dyn MetadataStore>>,
+    /// The config's keys: hash to (project, key id).
+    listed: HashMap<[u8; 32], (String, String)>,
     admin_token: Secret,
     ttl: Duration,
     /// Key hash to (project, key id) or `None` for unknown/revoked, and when it was looked up.
@@ -207,9 +270,19 @@ const CONCURRENT_LOOKUPS: usize = 8;
 const CACHE_CAPACITY: usize = 100_000;
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn MetadataStore>, config: &AuthConfig) -> Self {
+    /// Checks `config`'s listed keys, then `store`'s.
+    pub fn new(store: Option<Arc<dyn MetadataStore>>, config: &AuthConfig) -> Self {
+        let listed = config
+            .keys
+            .iter()
+            .map(|k| {
+                let who = (k.project.clone(), format!("config:{}", k.name));
+                (sha256(k.key.expose().trim()), who)
+            })
+            .collect();
         Self {
             store,
+            listed,
             admin_token: config.admin_token.clone(),
             ttl: config.cache_ttl,
             cache: Mutex::new(HashMap::new()),
@@ -219,8 +292,9 @@ impl Authenticator {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn MetadataStore> {
-        &self.store
+    /// The store keys are created in and revoked from; `None` when only listed keys exist.
+    pub fn store(&self) -> Option<&Arc<dyn MetadataStore>> {
+        self.store.as_ref()
     }
 
     /// Whether `token` is the admin token, compared in constant time: as SHA-256 digests, so
@@ -271,6 +345,15 @@ impl Authenticator {
             return Ok(Principal::Admin);
         }
         let hash = sha256(presented);
+        if let Some((project, key_id)) = self.listed.get(&hash) {
+            return Ok(Principal::Key {
+                project: project.clone(),
+                key_id: key_id.clone(),
+            });
+        }
+        let Some(store) = &self.store else {
+            return Err(self.refused());
+        };
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             cache
@@ -282,7 +365,7 @@ impl Authenticator {
             Some(found) => found,
             None => {
                 let _lookup = self.lookups.acquire().await;
-                let key = self.store.key_by_hash(&hash).await.map_err(|error| {
+                let key = store.key_by_hash(&hash).await.map_err(|error| {
                     tracing::warn!(%error, "API key lookup failed");
                     AuthError::Unavailable
                 })?;
@@ -291,7 +374,7 @@ impl Authenticator {
                     .map(|k| (k.project, k.id));
                 if let Some((_, id)) = &found {
                     // Recorded once per cache period, not per request.
-                    if let Err(error) = self.store.touch_key(id, now_ns()).await {
+                    if let Err(error) = store.touch_key(id, now_ns()).await {
                         tracing::debug!(%error, "could not record key use");
                     }
                 }
@@ -313,15 +396,17 @@ impl Authenticator {
         };
         match found {
             Some((project, key_id)) => Ok(Principal::Key { project, key_id }),
-            None => {
-                if self.refusals.first() {
-                    // The key is never logged: only that one was refused (every refusal is
-                    // counted by the receiver or the API).
-                    tracing::warn!("an unknown or revoked API key was refused");
-                }
-                Err(AuthError::Invalid)
-            }
+            None => Err(self.refused()),
         }
+    }
+
+    fn refused(&self) -> AuthError {
+        if self.refusals.first() {
+            // The key is never logged: only that one was refused (every refusal is counted by
+            // the receiver or the API).
+            tracing::warn!("an unknown or revoked API key was refused");
+        }
+        AuthError::Invalid
     }
 }
 

@@ -224,7 +224,7 @@ async fn keys(config: &Config, command: KeysCommand) -> ExitCode {
         .extensions
         .values()
         .find_map(|e| match e {
-            ExtensionConfig::Auth(a) => Some(a.store.clone()),
+            ExtensionConfig::Auth(a) => a.store().map(str::to_owned),
             _ => None,
         })
         .or_else(|| {

@@ -38,7 +38,7 @@ fn settings(config: &Config) -> AlertsConfig {
     }
     let mut a = AlertsConfig::default();
     let metadata = config.extensions.values().find_map(|e| match e {
-        ExtensionConfig::Auth(auth) => Some(auth.store.clone()),
+        ExtensionConfig::Auth(auth) => auth.store().map(str::to_owned),
         _ => None,
     });
     let query = config.extensions.values().find_map(|e| match e {

@@ -9,16 +9,26 @@ use serde_json::{Value as J, json};
 use super::params::rfc3339;
 use super::{ApiError, ApiState, principal};
 use crate::auth::{Authenticator, Principal, create_key};
-use llmscope_exporters::metadata::ApiKey;
+use llmscope_exporters::metadata::{ApiKey, MetadataStore};
+use std::sync::Arc;
 
-async fn admin<'a>(s: &'a ApiState, headers: &HeaderMap) -> Result<&'a Authenticator, ApiError> {
+/// The authenticator and its key store, for the admin token.
+async fn admin<'a>(
+    s: &'a ApiState,
+    headers: &HeaderMap,
+) -> Result<(&'a Authenticator, &'a Arc<dyn MetadataStore>), ApiError> {
     let Some(auth) = s.auth.as_deref() else {
         return Err(ApiError::NotFound(
             "API keys need the auth extension".into(),
         ));
     };
+    let Some(store) = auth.store() else {
+        return Err(ApiError::NotFound(
+            "this collector keeps no key store: its keys are listed in its config".into(),
+        ));
+    };
     match principal(s, headers).await? {
-        Some(Principal::Admin) => Ok(auth),
+        Some(Principal::Admin) => Ok((auth, store)),
         _ => Err(ApiError::Forbidden(
             "managing keys needs the admin token".into(),
         )),
@@ -49,7 +59,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<J>), ApiError> {
-    let auth = admin(&s, &headers).await?;
+    let (_, store) = admin(&s, &headers).await?;
     let Json(new) =
         body.map_err(|e| ApiError::BadRequest(format!("expected {{\"project\", \"name\"}}: {e}")))?;
     let valid = |v: &str| !v.is_empty() && v.len() <= 128;
@@ -58,7 +68,7 @@ pub async fn create(
             "project and name must be 1 to 128 characters".into(),
         ));
     }
-    let created = create_key(auth.store().as_ref(), &new.project, &new.name)
+    let created = create_key(store.as_ref(), &new.project, &new.name)
         .await
         .map_err(ApiError::Internal)?;
     let mut body = view(&created.stored);
@@ -71,10 +81,9 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<J>, ApiError> {
-    let auth = admin(&s, &headers).await?;
+    let (_, store) = admin(&s, &headers).await?;
     super::params::reject_unknown(&q, &["project"])?;
-    let keys = auth
-        .store()
+    let keys = store
         .keys(q.get("project").map(String::as_str))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -88,11 +97,11 @@ pub async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<J>, ApiError> {
-    let auth = admin(&s, &headers).await?;
+    let (auth, store) = admin(&s, &headers).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    match auth.store().revoke_key(&id, now).await {
+    match store.revoke_key(&id, now).await {
         Ok(true) => {
             auth.forget_key(&id);
             Ok(Json(json!({ "id": id, "revoked": true })))

@@ -421,13 +421,14 @@ impl Config {
         }
         const QUERIES: &str = "answers no queries (it is write-only); use a store such as sqlite, postgres or clickhouse";
         const METADATA: &str = "cannot hold keys or rules; use a sqlite or postgres exporter";
-        type StoreUse<'a> = (&'a String, &'static str, &'static str, fn(Offers) -> bool);
+        type StoreUse<'a> = (&'a str, &'static str, &'static str, fn(Offers) -> bool);
         for (id, ext) in &self.extensions {
             let uses: Vec<StoreUse<'_>> = match ext {
                 ExtensionConfig::Api(api) => vec![(&api.store, "store", QUERIES, |o| o.query)],
-                ExtensionConfig::Auth(auth) => {
-                    vec![(&auth.store, "store", METADATA, |o| o.metadata)]
-                }
+                ExtensionConfig::Auth(auth) => match auth.store() {
+                    Some(store) => vec![(store, "store", METADATA, |o| o.metadata)],
+                    None => Vec::new(),
+                },
                 ExtensionConfig::Alerts(alerts) => vec![
                     (&alerts.store, "store", METADATA, |o| o.metadata),
                     (&alerts.query_store, "query_store", QUERIES, |o| o.query),
@@ -439,7 +440,7 @@ impl Config {
                     Some(exporter) if !offered(exporter.offers()) => {
                         problems.push(Problem::new(&path, format!("{store:?} {needs}")));
                     }
-                    None if !exporters.contains(store) => problems.push(Problem::new(
+                    None if !exporters.iter().any(|e| e == store) => problems.push(Problem::new(
                         &path,
                         format!("{store:?} is not defined under exporters"),
                     )),

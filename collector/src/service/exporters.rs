@@ -77,15 +77,15 @@ pub async fn start(
     telemetry: &Telemetry,
     drain: &watch::Receiver<bool>,
 ) -> Result<BTreeMap<String, RunningExporter>, StartError> {
-    let mut wanted: BTreeSet<&String> = config
+    let mut wanted: BTreeSet<&str> = config
         .pipelines
         .values()
-        .flat_map(|(_, p)| &p.exporters)
+        .flat_map(|(_, p)| p.exporters.iter().map(String::as_str))
         .collect();
     for ext in config.extensions.values() {
         match ext {
             ExtensionConfig::Api(api) => wanted.insert(&api.store),
-            ExtensionConfig::Auth(auth) => wanted.insert(&auth.store),
+            ExtensionConfig::Auth(auth) => auth.store().is_some_and(|s| wanted.insert(s)),
             ExtensionConfig::Alerts(alerts) => {
                 wanted.insert(&alerts.store) | wanted.insert(&alerts.query_store)
             }
@@ -100,7 +100,7 @@ pub async fn start(
             .build(id, telemetry)
             .await
             .map_err(|e| StartError::Exporter {
-                id: id.clone(),
+                id: id.to_owned(),
                 reason: e.to_string(),
             })?;
         let delivery = config.delivery_of(id);
@@ -119,7 +119,7 @@ pub async fn start(
             running.sender = Some(sender);
             running.drive(id, MemoryReader::new(receiver), telemetry, drain);
         }
-        exporters.insert(id.clone(), running);
+        exporters.insert(id.to_owned(), running);
     }
     Ok(exporters)
 }

@@ -325,17 +325,24 @@ fn access(
     let Some((id, auth)) = config.auth() else {
         return Ok((None, None));
     };
-    let store = exporters.get(&auth.store).and_then(|e| e.metadata.clone());
-    if let Some(store) = store.clone() {
+    let store = match auth.store() {
+        None => None,
+        Some(name) => match exporters.get(name).and_then(|e| e.metadata.clone()) {
+            Some(store) => Some(store),
+            None => {
+                return Err(StartError::Extension {
+                    id: id.clone(),
+                    reason: format!("{name:?} keeps no API keys"),
+                });
+            }
+        },
+    };
+    if let Some(store) = store.clone()
+        && auth.keys.is_empty()
+    {
         tokio::spawn(say_how_to_create_a_key(store));
     }
-    let authenticator = store.map(|store| Arc::new(Authenticator::new(store, auth)));
-    if authenticator.is_none() {
-        return Err(StartError::Extension {
-            id: id.clone(),
-            reason: format!("{:?} keeps no API keys", auth.store),
-        });
-    }
+    let authenticator = Some(Arc::new(Authenticator::new(store, auth)));
     let limits = if auth.limits.is_empty() {
         None
     } else {

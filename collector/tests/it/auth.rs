@@ -306,6 +306,128 @@ async fn keys_are_required_scoped_to_their_project_and_revocable() {
     assert_eq!(refused, 3);
 }
 
+const LISTED: &str = "node-agent-key-0123456789abcdef0123";
+
+#[tokio::test]
+async fn keys_listed_in_the_config_work_without_a_key_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listed = format!("    keys:\n      - {{name: node, project: team-n, key: {LISTED}}}\n");
+    let mut c = Collector::start_with(config(&dir, &listed), dir).await;
+    c.db = c.dir().join("data/llmscope.db");
+    let json_type = ("content-type", "application/json");
+
+    // The listed key writes under its project; anything else is refused.
+    let bearer = format!("Bearer {LISTED}");
+    let ok = c
+        .post_otlp(
+            "/v1/traces",
+            &[json_type, ("authorization", &bearer)],
+            fixture_with_trace(7).into_bytes(),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let other = format!("Bearer {}", LISTED.replace('0', "1"));
+    for headers in [vec![json_type], vec![json_type, ("authorization", &other)]] {
+        let refused = c
+            .post_otlp("/v1/traces", &headers, fixture_with_trace(8).into_bytes())
+            .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    }
+
+    // It reads its own project; the admin sees the data under team-n.
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let (status, body) = api(&c, Method::GET, "/api/v1/traces", Some(LISTED), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids = body["traces"].as_array().expect("traces").clone();
+        if !ids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0]["trace_id"], "07".repeat(16));
+    let (_, elsewhere) = api(
+        &c,
+        Method::GET,
+        "/api/v1/traces?project=default",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(elsewhere["traces"], json!([]), "stored under team-n only");
+
+    // No store keeps keys here: the key API says so rather than minting keys nobody checks.
+    let (status, body) = api(&c, Method::GET, "/api/v1/keys", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("listed in its config")),
+        "{body}"
+    );
+    let (status, _) = api(
+        &c,
+        Method::POST,
+        "/api/v1/keys",
+        Some(ADMIN),
+        Some(json!({"project": "p", "name": "n"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn listed_keys_are_checked_at_load_and_never_echoed() {
+    let parse = |extra: &str| {
+        let text = llmscope::config::DEFAULT_CONFIG
+            .replace(
+                "extensions:\n  api:",
+                &format!("extensions:\n  auth:\n{extra}  api:"),
+            )
+            .replace(
+                "  extensions: [api, alerts]",
+                "  extensions: [auth, api, alerts]",
+            );
+        Config::parse("listed.yaml", &text, &|var| match var {
+            "NODE_KEY" => Some(LISTED.to_owned()),
+            _ => None,
+        })
+    };
+    let short = "short-secret-key-123";
+    for (extra, expected) in [
+        (
+            format!("    keys: [{{name: a, key: {short}}}]\n"),
+            "shorter than 32",
+        ),
+        (
+            "    keys: [{name: a, key: '${env:UNSET_KEY:-}'}]\n".to_owned(),
+            "is its environment variable set",
+        ),
+        (
+            "    keys: [{name: a, key: '${env:NODE_KEY}'}, {name: b, key: '${env:NODE_KEY}'}]\n"
+                .to_owned(),
+            "listed twice",
+        ),
+        (
+            "    mode: none\n    keys: [{name: a, key: '${env:NODE_KEY}'}]\n".to_owned(),
+            "need `mode: api_key`",
+        ),
+    ] {
+        let err = parse(&extra).expect_err(&extra);
+        let text = err.to_string();
+        assert!(text.contains(expected), "{extra}: {text}");
+        assert!(!text.contains(short) && !text.contains(LISTED), "{text}");
+    }
+    // Listed keys alone: no store is wanted; with `store:` both kinds are checked.
+    let alone = parse("    keys: [{name: a, key: '${env:NODE_KEY}'}]\n").expect("valid");
+    assert_eq!(alone.auth().expect("auth").1.store(), None);
+    assert!(!format!("{alone:?}").contains(LISTED), "Debug hides keys");
+    let both =
+        parse("    store: sqlite\n    keys: [{name: a, key: '${env:NODE_KEY}'}]\n").expect("valid");
+    assert_eq!(both.auth().expect("auth").1.store(), Some("sqlite"));
+}
+
 #[test]
 fn listening_beyond_loopback_needs_api_keys() {
     let dir = tempfile::tempdir().expect("tempdir");

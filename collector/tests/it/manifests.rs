@@ -1,6 +1,8 @@
-//! The Kubernetes manifests' configs, run as two processes on loopback: an app's spans go to the
-//! sidecar (`deploy/kubernetes/sidecar-example.yaml`), which forwards them with its API key to the
-//! gateway (`deploy/kubernetes/gateway.yaml`, on PostgreSQL), where the query API shows them.
+//! The Kubernetes manifests' configs, run as processes on loopback: an app's spans go to the
+//! sidecar (`deploy/kubernetes/sidecar-example.yaml`) or the node agent
+//! (`deploy/kubernetes/daemonset.yaml`, which requires its listed key), which forward them with
+//! their API key to the gateway (`deploy/kubernetes/gateway.yaml`, on PostgreSQL), where the
+//! query API shows them.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +18,8 @@ use crate::process::{Process, llmscope};
 
 const GATEWAY: &str = include_str!("../../../deploy/kubernetes/gateway.yaml");
 const SIDECAR: &str = include_str!("../../../deploy/kubernetes/sidecar-example.yaml");
+const AGENT: &str = include_str!("../../../deploy/kubernetes/daemonset.yaml");
+const AGENT_KEY: &str = "an-agent-key-of-at-least-32-characters";
 const ADMIN: &str = "manifest-test-admin-token";
 
 /// `data["llmscope.yaml"]` of the manifest's ConfigMap.
@@ -48,10 +52,17 @@ fn command(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Command {
 /// `method url` with the key as a bearer token: status and body.
 async fn send(method: Method, url: &str, key: &str, body: Option<&str>) -> (u16, String) {
     let auth = format!("Bearer {key}");
-    let headers = [
-        ("content-type", "application/json"),
-        ("authorization", auth.as_str()),
-    ];
+    send_with(method, url, &[("authorization", auth.as_str())], body).await
+}
+
+async fn send_with(
+    method: Method,
+    url: &str,
+    extra: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(extra);
     let body = body.unwrap_or("").as_bytes().to_vec();
     let reply = exchange(&client(), method, url.to_owned(), &headers, body).await;
     (
@@ -136,6 +147,81 @@ async fn a_sidecar_forwards_to_the_gateway_with_the_manifests_configs() {
 
     let (exit, log) = sidecar.stop("TERM").await;
     assert!(exit.success(), "{log}");
+
+    // The node agent's config listens beyond loopback: valid only because it requires its key.
+    let agent_config = dir.path().join("agent.yaml");
+    std::fs::write(&agent_config, config_map_config(AGENT)).expect("write");
+    let validate = |key: &str| {
+        let mut command = llmscope();
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("LLMSCOPE_API_KEY", "lls_example")
+            .args(["validate", "--config"])
+            .arg(&agent_config);
+        if !key.is_empty() {
+            command.env("LLMSCOPE_AGENT_KEY", key);
+        }
+        command.output().expect("validate")
+    };
+    assert!(validate(AGENT_KEY).status.success());
+    let unset = validate("");
+    assert!(!unset.status.success());
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("is its environment variable set"));
+
+    let agent_queue = dir.path().join("agent-queue").display().to_string();
+    let agent = Process::spawn(command(
+        dir.path(),
+        &agent_config,
+        &[
+            ("LLMSCOPE_GATEWAY_ENDPOINT", gateway_endpoint.as_str()),
+            ("LLMSCOPE_API_KEY", key.as_str()),
+            ("LLMSCOPE_AGENT_KEY", AGENT_KEY),
+            ("LLMSCOPE_QUEUE_DIR", agent_queue.as_str()),
+        ],
+    ));
+    let traces = format!("http://{}/v1/traces", agent.http);
+    let second_trace = fixtures::OPENLLMETRY_OPENAI_CHAT.replace(trace_id(), &"ab".repeat(16));
+    let (status, _) = send_with(Method::POST, &traces, &[], Some(&second_trace)).await;
+    assert_eq!(status, 401, "the agent refuses a sender without its key");
+    // What an app's OTEL_EXPORTER_OTLP_HEADERS=x-api-key=... sends.
+    let (status, body) = send_with(
+        Method::POST,
+        &traces,
+        &[("x-api-key", AGENT_KEY)],
+        Some(&second_trace),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let url = format!("http://{api}/api/v1/traces/{}", "ab".repeat(16));
+    let arrived =
+        |(status, body): &(u16, String)| *status == 200 && body.matches("\"span_id\"").count() == 3;
+    let mut last = (0, String::new());
+    for _ in 0..300 {
+        last = send(Method::GET, &url, &key, None).await;
+        if arrived(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !arrived(&last) {
+        let (_, agent_log) = agent.stop("TERM").await;
+        let (_, gateway_log) = gateway.stop("TERM").await;
+        panic!("never arrived: {last:?}\nagent: {agent_log}\ngateway: {gateway_log}");
+    }
+    let (exit, log) = agent.stop("TERM").await;
+    assert!(exit.success(), "{log}");
+
     let (exit, log) = gateway.stop("TERM").await;
     assert!(exit.success(), "{log}");
+}
+
+/// The trace id (hex) of the fixture's spans.
+fn trace_id() -> &'static str {
+    let at = fixtures::OPENLLMETRY_OPENAI_CHAT
+        .find("\"traceId\"")
+        .expect("a traceId");
+    let rest = &fixtures::OPENLLMETRY_OPENAI_CHAT[at + "\"traceId\"".len()..];
+    let start = rest.find('"').expect("its value") + 1;
+    &rest[start..start + 32]
 }
