@@ -36,13 +36,32 @@ RENDERINGS = {
         "serviceMonitor": {"enabled": True},
         "config": {"extensions": {"api": {"private_status": True}}},
     },
+    "gateway-clickhouse": {"mode": "gateway", "store": {"kind": "clickhouse"}},
+    "gateway-clickhouse-postgres": {
+        "mode": "gateway",
+        "store": {"kind": "clickhouse", "clickhouse": {"metadata": "postgres"}},
+    },
+    "daemonset": {"mode": "daemonset"},
+    "daemonset-no-host-port": {"mode": "daemonset", "agent": {"hostPort": False}},
     "sidecar": {"mode": "sidecar"},
+}
+
+# Values the chart must refuse, and what its message says.
+REFUSED = {
+    "mode": ({"mode": "agent"}, "is not gateway, daemonset or sidecar"),
+    "store": ({"store": {"kind": "duckdb"}}, "is not sqlite, postgres or clickhouse"),
+    "clickhouse keys": (
+        {"store": {"kind": "clickhouse", "clickhouse": {"metadata": "clickhouse"}}},
+        "API keys are kept there",
+    ),
 }
 
 # What the rendered configs read from the environment, for `llmscope validate`.
 CONFIG_ENV = {
     "POSTGRES_URL": "postgres://llmscope@postgres:5432/llmscope",
-    "LLMSCOPE_API_KEY": "lsk_example",
+    "LLMSCOPE_API_KEY": "lls_example",
+    "LLMSCOPE_AGENT_KEY": "an-agent-key-of-at-least-32-characters",
+    "CLICKHOUSE_URL": "http://clickhouse:8123",
     "LLMSCOPE_ADMIN_TOKEN": "an-admin-token-of-some-length",
 }
 
@@ -79,6 +98,15 @@ def main() -> int:
             config = Path(tmp) / f"{name}-llmscope.yaml"
             config.write_text(config_map["data"]["llmscope.yaml"])
             run(llmscope, "validate", "--config", config, env={**os.environ, **CONFIG_ENV})
+        for name, (values, message) in REFUSED.items():
+            try:
+                chart.render(values=values, name="llmscope", namespace="observability")
+            except Exception as e:  # the engine raises its own error type
+                if message not in str(e):
+                    raise AssertionError(f"{name}: refused, but not with {message!r}: {e}")
+                print(f"refused {name}: {message}", flush=True)
+            else:
+                raise AssertionError(f"{name}: rendered {values}, should be refused")
     print("deploy files: ok")
     return 0
 

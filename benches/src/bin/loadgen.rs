@@ -58,6 +58,9 @@ struct Args {
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// API key, sent as `authorization: Bearer <key>` (gRPC metadata or HTTP header).
+    #[arg(long, env = "LLMSCOPE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 fn now_ns() -> u64 {
@@ -137,9 +140,18 @@ enum Sender {
 
 impl Sender {
     /// Sends one request; returns the spans the collector refused, or an error.
-    async fn send(&mut self, request: ExportTraceServiceRequest) -> Result<i64, String> {
+    async fn send(
+        &mut self,
+        request: ExportTraceServiceRequest,
+        bearer: Option<&str>,
+    ) -> Result<i64, String> {
         match self {
             Sender::Grpc(client) => {
+                let mut request = tonic::Request::new(request);
+                if let Some(bearer) = bearer {
+                    let value = bearer.parse().map_err(|_| "the key is not ASCII")?;
+                    request.metadata_mut().insert("authorization", value);
+                }
                 let response = client
                     .export(request)
                     .await
@@ -158,8 +170,12 @@ impl Sender {
                 } else {
                     (request.encode_to_vec(), "application/x-protobuf")
                 };
-                let req = hyper::Request::post(url.as_str())
-                    .header("content-type", content_type)
+                let mut req =
+                    hyper::Request::post(url.as_str()).header("content-type", content_type);
+                if let Some(bearer) = bearer {
+                    req = req.header("authorization", bearer);
+                }
+                let req = req
                     .body(Full::new(Bytes::from(body)))
                     .map_err(|e| e.to_string())?;
                 let response = client.request(req).await.map_err(|e| e.to_string())?;
@@ -210,8 +226,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let per_worker = args.rate as f64 / args.batch as f64 / args.concurrency as f64;
         Duration::from_secs_f64(1.0 / per_worker.max(1e-9))
     });
+    let bearer = args.api_key.as_ref().map(|k| format!("Bearer {k}"));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
+        let bearer = bearer.clone();
         let (args, content, stats, seq) = (
             Arc::clone(&args),
             Arc::clone(&content),
@@ -239,7 +257,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let request = request(&args, seq.fetch_add(1, Ordering::Relaxed), &content);
                 let n = args.batch as u64;
                 let t = Instant::now();
-                let result = sender.send(request).await;
+                let result = sender.send(request, bearer.as_deref()).await;
                 let us = t.elapsed().as_micros() as u64;
                 stats.sent.fetch_add(n, Ordering::Relaxed);
                 match result {

@@ -144,3 +144,61 @@ async fn the_image_config_serves_with_keys_required_and_keeps_state_in_the_volum
         "nothing outside the volume: {written:?}"
     );
 }
+
+/// What the runtime image `gcr.io/distroless/cc-debian12` provides: Debian 12's glibc (2.36)
+/// and the GCC runtime libraries.
+const RUNTIME_LIBRARIES: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+];
+const RUNTIME_GLIBC: (u32, u32) = (2, 36);
+
+/// The image is never built here (no Docker daemon), so its one runtime risk is checked on the
+/// binary: it links nothing the distroless runtime lacks (no OpenSSL, no libpq) and asks for no
+/// glibc newer than Debian 12's, which the builder (`rust:*-bookworm`) also has.
+#[test]
+fn the_binary_needs_only_what_the_runtime_image_has() {
+    let binary = env!("CARGO_BIN_EXE_llmscope");
+    let tool = |name: &str, args: &[&str]| {
+        let out = Command::new(name)
+            .args(args)
+            .arg(binary)
+            .output()
+            .unwrap_or_else(|e| panic!("{name} (binutils) is needed for this test: {e}"));
+        assert!(out.status.success(), "{name}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let needed: Vec<String> = tool("readelf", &["--dynamic", "--wide"])
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_owned()))
+        .collect();
+    assert!(needed.iter().any(|l| l == "libc.so.6"), "{needed:?}");
+    let missing: Vec<&String> = needed
+        .iter()
+        .filter(|l| !RUNTIME_LIBRARIES.contains(&l.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not in the runtime image: {missing:?}");
+
+    let newest = tool("objdump", &["--dynamic-syms"])
+        .split("GLIBC_")
+        .skip(1)
+        .filter_map(|rest| {
+            let version: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
+        })
+        .max()
+        .expect("glibc symbols");
+    assert!(
+        newest <= RUNTIME_GLIBC,
+        "the binary needs glibc {newest:?}; the runtime image has {RUNTIME_GLIBC:?}"
+    );
+}

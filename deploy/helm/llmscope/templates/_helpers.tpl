@@ -19,28 +19,73 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
-{{/* The store exporter of a gateway, by `store.kind`. */}}
-{{- define "llmscope.storeExporter" -}}
+{{/* The exporter keeping API keys: the store itself, or beside ClickHouse the one
+`store.clickhouse.metadata` names. */}}
+{{- define "llmscope.metadataKind" -}}
+{{- if eq .Values.store.kind "clickhouse" -}}
+{{- .Values.store.clickhouse.metadata -}}
+{{- else -}}
+{{- .Values.store.kind -}}
+{{- end -}}
+{{- end }}
+
+{{/* Whether the gateway is one replica on a volume (SQLite keeps a file). */}}
+{{- define "llmscope.singleReplica" -}}
+{{- if eq (include "llmscope.metadataKind" .) "sqlite" }}true{{ end -}}
+{{- end }}
+
+{{/* The gateway's exporters, by `store.kind`. */}}
+{{- define "llmscope.storeExporters" -}}
 {{- $s := .Values.store -}}
-{{- if eq $s.kind "sqlite" }}
+{{- if not (has $s.kind (list "sqlite" "postgres" "clickhouse")) }}
+{{- fail (printf "store.kind: %q is not sqlite, postgres or clickhouse" $s.kind) }}
+{{- end }}
+{{- if eq $s.kind "clickhouse" }}
+{{- if not (has $s.clickhouse.metadata (list "sqlite" "postgres")) }}
+{{- fail (printf "store.clickhouse.metadata: %q is not sqlite or postgres (API keys are kept there)" $s.clickhouse.metadata) }}
+{{- end }}
+clickhouse:
+  url: ${env:CLICKHOUSE_URL}
+  user: ${env:CLICKHOUSE_USER:-default}
+  password: ${env:CLICKHOUSE_PASSWORD:-}
+  ttl_days: {{ $s.clickhouse.ttlDays }}
+{{- end }}
+{{- $metadata := include "llmscope.metadataKind" . }}
+{{- if eq $metadata "sqlite" }}
 sqlite:
   path: /var/lib/llmscope/llmscope.db
-{{- else if eq $s.kind "postgres" }}
+{{- else if eq $metadata "postgres" }}
 postgres:
   url: ${env:POSTGRES_URL}
   password: ${env:POSTGRES_PASSWORD:-}
   retention_days: {{ $s.postgres.retentionDays }}
-{{- else if eq $s.kind "clickhouse" }}
-{{- fail "store.kind: clickhouse is not offered by this chart yet: API keys need a sqlite or postgres store beside it (see deploy/README.md)" }}
-{{- else }}
-{{- fail (printf "store.kind: %q is not sqlite, postgres or clickhouse" $s.kind) }}
 {{- end }}
+{{- end }}
+
+{{/* What every mode's pipelines do before their exporter. */}}
+{{- define "llmscope.pipelines" -}}
+{{- $processors := ternary "[normalize, cost, redact, anomaly]" "[normalize, redact]" (eq .mode "gateway") -}}
+traces:
+  receivers: [otlp]
+  processors: {{ $processors }}
+  exporters: [{{ .exporter }}]
+logs:
+  receivers: [otlp]
+  processors: [normalize, redact]
+  exporters: [{{ .exporter }}]
+metrics:
+  receivers: [otlp]
+  exporters: [{{ .exporter }}]
 {{- end }}
 
 {{/* The mode's config, before `config` is merged over it. */}}
 {{- define "llmscope.baseConfig" -}}
-{{- $gateway := eq .Values.mode "gateway" -}}
-{{- $host := ternary "0.0.0.0" "127.0.0.1" $gateway -}}
+{{- $mode := .Values.mode -}}
+{{- if not (has $mode (list "gateway" "daemonset" "sidecar")) }}
+{{- fail (printf "mode: %q is not gateway, daemonset or sidecar" $mode) }}
+{{- end }}
+{{- $gateway := eq $mode "gateway" -}}
+{{- $host := ternary "127.0.0.1" "0.0.0.0" (eq $mode "sidecar") -}}
 receivers:
   otlp:
     protocols:
@@ -55,19 +100,23 @@ processors:
   cost: {}
   anomaly: {}
 exporters:
-{{ include "llmscope.storeExporter" . | indent 2 }}
+{{ include "llmscope.storeExporters" . | indent 2 }}
 extensions:
   auth:
     mode: api_key
     admin_token: ${env:LLMSCOPE_ADMIN_TOKEN:-}
-    store: {{ .Values.store.kind }}
+    store: {{ include "llmscope.metadataKind" . }}
     limits:
       per_key:
         spans_per_second: {{ .Values.auth.spansPerSecond }}
         requests_per_second: {{ .Values.auth.requestsPerSecond }}
         burst_seconds: 2
       redis_url: ${env:REDIS_URL:-}
+      {{- if include "llmscope.singleReplica" . }}
+      collectors: 1
+      {{- else }}
       collectors: {{ ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled }}
+      {{- end }}
   api:
     endpoint: 0.0.0.0:4320
     store: {{ .Values.store.kind }}
@@ -77,17 +126,7 @@ service:
     kind: disk
     dir: /var/lib/llmscope/queue
   pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [normalize, cost, redact, anomaly]
-      exporters: [{{ .Values.store.kind }}]
-    logs:
-      receivers: [otlp]
-      processors: [normalize, redact]
-      exporters: [{{ .Values.store.kind }}]
-    metrics:
-      receivers: [otlp]
-      exporters: [{{ .Values.store.kind }}]
+{{ include "llmscope.pipelines" (dict "mode" $mode "exporter" .Values.store.kind) | indent 4 }}
 {{- else }}
 exporters:
   otlp:
@@ -95,22 +134,23 @@ exporters:
     protocol: grpc
     headers:
       authorization: Bearer ${env:LLMSCOPE_API_KEY}
+{{- if eq $mode "daemonset" }}
+# The agent listens on the node's address: senders present the key listed here.
+extensions:
+  auth:
+    keys:
+      - name: node-apps
+        key: ${env:LLMSCOPE_AGENT_KEY}
+{{- end }}
 service:
+{{- if eq $mode "daemonset" }}
+  extensions: [auth]
+{{- end }}
   queue:
     kind: disk
     dir: /var/lib/llmscope/queue
   pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [normalize, redact]
-      exporters: [otlp]
-    logs:
-      receivers: [otlp]
-      processors: [normalize, redact]
-      exporters: [otlp]
-    metrics:
-      receivers: [otlp]
-      exporters: [otlp]
+{{ include "llmscope.pipelines" (dict "mode" $mode "exporter" "otlp") | indent 4 }}
 {{- end }}
 {{- end }}
 
@@ -128,7 +168,18 @@ service:
 - name: LLMSCOPE_ADMIN_TOKEN
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: admin-token, optional: true}
-{{- if eq .Values.store.kind "postgres" }}
+{{- if eq .Values.store.kind "clickhouse" }}
+- name: CLICKHOUSE_URL
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: clickhouse-url}
+- name: CLICKHOUSE_USER
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: clickhouse-user, optional: true}
+- name: CLICKHOUSE_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: clickhouse-password, optional: true}
+{{- end }}
+{{- if eq (include "llmscope.metadataKind" .) "postgres" }}
 - name: POSTGRES_URL
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: postgres-url}
@@ -145,5 +196,44 @@ service:
 - name: LLMSCOPE_API_KEY
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: api-key}
+{{- if eq .Values.mode "daemonset" }}
+- name: LLMSCOPE_AGENT_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: agent-key}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The pod's securityContext, the same in every mode. */}}
+{{- define "llmscope.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The container's securityContext. */}}
+{{- define "llmscope.securityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{/* Placement values, for any pod spec. */}}
+{{- define "llmscope.placement" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
