@@ -125,6 +125,7 @@ service:
   queue:
     kind: disk
     dir: /var/lib/llmscope/queue
+    max_bytes: {{ int64 .Values.queueMaxBytes }}
   pipelines:
 {{ include "llmscope.pipelines" (dict "mode" $mode "exporter" .Values.store.kind) | indent 4 }}
 {{- else }}
@@ -149,6 +150,7 @@ service:
   queue:
     kind: disk
     dir: /var/lib/llmscope/queue
+    max_bytes: {{ int64 .Values.queueMaxBytes }}
   pipelines:
 {{ include "llmscope.pipelines" (dict "mode" $mode "exporter" "otlp") | indent 4 }}
 {{- end }}
