@@ -18,6 +18,7 @@ pub mod serve;
 pub mod service;
 pub mod stream;
 pub mod tls;
+pub mod ui;
 
 /// The collector's counters (defined in core so every component can count).
 pub use llmscope_core::telemetry;

@@ -28,6 +28,8 @@ pub struct ApiConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// The live stream, `/api/v1/stream`.
     pub stream: crate::stream::StreamConfig,
+    /// Serve the web UI at `/`. Default: true.
+    pub ui: bool,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +45,7 @@ impl Default for ApiConfig {
             header_read_timeout: crate::serve::HEADER_READ_TIMEOUT,
             tls: None,
             stream: Default::default(),
+            ui: true,
         }
     }
 }

@@ -100,7 +100,12 @@ type Params = Query<HashMap<String, String>>;
 const TRACE_EVENTS_LIMIT: usize = 1000;
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let pages = if state.config.ui {
+        crate::ui::router()
+    } else {
+        Router::new()
+    };
+    pages
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -27,3 +27,4 @@ mod receiver_errors;
 mod registry;
 mod stream;
 mod tls;
+mod ui;

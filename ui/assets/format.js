@@ -1,0 +1,113 @@
+// Formatting and DOM building. Everything shown is built with text nodes, never parsed as HTML:
+// span names, attributes and prompts are data from instrumented apps.
+
+/** `el("td", {class: "num"}, "12", child)`: an element with attributes and children. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    // Through the CSSOM: the page's policy refuses inline style attributes.
+    else if (name === "style") Object.assign(node.style, value);
+    else if (value === true) node.setAttribute(name, "");
+    else node.setAttribute(name, value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+const number = new Intl.NumberFormat("en-US");
+
+export function ms(value) {
+  if (value === null || value === undefined) return "–";
+  if (value < 1) return `${value.toFixed(2)} ms`;
+  if (value < 1000) return `${value.toFixed(value < 10 ? 1 : 0)} ms`;
+  if (value < 60_000) return `${(value / 1000).toFixed(2)} s`;
+  return `${(value / 60_000).toFixed(1)} min`;
+}
+
+export function count(value) {
+  return value === null || value === undefined ? "–" : number.format(value);
+}
+
+export function usd(value) {
+  if (value === null || value === undefined) return "–";
+  if (value === 0) return "$0";
+  if (value < 0.01) return `$${value.toPrecision(3)}`;
+  return `$${value.toFixed(value < 100 ? 4 : 2)}`;
+}
+
+export function percent(value) {
+  return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)}%`;
+}
+
+export function time(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  const thisYear = d.getFullYear() === new Date().getFullYear();
+  return d.toLocaleString(undefined, {
+    year: thisYear ? undefined : "numeric",
+    month: "short",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+/** Text with `[REDACTED:KIND]` markers shown as marks, so a reader sees what was removed. */
+export function redactedText(value) {
+  const text = String(value);
+  const out = [];
+  let at = 0;
+  for (const match of text.matchAll(/\[REDACTED:[A-Z0-9_]+\]/g)) {
+    if (match.index > at) out.push(text.slice(at, match.index));
+    out.push(el("mark", { class: "redacted", title: "redacted before storage" }, match[0]));
+    at = match.index + match[0].length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
+/** Ranges offered by the pages, as `from` relative to now. */
+export const RANGES = [
+  ["15m", "Last 15 minutes", 15 * 60e3],
+  ["1h", "Last hour", 3600e3],
+  ["24h", "Last 24 hours", 24 * 3600e3],
+  ["7d", "Last 7 days", 7 * 24 * 3600e3],
+  ["30d", "Last 30 days", 30 * 24 * 3600e3],
+  ["all", "All time", null],
+];
+
+/** The RFC 3339 start of a named range, or "" for all time. */
+export function rangeStart(name) {
+  const range = RANGES.find(([n]) => n === name);
+  return range && range[2] ? new Date(Date.now() - range[2]).toISOString() : "";
+}
+
+/** A labelled select of the ranges. */
+export function rangeField(id, value) {
+  return el(
+    "div",
+    { class: "field" },
+    el("label", { for: id }, "Time range"),
+    el(
+      "select",
+      { id, name: "range" },
+      RANGES.map(([name, label]) => el("option", { value: name, selected: name === value }, label)),
+    ),
+  );
+}
+
+/** A labelled text input. */
+export function textField(id, name, label, value) {
+  return el(
+    "div",
+    { class: "field" },
+    el("label", { for: id }, label),
+    el("input", { id, name, type: "text", value: value || "", autocomplete: "off", spellcheck: "false" }),
+  );
+}

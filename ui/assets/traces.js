@@ -1,0 +1,99 @@
+// Traces, newest first, with the API's filters and cursor paging; the URL holds the filters and
+// the page's cursor, so a view can be shared.
+
+import { get } from "./api.js";
+import { count, el, ms, rangeField, rangeStart, textField, time, usd } from "./format.js";
+
+const FILTERS = ["service", "model", "provider"];
+const PAGE = 50;
+
+export async function render(main, { params, navigate }) {
+  const range = params.get("range") || "24h";
+  const form = el(
+    "form",
+    { class: "filters", role: "search", "aria-label": "Filter traces" },
+    rangeField("f-range", range),
+    FILTERS.map((name) => textField(`f-${name}`, name, name[0].toUpperCase() + name.slice(1), params.get(name))),
+    el("div", { class: "field" }, el("button", { type: "submit" }, "Apply")),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (value.trim()) next.set(name, value.trim());
+    navigate(`/traces?${next}`);
+  });
+  form.elements.range.addEventListener("change", () => form.requestSubmit());
+
+  const body = el("tbody", {}, placeholderRows());
+  const status = el("p", { class: "status", role: "status" }, "Loading traces…");
+  const pager = el("div", { class: "pager" });
+  main.replaceChildren(
+    el("h1", {}, "Traces"),
+    form,
+    status,
+    el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        {},
+        el("caption", { class: "skip" }, "Traces, newest first"),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", { scope: "col" }, "Started"),
+            el("th", { scope: "col" }, "Trace"),
+            el("th", { scope: "col", class: "hide-narrow" }, "Service"),
+            el("th", { scope: "col", class: "num" }, "Duration"),
+            el("th", { scope: "col", class: "num" }, "LLM calls"),
+            el("th", { scope: "col", class: "num hide-narrow" }, "Tokens in / out"),
+            el("th", { scope: "col", class: "num" }, "Cost"),
+            el("th", { scope: "col" }, "Status"),
+          ),
+        ),
+        body,
+      ),
+    ),
+    pager,
+  );
+
+  const query = { limit: PAGE, from: rangeStart(range), cursor: params.get("cursor") };
+  for (const name of FILTERS) query[name] = params.get(name);
+  const page = await get("/api/v1/traces", query);
+  body.replaceChildren(...page.traces.map(row));
+  status.textContent = page.traces.length
+    ? `${page.traces.length} trace${page.traces.length === 1 ? "" : "s"}${params.get("cursor") ? " (older page)" : ""}`
+    : "No traces match. Send some OTLP to port 4317 or 4318, or widen the range.";
+
+  const here = new URLSearchParams(params);
+  here.delete("cursor");
+  if (params.get("cursor")) pager.append(el("a", { class: "button quiet", href: `/traces?${here}` }, "Newest"));
+  if (page.next_cursor) {
+    const older = new URLSearchParams(here);
+    older.set("cursor", page.next_cursor);
+    pager.append(el("a", { class: "button", href: `/traces?${older}`, rel: "next" }, "Older"));
+  }
+}
+
+function row(t) {
+  return el(
+    "tr",
+    {},
+    el("td", {}, time(t.start_time)),
+    el("td", {}, el("a", { href: `/traces/${t.trace_id}` }, t.root_name || t.trace_id)),
+    el("td", { class: "hide-narrow" }, t.service || "–"),
+    el("td", { class: "num" }, ms(t.duration_ms)),
+    el("td", { class: "num" }, count(t.llm_calls)),
+    el("td", { class: "num hide-narrow" }, `${count(t.input_tokens)} / ${count(t.output_tokens)}`),
+    el("td", { class: "num" }, usd(t.cost_usd)),
+    el("td", {}, t.error ? el("span", { class: "badge" }, "error") : "ok"),
+  );
+}
+
+/** Empty rows of the table's height while the first page loads, so nothing shifts. */
+function placeholderRows() {
+  return Array.from({ length: 10 }, () => el("tr", { "aria-hidden": "true" }, el("td", { colspan: 8 }, "\u00a0")));
+}

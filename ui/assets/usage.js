@@ -1,0 +1,182 @@
+// Usage from the analytics API: totals, a chart over time, and a table by the chosen dimension.
+
+import { get } from "./api.js";
+import { count, el, ms, percent, rangeField, rangeStart, textField, usd } from "./format.js";
+
+const GROUPS = ["model", "provider", "service", "operation", "user", "session"];
+const METRICS = [
+  ["cost_usd", "Cost", usd],
+  ["requests", "Requests", count],
+  ["input_tokens", "Input tokens", count],
+  ["output_tokens", "Output tokens", count],
+  ["errors", "Errors", count],
+];
+const BUCKETS = { "15m": "1m", "1h": "5m", "24h": "1h", "7d": "6h", "30d": "1d", all: "1d" };
+
+export async function render(main, { params, navigate }) {
+  const range = params.get("range") || "24h";
+  const groupBy = GROUPS.includes(params.get("group_by")) ? params.get("group_by") : "model";
+  const metric = METRICS.find(([m]) => m === params.get("metric")) ?? METRICS[0];
+  const bucket = params.get("bucket") || BUCKETS[range] || "1h";
+  const select = (id, name, label, options, value) =>
+    el(
+      "div",
+      { class: "field" },
+      el("label", { for: id }, label),
+      el(
+        "select",
+        { id, name },
+        options.map(([v, text]) => el("option", { value: v, selected: v === value }, text)),
+      ),
+    );
+  const form = el(
+    "form",
+    { class: "filters", "aria-label": "Usage options" },
+    rangeField("u-range", range),
+    select(
+      "u-group",
+      "group_by",
+      "Group by",
+      GROUPS.map((g) => [g, g]),
+      groupBy,
+    ),
+    select(
+      "u-metric",
+      "metric",
+      "Chart",
+      METRICS.map(([m, label]) => [m, label]),
+      metric[0],
+    ),
+    select(
+      "u-bucket",
+      "bucket",
+      "Bucket",
+      ["1m", "5m", "1h", "6h", "1d"].map((b) => [b, b]),
+      bucket,
+    ),
+    ["service", "model", "provider"].map((name) =>
+      textField(`u-${name}`, name, name[0].toUpperCase() + name.slice(1), params.get(name)),
+    ),
+    el("div", { class: "field" }, el("button", { type: "submit" }, "Apply")),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (value.trim()) next.set(name, value.trim());
+    if (next.get("range") !== range) next.delete("bucket");
+    navigate(`/usage?${next}`);
+  });
+  for (const s of form.querySelectorAll("select")) s.addEventListener("change", () => form.requestSubmit());
+
+  const totals = el("dl", { class: "stats", "aria-label": "Totals" });
+  const chart = el("figure", { class: "chart-wrap" });
+  const body = el("tbody");
+  main.replaceChildren(
+    el("h1", {}, "Usage"),
+    form,
+    totals,
+    chart,
+    el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        {},
+        el("caption", { class: "skip" }, `Usage by ${groupBy}`),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", { scope: "col" }, groupBy),
+            el("th", { scope: "col", class: "num" }, "Requests"),
+            el("th", { scope: "col", class: "num" }, "Error rate"),
+            el("th", { scope: "col", class: "num" }, "Tokens in / out"),
+            el("th", { scope: "col", class: "num" }, "Cost"),
+            el("th", { scope: "col", class: "num hide-narrow" }, "Latency p50 / p95 / p99"),
+          ),
+        ),
+        body,
+      ),
+    ),
+  );
+
+  const query = { group_by: groupBy, from: rangeStart(range) };
+  for (const name of ["service", "model", "provider"]) query[name] = params.get(name);
+  const [whole, series] = await Promise.all([
+    get("/api/v1/analytics/summary", query),
+    get("/api/v1/analytics/summary", { ...query, bucket }),
+  ]);
+  const groups = whole.groups.sort((a, b) => b.cost_usd - a.cost_usd || b.requests - a.requests);
+  const total = (f) => groups.reduce((a, g) => a + (g[f] || 0), 0);
+  const requests = total("requests");
+  totals.replaceChildren(
+    stat("Requests", count(requests)),
+    stat("Errors", `${count(total("errors"))} (${percent(requests ? total("errors") / requests : 0)})`),
+    stat("Input tokens", count(total("input_tokens"))),
+    stat("Output tokens", count(total("output_tokens"))),
+    stat("Cost", usd(total("cost_usd"))),
+  );
+  body.replaceChildren(
+    ...groups.map((g) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, g.key[groupBy] ?? "(none)"),
+        el("td", { class: "num" }, count(g.requests)),
+        el("td", { class: "num" }, percent(g.error_rate)),
+        el("td", { class: "num" }, `${count(g.input_tokens)} / ${count(g.output_tokens)}`),
+        el("td", { class: "num" }, usd(g.cost_usd)),
+        el(
+          "td",
+          { class: "num hide-narrow" },
+          `${ms(g.latency_ms?.p50)} / ${ms(g.latency_ms?.p95)} / ${ms(g.latency_ms?.p99)}`,
+        ),
+      ),
+    ),
+  );
+  if (!groups.length) body.append(el("tr", {}, el("td", { colspan: 6 }, "No model calls in this range.")));
+  chart.replaceChildren(
+    bars(series.groups, metric),
+    el("figcaption", { class: "muted" }, `${metric[1]} per ${bucket}`),
+  );
+}
+
+const stat = (label, value) => el("div", { class: "stat" }, el("dt", {}, label), el("dd", {}, value));
+
+/** An SVG bar chart of the metric summed over groups per bucket. */
+function bars(groups, [field, label, format]) {
+  const byBucket = new Map();
+  for (const g of groups) byBucket.set(g.bucket_start, (byBucket.get(g.bucket_start) || 0) + (g[field] || 0));
+  const points = [...byBucket].sort(([a], [b]) => Date.parse(a) - Date.parse(b));
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 800 220");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  const max = Math.max(0, ...points.map(([, v]) => v));
+  svg.setAttribute(
+    "aria-label",
+    points.length ? `${label} over time, peak ${format(max)}` : `No ${label.toLowerCase()} in this range`,
+  );
+  const g = document.createElementNS(NS, "g");
+  g.setAttribute("class", "bars");
+  // At most 60 units a bar, so a range of one bucket is not one wall of colour.
+  const width = Math.min(780 / Math.max(points.length, 1), 60);
+  points.forEach(([bucket, value], i) => {
+    const h = max ? (value / max) * 190 : 0;
+    const rect = document.createElementNS(NS, "rect");
+    rect.setAttribute("x", String(10 + i * width + width * 0.1));
+    rect.setAttribute("y", String(200 - h));
+    rect.setAttribute("width", String(Math.max(width * 0.8, 1)));
+    rect.setAttribute("height", String(h));
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${new Date(bucket).toLocaleString()}: ${format(value)}`;
+    rect.append(title);
+    g.append(rect);
+  });
+  svg.append(g);
+  return svg;
+}
