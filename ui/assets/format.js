@@ -111,3 +111,20 @@ export function textField(id, name, label, value) {
     el("input", { id, name, type: "text", value: value || "", autocomplete: "off", spellcheck: "false" }),
   );
 }
+
+/** A labelled checkbox sent as `name=true` when checked. */
+export function checkField(id, name, label, checked) {
+  return el(
+    "div",
+    { class: "field check" },
+    el("input", { id, name, type: "checkbox", value: "true", checked }),
+    el("label", { for: id }, label),
+  );
+}
+
+/** A form's non-empty fields as a query string, for the page's URL. */
+export function formQuery(form) {
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) if (value.trim()) query.set(name, value.trim());
+  return query;
+}

@@ -2,7 +2,7 @@
 // what arrives (shown when resumed), and every message the stream says was dropped is counted.
 
 import { follow } from "./api.js";
-import { count, el, ms, textField, time, usd } from "./format.js";
+import { checkField, count, el, formQuery, ms, textField, time, usd } from "./format.js";
 
 const FILTERS = [
   ["service", "Service"],
@@ -19,25 +19,12 @@ export async function render(main, { params, navigate, signal }) {
     "form",
     { class: "filters", role: "search", "aria-label": "Filter the live stream" },
     FILTERS.map(([name, label]) => textField(`l-${name}`, name, label, params.get(name))),
-    el(
-      "div",
-      { class: "field check" },
-      el("input", {
-        id: "l-errors",
-        name: "errors_only",
-        type: "checkbox",
-        value: "true",
-        checked: params.get("errors_only") === "true",
-      }),
-      el("label", { for: "l-errors" }, "Errors only"),
-    ),
+    checkField("l-errors", "errors_only", "Errors only", params.get("errors_only") === "true"),
     el("div", { class: "field" }, el("button", { type: "submit" }, "Apply")),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const next = new URLSearchParams();
-    for (const [name, value] of new FormData(form)) if (value.trim()) next.set(name, value.trim());
-    navigate(`/live?${next}`);
+    navigate(`/live?${formQuery(form)}`);
   });
 
   const state = el("span", { role: "status" }, "Connecting…");

@@ -2,9 +2,9 @@
 // the page's cursor, so a view can be shared.
 
 import { get } from "./api.js";
-import { count, el, ms, rangeField, rangeStart, textField, time, usd } from "./format.js";
+import { checkField, count, el, formQuery, ms, rangeField, rangeStart, textField, time, usd } from "./format.js";
 
-const FILTERS = ["service", "model", "provider"];
+const FILTERS = ["service", "model", "provider", "user", "session"];
 const PAGE = 50;
 
 export async function render(main, { params, navigate }) {
@@ -14,13 +14,12 @@ export async function render(main, { params, navigate }) {
     { class: "filters", role: "search", "aria-label": "Filter traces" },
     rangeField("f-range", range),
     FILTERS.map((name) => textField(`f-${name}`, name, name[0].toUpperCase() + name.slice(1), params.get(name))),
+    checkField("f-errors", "errors_only", "Errors only", params.get("errors_only") === "true"),
     el("div", { class: "field" }, el("button", { type: "submit" }, "Apply")),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const next = new URLSearchParams();
-    for (const [name, value] of new FormData(form)) if (value.trim()) next.set(name, value.trim());
-    navigate(`/traces?${next}`);
+    navigate(`/traces?${formQuery(form)}`);
   });
   form.elements.range.addEventListener("change", () => form.requestSubmit());
 
@@ -62,6 +61,7 @@ export async function render(main, { params, navigate }) {
 
   const query = { limit: PAGE, from: rangeStart(range), cursor: params.get("cursor") };
   for (const name of FILTERS) query[name] = params.get(name);
+  query.errors_only = params.get("errors_only");
   const page = await get("/api/v1/traces", query);
   body.replaceChildren(...page.traces.map(row));
   status.textContent = page.traces.length

@@ -1,7 +1,7 @@
 // Usage from the analytics API: totals, a chart over time, and a table by the chosen dimension.
 
 import { get } from "./api.js";
-import { count, el, ms, percent, rangeField, rangeStart, textField, usd } from "./format.js";
+import { count, el, formQuery, ms, percent, rangeField, rangeStart, textField, usd } from "./format.js";
 
 const GROUPS = ["model", "provider", "service", "operation", "user", "session"];
 const METRICS = [
@@ -61,8 +61,7 @@ export async function render(main, { params, navigate }) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const next = new URLSearchParams();
-    for (const [name, value] of new FormData(form)) if (value.trim()) next.set(name, value.trim());
+    const next = formQuery(form);
     if (next.get("range") !== range) next.delete("bucket");
     navigate(`/usage?${next}`);
   });

@@ -70,6 +70,22 @@ for (const width of [1280, 390]) {
     await page.waitForURL(/model=no-such-model/);
     await page.getByText("No traces match").waitFor();
     await page.goBack();
+    // Errors only, and a user: the failed trace alone, then the user's.
+    await page.getByLabel("Errors only").check();
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/errors_only=true/);
+    await page.getByText("1 trace", { exact: true }).waitFor();
+    assert.equal(await page.getByRole("link", { name: "summarize-thread" }).count(), 1);
+    assert.equal(await ticket.count(), 0);
+    await page.goBack();
+    await page.getByLabel("User").fill("user-1");
+    await page.getByLabel("Session").fill("");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/user=user-1/);
+    await page.getByText("2 traces", { exact: true }).waitFor();
+    await page.goto(`${collector.api}/traces?user=someone-else`);
+    await page.getByText("No traces match").waitFor();
+    await page.goBack();
     await ticket.click();
 
     await page.waitForURL(new RegExp(`/traces/${traces.ok}$`));

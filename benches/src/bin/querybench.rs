@@ -236,6 +236,7 @@ async fn queries(store: &dyn QueryStore) -> Result<Vec<(String, Query)>, String>
             filter: all.clone(),
             limit: 200,
             cursor: None,
+            ..Default::default()
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -254,6 +255,7 @@ async fn queries(store: &dyn QueryStore) -> Result<Vec<(String, Query)>, String>
                 filter,
                 limit: 50,
                 cursor: None,
+                ..Default::default()
             },
             pages,
         )

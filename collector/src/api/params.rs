@@ -108,15 +108,27 @@ pub fn anomaly_query(
     })
 }
 
+/// A boolean parameter: `true`/`1`, or `false`/`0`/empty/absent.
+pub fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{name}: {other:?} is not true or false"
+        ))),
+    }
+}
+
 pub fn trace_query(
     q: &HashMap<String, String>,
     project: &str,
     config: &ApiConfig,
 ) -> Result<TraceQuery, ApiError> {
     let mut allowed = FILTER_PARAMS.to_vec();
-    allowed.extend(["limit", "cursor"]);
+    allowed.extend(["user", "session", "errors_only", "limit", "cursor"]);
     reject_unknown(q, &allowed)?;
     let limit = limit(q, config)?;
+    let errors_only = flag(q, "errors_only")?;
     let cursor = non_empty(q, "cursor")
         .map(|c| {
             Cursor::decode(&c).ok_or_else(|| {
@@ -126,6 +138,9 @@ pub fn trace_query(
         .transpose()?;
     Ok(TraceQuery {
         filter: filter(q, project)?,
+        user: non_empty(q, "user"),
+        session: non_empty(q, "session"),
+        errors_only,
         limit,
         cursor,
     })

@@ -217,15 +217,7 @@ impl Filter {
                 f.keys.push((name.to_owned(), v.to_owned()));
             }
         }
-        f.errors_only = match q.get("errors_only").map(String::as_str) {
-            None | Some("" | "false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(other) => {
-                return Err(ApiError::BadRequest(format!(
-                    "errors_only: {other:?} is not true or false"
-                )));
-            }
-        };
+        f.errors_only = crate::api::params::flag(q, "errors_only")?;
         Ok(f)
     }
 

@@ -16,6 +16,7 @@ async fn health_and_bad_requests_are_answered_clearly() {
         ("/api/v1/traces?limit=abc", "limit"),
         ("/api/v1/traces?cursor=xyz", "cursor"),
         ("/api/v1/traces?servcie=a", "unknown parameter servcie"),
+        ("/api/v1/traces?errors_only=maybe", "errors_only"),
         (
             "/api/v1/traces?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
             "earlier",
@@ -74,6 +75,18 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
     assert_eq!(before["groups"], serde_json::json!([]));
     let around = c.get("/api/v1/traces?from=2026-11-01T00:00:00%2B01:00&to=2026-12-31T00:00:00Z&model=gpt-4o-mini").await.json();
     assert_eq!(around["traces"].as_array().map(Vec::len), Some(1));
+    // The list's own filters: any span's user and session, and errors.
+    let count = |json: serde_json::Value| json["traces"].as_array().map(Vec::len);
+    for (query, expected) in [
+        ("user=user-7", 1),
+        ("user=user-8", 0),
+        ("session=sess-42&model=gpt-4o-mini", 1),
+        ("session=sess-42&errors_only=true", 0),
+        ("errors_only=false&user=user-7", 1),
+    ] {
+        let listed = c.get(&format!("/api/v1/traces?{query}")).await.json();
+        assert_eq!(count(listed), Some(expected), "{query}");
+    }
     let metrics = String::from_utf8(c.get("/metrics").await.body).expect("utf-8");
     assert!(metrics.contains("llmscope_receiver_accepted_items_total{receiver=\"otlp\",transport=\"http\",signal=\"traces\"} 3"), "{metrics}");
     // The durable queue holds both requests on disk; the exporter's cursor has passed them.

@@ -119,7 +119,12 @@ const FIRST_CANDIDATES: usize = 256;
 ///    the bloom filter skips) give every trace's totals in one query.
 pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage> {
     let f = &q.filter;
-    let filtered = f.service.is_some() || f.model.is_some() || f.provider.is_some();
+    let filtered = f.service.is_some()
+        || f.model.is_some()
+        || f.provider.is_some()
+        || q.user.is_some()
+        || q.session.is_some()
+        || q.errors_only;
     let mut n = FIRST_CANDIDATES.max(4 * (q.limit + 1)) * if filtered { 16 } else { 1 };
     let rows = loop {
         let rows: Vec<TraceStart> = page_sql(store.database(), q, n)
@@ -205,13 +210,17 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
     .push(" AND trace_id IN (SELECT trace_id FROM candidates)");
     // As `query::trace_list` defines the list: a span of each filter key (any span, one per
     // key); the trace's own start decides below, and its spans start no earlier.
-    let keys: [(&str, Option<&String>); 3] = [
+    let error = q.errors_only.then(String::new);
+    let keys: [(&str, Option<&String>); 6] = [
         ("service = ?", f.service.as_ref()),
         (
             "(request_model = ? OR response_model = ?)",
             f.model.as_ref(),
         ),
         ("provider = ?", f.provider.as_ref()),
+        ("user_id = ?", q.user.as_ref()),
+        ("session_id = ?", q.session.as_ref()),
+        ("status_code = 2", error.as_ref()),
     ];
     for (condition, value) in keys {
         let Some(value) = value else { continue };

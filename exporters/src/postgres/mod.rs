@@ -114,6 +114,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_resources",
         include_str!("../../../sql/postgres/0005_resources.sql"),
     ),
+    (
+        6,
+        "0006_trace_list_keys",
+        include_str!("../../../sql/postgres/0006_trace_list_keys.sql"),
+    ),
 ];
 
 /// A failed PostgreSQL operation: the server's message, and whether to retry.

@@ -79,7 +79,7 @@ pub(super) fn span_filter(sql: &mut Sql, f: &Filter) {
 /// filter of `trace_keys` (any further key checked by primary key), joined to the rows.
 pub async fn traces(store: &PostgresStore, q: &TraceQuery) -> Result<TracePage> {
     let f = &q.filter;
-    let keys = trace_list::filter_keys(f);
+    let keys = trace_list::list_keys(q);
     let mut sql = Sql::default();
     sql.push(
         "SELECT t.trace_id, t.service, t.root_name, t.start_ns, t.duration_ns, t.span_count,

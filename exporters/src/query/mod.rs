@@ -96,9 +96,15 @@ impl Cursor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One page of the trace list. Beside `filter` (whose service, model and provider match any
+/// span of a trace), the list alone filters by `user` and `session` (any span's `user.id`,
+/// `session.id`) and to traces with an error (any span's status).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceQuery {
     pub filter: Filter,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub errors_only: bool,
     pub limit: usize,
     pub cursor: Option<Cursor>,
 }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Filter, TraceSummary};
+use super::{Filter, TraceQuery, TraceSummary};
 
 /// What a trace's summary and rollups are computed from: one stored span's columns.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,9 +43,27 @@ pub const BRIEF_COLUMNS: &str = "span_id, parent_span_id IS NULL, name, service,
     end_time_ns, status_code = 2, is_model_call, response_id, input_tokens, output_tokens, cost_usd,
     provider, request_model, response_model, operation, user_id, session_id, cache_read_tokens";
 
-/// A filter key: `s:` service, `m:` model, `p:` provider, then the value.
+/// A filter key: `s:` service, `m:` model, `p:` provider, `u:` user, `x:` session, then the
+/// value; `e:` alone for a trace with an error.
 pub fn key(kind: char, value: &str) -> String {
     format!("{kind}:{value}")
+}
+
+/// The key of a trace with an error.
+pub const ERROR_KEY: &str = "e:";
+
+/// The keys a listed trace must have to match `q` (all of them).
+pub fn list_keys(q: &TraceQuery) -> Vec<String> {
+    let mut keys = filter_keys(&q.filter);
+    keys.extend(
+        [('u', &q.user), ('x', &q.session)]
+            .into_iter()
+            .filter_map(|(kind, v)| v.as_deref().map(|v| key(kind, v))),
+    );
+    if q.errors_only {
+        keys.push(ERROR_KEY.to_owned());
+    }
+    keys
 }
 
 /// The keys a listed trace must have to match `filter` (all of them).
@@ -113,11 +131,16 @@ pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BT
             ('m', &s.request_model),
             ('m', &s.response_model),
             ('p', &s.provider),
+            ('u', &s.user_id),
+            ('x', &s.session_id),
         ] {
             if let Some(v) = value {
                 keys.insert(key(kind, v));
             }
         }
+    }
+    if summary.error {
+        keys.insert(ERROR_KEY.to_owned());
     }
     (summary, keys)
 }
@@ -173,7 +196,8 @@ mod tests {
         assert!(t.error);
         assert_eq!(
             keys.into_iter().collect::<Vec<_>>(),
-            ["m:gpt-4o", "p:openai", "s:api", "s:worker"]
+            ["e:", "m:gpt-4o", "p:openai", "s:api", "s:worker"],
+            "an error span gives the trace the error key"
         );
     }
 

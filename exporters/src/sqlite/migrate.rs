@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_events",
         include_str!("../../../sql/sqlite/0008_events.sql"),
     ),
+    (
+        9,
+        "0009_trace_list_keys",
+        include_str!("../../../sql/sqlite/0009_trace_list_keys.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -100,7 +105,8 @@ mod tests {
                 "0005_summaries",
                 "0006_one_span_key_index",
                 "0007_alert_state",
-                "0008_events"
+                "0008_events",
+                "0009_trace_list_keys"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

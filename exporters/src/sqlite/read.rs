@@ -44,7 +44,7 @@ pub(super) fn named<'a>(
 /// filter of `trace_keys` (any further key checked by primary key), then each row by id.
 pub fn traces(conn: &Connection, q: &TraceQuery) -> rusqlite::Result<TracePage> {
     let f = &q.filter;
-    let keys = trace_list::filter_keys(f);
+    let keys = trace_list::list_keys(q);
     let mut args: Vec<Sql> = vec![Sql::Text(f.project.clone())];
     let mut sql = match keys.split_first() {
         None => "SELECT trace_id, start_ns FROM traces k WHERE k.project = ?1".to_owned(),

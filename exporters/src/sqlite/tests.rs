@@ -44,6 +44,7 @@ fn list(limit: usize) -> TraceQuery {
         filter: filter(),
         limit,
         cursor: None,
+        ..Default::default()
     }
 }
 
@@ -304,6 +305,77 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         store.traces(&list(10)).await.expect("traces").traces,
         before
     );
+}
+
+#[tokio::test]
+async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored() {
+    let (dir, store) = store();
+    let batch = normalized(fixtures::traces_batch(fixtures::OPENLLMETRY_OPENAI_CHAT));
+    store.export(&batch).await.expect("export");
+    let mut failed = span(9, 1, "chat", vec![kv(sc::USER_ID, "user-9")]);
+    failed.status = Some(Status {
+        code: 2,
+        message: "refused".into(),
+    });
+    store
+        .export(&normalized(traces("app", vec![failed])))
+        .await
+        .expect("export");
+    let queries = [
+        TraceQuery {
+            user: Some("user-7".into()),
+            ..list(10)
+        },
+        TraceQuery {
+            session: Some("sess-42".into()),
+            ..list(10)
+        },
+        TraceQuery {
+            errors_only: true,
+            ..list(10)
+        },
+        TraceQuery {
+            user: Some("user-9".into()),
+            errors_only: true,
+            ..list(10)
+        },
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        let listed = store.traces(q).await.expect("traces").traces;
+        assert_eq!(listed.len(), 1, "{q:?}");
+        before.push(listed);
+    }
+    assert_ne!(before[0], before[2], "the user's trace has no error");
+    // The database as version 8 left it: list rows without these keys.
+    lock(&store.inner.writer)
+        .execute_batch(
+            "DELETE FROM trace_keys WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key = 'e:';
+             DELETE FROM schema_migrations WHERE version = 9;",
+        )
+        .expect("downgrade");
+    assert!(
+        store
+            .traces(&queries[0])
+            .await
+            .expect("traces")
+            .traces
+            .is_empty()
+    );
+    drop(store);
+    let store = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("nested/llmscope.db"),
+        ..Default::default()
+    })
+    .expect("reopen");
+    assert_eq!(store.applied_migrations(), vec!["0009_trace_list_keys"]);
+    for (q, listed) in queries.iter().zip(&before) {
+        assert_eq!(
+            &store.traces(q).await.expect("traces").traces,
+            listed,
+            "{q:?}"
+        );
+    }
 }
 
 #[tokio::test]

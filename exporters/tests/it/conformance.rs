@@ -19,11 +19,19 @@ fn filter() -> Filter {
 }
 
 async fn all_traces(store: &dyn QueryStore, filter: Filter) -> Vec<TraceSummary> {
-    let mut query = TraceQuery {
-        filter,
-        limit: 7,
-        cursor: None,
-    };
+    all_listed(
+        store,
+        TraceQuery {
+            filter,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Every page of `query`'s list, 7 traces a page.
+async fn all_listed(store: &dyn QueryStore, mut query: TraceQuery) -> Vec<TraceSummary> {
+    query.limit = 7;
     let mut out = Vec::new();
     loop {
         let page = store.traces(&query).await.expect("traces");
@@ -155,7 +163,8 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
                 .traces(&TraceQuery {
                     filter: other.clone(),
                     limit: 10,
-                    cursor: None
+                    cursor: None,
+                    ..Default::default()
                 })
                 .await
                 .expect("traces")
@@ -192,8 +201,17 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
 
     let stores: [&dyn QueryStore; 2] = [sqlite, ch];
 
-    // Trace lists, all pages, with and without filters.
-    for f in [
+    // Trace lists, all pages, with and without filters, including the list's own (user,
+    // session, errors only).
+    let listed = |filter: Filter| TraceQuery {
+        filter,
+        ..Default::default()
+    };
+    let user = |user: &str, filter: Filter| TraceQuery {
+        user: Some(user.into()),
+        ..listed(filter)
+    };
+    let mut queries: Vec<TraceQuery> = [
         filter(),
         Filter {
             service: Some("batch-job".into()),
@@ -220,22 +238,69 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
             to_ns: Some((data::DAY_START + 5 * HOUR) as i64),
             ..filter()
         },
-    ] {
+    ]
+    .into_iter()
+    .map(listed)
+    .collect();
+    queries.extend([
+        user("user-1", filter()),
+        user(
+            "user-2",
+            Filter {
+                model: Some("gpt-4o-mini".into()),
+                ..filter()
+            },
+        ),
+        TraceQuery {
+            session: Some("session-3".into()),
+            ..listed(filter())
+        },
+        TraceQuery {
+            errors_only: true,
+            ..listed(filter())
+        },
+        TraceQuery {
+            errors_only: true,
+            ..user(
+                "user-1",
+                Filter {
+                    from_ns: Some((data::DAY_START + HOUR) as i64),
+                    ..filter()
+                },
+            )
+        },
+    ]);
+    for q in queries {
         let [a, b] = [
-            all_traces(stores[0], f.clone()).await,
-            all_traces(stores[1], f.clone()).await,
+            all_listed(stores[0], q.clone()).await,
+            all_listed(stores[1], q.clone()).await,
         ];
-        assert!(!a.is_empty(), "{f:?}");
-        assert_eq!(a.len(), b.len(), "{f:?}");
+        assert!(!a.is_empty(), "{q:?}");
+        assert_eq!(a.len(), b.len(), "{q:?}");
         for (x, y) in a.iter().zip(&b) {
             assert!(close(x.cost_usd, y.cost_usd), "{x:?} {y:?}");
             let strip = |t: &TraceSummary| TraceSummary {
                 cost_usd: None,
                 ..t.clone()
             };
-            assert_eq!(strip(x), strip(y), "{f:?}");
+            assert_eq!(strip(x), strip(y), "{q:?}");
+        }
+        if q.errors_only {
+            assert!(a.iter().all(|t| t.error), "{q:?}");
         }
     }
+    // Narrower lists are the unfiltered one's traces that match, and only those.
+    let everything = all_listed(stores[0], listed(filter())).await;
+    let errors = all_listed(
+        stores[0],
+        TraceQuery {
+            errors_only: true,
+            ..listed(filter())
+        },
+    )
+    .await;
+    let expected: Vec<&TraceSummary> = everything.iter().filter(|t| t.error).collect();
+    assert_eq!(errors.iter().collect::<Vec<_>>(), expected);
 
     // Every trace in full: spans, attributes, content joined from events.
     for t in all_traces(stores[0], filter()).await {
@@ -553,6 +618,7 @@ async fn pages(store: &dyn QueryStore, filter: Filter, limit: usize) -> Vec<Trac
         filter,
         limit,
         cursor: None,
+        ..Default::default()
     };
     let mut out = Vec::new();
     loop {

@@ -54,6 +54,10 @@ fn call(i: u64, model: &str, service_user: &str) -> Span {
         .copied()
         .collect();
     s.span_id = (i + 1).to_be_bytes().to_vec();
+    if i.is_multiple_of(2) {
+        s.attributes
+            .push(kv("session.id", format!("session-{}", i % 5).as_str()));
+    }
     s.start_time_unix_nano = DAY_START + (i % 6) * HOUR + i * 1_000_000_000;
     s.end_time_unix_nano = s.start_time_unix_nano + 300_000_000 + (i % 11) * 97_000_000;
     if i.is_multiple_of(17) {

@@ -93,6 +93,7 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         },
         limit: 500,
         cursor: None,
+        ..Default::default()
     };
     let before = store.traces(&list).await.expect("traces").traces;
     assert!(before.len() > 10);
@@ -137,6 +138,72 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
 
 /// Each distinct resource is stored once, spans name it; rows written before keep their own
 /// resource attributes and read back the same.
+#[tokio::test]
+async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored() {
+    use llmscope_exporters::query::{Filter, QueryStore, TraceQuery};
+    let Some(store) = store("upgrade_keys").await else {
+        return;
+    };
+    for batch in data::batches() {
+        store.export(&batch).await.expect("export");
+    }
+    let list = |user: Option<&str>, session: Option<&str>, errors_only: bool| TraceQuery {
+        filter: Filter {
+            project: "default".into(),
+            ..Default::default()
+        },
+        user: user.map(Into::into),
+        session: session.map(Into::into),
+        errors_only,
+        limit: 500,
+        cursor: None,
+    };
+    let queries = [
+        list(Some("user-1"), None, false),
+        list(None, Some("session-3"), false),
+        list(None, None, true),
+        list(Some("user-2"), None, true),
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        let listed = store.traces(q).await.expect("traces").traces;
+        assert!(!listed.is_empty(), "{q:?}");
+        before.push(listed);
+    }
+    // The database as version 5 left it: list rows without these keys.
+    store
+        .pool()
+        .get()
+        .await
+        .expect("client")
+        .batch_execute(
+            "DELETE FROM trace_keys WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key = 'e:';
+             DELETE FROM schema_migrations WHERE version = 6;",
+        )
+        .await
+        .expect("downgrade");
+    assert!(
+        store
+            .traces(&queries[0])
+            .await
+            .expect("traces")
+            .traces
+            .is_empty()
+    );
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        vec!["0006_trace_list_keys"]
+    );
+    for (q, listed) in queries.iter().zip(&before) {
+        assert_eq!(
+            &store.traces(q).await.expect("traces").traces,
+            listed,
+            "{q:?}"
+        );
+    }
+    drop_database(store).await;
+}
+
 #[tokio::test]
 async fn resources_are_stored_once_and_older_rows_read_as_before() {
     use llmscope_exporters::query::QueryStore;
