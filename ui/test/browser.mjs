@@ -1,5 +1,6 @@
 // Debian's Chromium (`CHROMIUM`, default /usr/bin/chromium) driven by playwright-core; no
-// browser download. Screenshots go to ui/screenshots/, linked from the README.
+// browser download. Screenshots go to target/ui-screenshots/, or with UPDATE_SCREENSHOTS=1 to
+// ui/screenshots/ (committed, linked from the README), so a test run leaves the tree clean.
 
 import { mkdirSync } from "node:fs";
 import path from "node:path";
@@ -8,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const SHOTS = path.join(here, "../screenshots");
+export const SHOTS = process.env.UPDATE_SCREENSHOTS
+  ? path.join(here, "../screenshots")
+  : path.join(here, "../../target/ui-screenshots");
 
 export async function launch() {
   mkdirSync(SHOTS, { recursive: true });
