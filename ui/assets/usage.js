@@ -10,7 +10,15 @@ const METRICS = [
   ["input_tokens", "Input tokens", count],
   ["output_tokens", "Output tokens", count],
   ["errors", "Errors", count],
+  ["error_rate", "Error rate", percent],
+  ["p50", "Latency p50", ms],
+  ["p95", "Latency p95", ms],
+  ["p99", "Latency p99", ms],
 ];
+/** Metrics that do not add up over groups: one line per group instead of stacked totals. */
+const PER_GROUP = new Set(["error_rate", "p50", "p95", "p99"]);
+/** Groups drawn as lines, the busiest first. */
+const LINES = 5;
 const BUCKETS = { "15m": "1m", "1h": "5m", "24h": "1h", "7d": "6h", "30d": "1d", all: "1d" };
 
 export async function render(main, { params, navigate }) {
@@ -136,9 +144,16 @@ export async function render(main, { params, navigate }) {
     ),
   );
   if (!groups.length) body.append(el("tr", {}, el("td", { colspan: 6 }, "No model calls in this range.")));
+  const busiest = groups.slice(0, LINES).map((g) => g.key[groupBy] ?? "(none)");
   chart.replaceChildren(
-    bars(series.groups, metric),
-    el("figcaption", { class: "muted" }, `${metric[1]} per ${bucket}`),
+    PER_GROUP.has(metric[0]) ? lines(series.groups, metric, groupBy, busiest) : bars(series.groups, metric),
+    el(
+      "figcaption",
+      { class: "muted" },
+      PER_GROUP.has(metric[0])
+        ? `${metric[1]} per ${bucket}, by ${groupBy} (the ${busiest.length} busiest)`
+        : `${metric[1]} per ${bucket}`,
+    ),
   );
 }
 
@@ -178,4 +193,55 @@ function bars(groups, [field, label, format]) {
   });
   svg.append(g);
   return svg;
+}
+
+/** The value of `field` for a summary group: a latency percentile or a group's own field. */
+const valueOf = (g, field) => (field.startsWith("p") ? g.latency_ms?.[field] : g[field]);
+
+/** An SVG line chart, one line per group of `names`, over the buckets. */
+function lines(groups, [field, label, format], groupBy, names) {
+  const buckets = [...new Set(groups.map((g) => g.bucket_start))].sort((a, b) => Date.parse(a) - Date.parse(b));
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 800 220");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  const values = groups.map((g) => valueOf(g, field)).filter((v) => typeof v === "number");
+  const max = Math.max(0, ...values);
+  svg.setAttribute(
+    "aria-label",
+    values.length
+      ? `${label} over time by ${groupBy}, highest ${format(max)}`
+      : `No ${label.toLowerCase()} in this range`,
+  );
+  const x = (bucket) => 10 + (buckets.length > 1 ? (buckets.indexOf(bucket) / (buckets.length - 1)) * 780 : 390);
+  const y = (v) => 200 - (max ? (v / max) * 190 : 0);
+  names.forEach((name, i) => {
+    const points = groups
+      .filter((g) => (g.key[groupBy] ?? "(none)") === name && typeof valueOf(g, field) === "number")
+      .sort((a, b) => Date.parse(a.bucket_start) - Date.parse(b.bucket_start));
+    const line = document.createElementNS(NS, "polyline");
+    line.setAttribute("class", `line line-${i}`);
+    const xy = points.map((g) => [x(g.bucket_start), y(valueOf(g, field))]);
+    // A lone bucket is drawn as a short dash, which a one-point line would not show.
+    const drawn =
+      xy.length === 1
+        ? [
+            [xy[0][0] - 8, xy[0][1]],
+            [xy[0][0] + 8, xy[0][1]],
+          ]
+        : xy;
+    line.setAttribute("points", drawn.map(([px, py]) => `${px},${py}`).join(" "));
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${name}: ${points.map((g) => format(valueOf(g, field))).join(", ")}`;
+    line.append(title);
+    svg.append(line);
+  });
+  const legend = el(
+    "ul",
+    { class: "legend" },
+    names.map((name, i) => el("li", { class: `line-${i}` }, name)),
+  );
+  return el("div", {}, svg, legend);
 }

@@ -168,6 +168,15 @@ test("the usage page shows the totals of the calls sent", async () => {
     assert.match(table, /gpt-4o-mini/);
     assert.ok(await page.getByRole("img", { name: /Cost over time/ }).isVisible());
     await shot(page, "usage");
+    // Latency percentiles over time, one line per group.
+    await page.getByLabel("Chart").selectOption("p95");
+    await page.waitForURL(/metric=p95/);
+    const chart = page.getByRole("img", { name: /Latency p95 over time by model/ });
+    await chart.waitFor();
+    const models = await page.locator("tbody tr").count();
+    assert.equal(await page.locator("polyline").count(), Math.min(models, 5), "a line per model");
+    assert.match(await page.locator(".legend").innerText(), /gpt-4o-mini/);
+    await shot(page, "usage-latency");
     assert.deepEqual(page.problems, []);
     await page.context().close();
   }
