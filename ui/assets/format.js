@@ -90,6 +90,7 @@ export function rangeStart(name) {
 
 /** A labelled select of the ranges. */
 export function rangeField(id, value) {
+  const custom = value === "custom" ? el("option", { value: "custom", selected: true }, "Custom range") : null;
   return el(
     "div",
     { class: "field" },
@@ -98,8 +99,16 @@ export function rangeField(id, value) {
       "select",
       { id, name: "range" },
       RANGES.map(([name, label]) => el("option", { value: name, selected: name === value }, label)),
+      custom,
     ),
   );
+}
+
+/** A duration as rules write it (`90s`, `15m`, `1h`, `7d`) in milliseconds, or null. */
+export function durationMs(text) {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(String(text ?? "").trim());
+  if (!match) return null;
+  return Number(match[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[match[2]];
 }
 
 /** A labelled text input. */

@@ -2,7 +2,7 @@
 // API takes them (JSON), so every field the API knows is available.
 
 import { get, send } from "./api.js";
-import { el, rangeField, rangeStart, time } from "./format.js";
+import { durationMs, el, rangeField, rangeStart, time } from "./format.js";
 
 export async function anomalies(main, { params, navigate }) {
   const range = params.get("range") || "24h";
@@ -153,7 +153,7 @@ export async function alerts(main) {
           el(
             "tr",
             {},
-            ["Time", "Rule", "Series", "State"].map((h) => el("th", { scope: "col" }, h)),
+            ["Time", "Rule", "Series", "State", "Traces"].map((h) => el("th", { scope: "col" }, h)),
           ),
         ),
         history,
@@ -166,7 +166,7 @@ export async function alerts(main) {
       get("/api/v1/alert-rules"),
       get("/api/v1/alerts", { limit: 100 }),
     ]);
-    const names = new Map(rules.map((r) => [r.id, r.name]));
+    const byId = new Map(rules.map((r) => [r.id, r]));
     rulesBody.replaceChildren(
       ...rules.map((r) =>
         el(
@@ -194,7 +194,7 @@ export async function alerts(main) {
           "tr",
           {},
           el("td", {}, time(e.at)),
-          el("td", {}, names.get(e.rule) ?? e.rule),
+          el("td", {}, byId.get(e.rule)?.name ?? e.rule),
           el(
             "td",
             {},
@@ -203,10 +203,26 @@ export async function alerts(main) {
               .join(", ") || "–",
           ),
           el("td", {}, e.state),
+          el("td", {}, tracesLink(e, byId.get(e.rule))),
         ),
       ),
     );
-    if (!events.length) history.append(el("tr", {}, el("td", { colspan: 4 }, "No transitions yet.")));
+    if (!events.length) history.append(el("tr", {}, el("td", { colspan: 5 }, "No transitions yet.")));
   }
   await load();
+}
+
+/** Dimensions of a series or rule filter that the trace list filters by. */
+const LISTED = ["service", "model", "provider", "user", "session"];
+
+/** A link to the traces a transition was about: its series and the rule's filter, over the
+ * rule's window before the transition. */
+function tracesLink(event, rule) {
+  const window = durationMs(rule?.window) ?? 3600e3;
+  const at = Date.parse(event.at);
+  const query = new URLSearchParams({ from: new Date(at - window).toISOString(), to: new Date(at + 1).toISOString() });
+  for (const source of [rule?.filter, event.series]) {
+    for (const [k, v] of Object.entries(source || {})) if (LISTED.includes(k) && v) query.set(k, v);
+  }
+  return el("a", { href: `/traces?${query}` }, "traces");
 }

@@ -8,7 +8,9 @@ const FILTERS = ["service", "model", "provider", "user", "session"];
 const PAGE = 50;
 
 export async function render(main, { params, navigate }) {
-  const range = params.get("range") || "24h";
+  // A link may name an exact window (`from`, `to`: an alert's, say) instead of a range.
+  const custom = params.get("from") ? { from: params.get("from"), to: params.get("to") } : null;
+  const range = custom ? "custom" : params.get("range") || "24h";
   const form = el(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter traces" },
@@ -19,7 +21,13 @@ export async function render(main, { params, navigate }) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    navigate(`/traces?${formQuery(form)}`);
+    const next = formQuery(form);
+    if (next.get("range") === "custom") {
+      next.delete("range");
+      next.set("from", custom.from);
+      if (custom.to) next.set("to", custom.to);
+    }
+    navigate(`/traces?${next}`);
   });
   form.elements.range.addEventListener("change", () => form.requestSubmit());
 
@@ -59,7 +67,7 @@ export async function render(main, { params, navigate }) {
     pager,
   );
 
-  const query = { limit: PAGE, from: rangeStart(range), cursor: params.get("cursor") };
+  const query = { limit: PAGE, from: custom?.from ?? rangeStart(range), to: custom?.to, cursor: params.get("cursor") };
   for (const name of FILTERS) query[name] = params.get(name);
   query.errors_only = params.get("errors_only");
   const page = await get("/api/v1/traces", query);

@@ -28,8 +28,11 @@ async function freePort() {
 }
 
 export class Collector {
-  /** Starts a collector; with `auth`, API keys are required (and `key` is one). */
-  static async start({ auth = false } = {}) {
+  /**
+   * Starts a collector on the built-in default config, changed by `edit` (text to text); with
+   * `auth`, API keys are required (and `key` is one).
+   */
+  static async start({ auth = false, edit = (text) => text } = {}) {
     const c = new Collector();
     c.dir = mkdtempSync(path.join(os.tmpdir(), "llmscope-ui-"));
     const [grpc, http, api] = [await freePort(), await freePort(), await freePort()];
@@ -43,15 +46,16 @@ export class Collector {
       LLMSCOPE_SQLITE_PATH: path.join(c.dir, "llmscope.db"),
       LLMSCOPE_QUEUE_DIR: path.join(c.dir, "queue"),
     };
-    const args = [];
+    let config = edit(execFileSync(BIN, ["default-config"], { encoding: "utf8" }));
     if (auth) {
-      let config = execFileSync(BIN, ["default-config"], { encoding: "utf8" });
       config = config
         .replace("extensions:\n  api:", `extensions:\n  auth:\n    admin_token: ${ADMIN}\n  api:`)
         .replace("  extensions: [api, alerts]", "  extensions: [auth, api, alerts]");
-      c.config = path.join(c.dir, "llmscope.yaml");
-      writeFileSync(c.config, config);
-      args.push("--config", c.config);
+    }
+    c.config = path.join(c.dir, "llmscope.yaml");
+    writeFileSync(c.config, config);
+    const args = ["--config", c.config];
+    if (auth) {
       c.key = execFileSync(BIN, [...args, "keys", "create", "--project", "ui", "--name", "browser"], {
         env: c.env,
         cwd: c.dir,

@@ -24,7 +24,10 @@ function run(options) {
 }
 
 before(async () => {
-  collector = await Collector.start();
+  // Alert rules evaluated every second, so a transition shows up while the test runs.
+  collector = await Collector.start({
+    edit: (text) => text.replace("    query_store: sqlite\n", "    query_store: sqlite\n    evaluation_interval: 1s\n"),
+  });
   browser = await launch();
   tracer = collector.tracer("support-bot");
   traces.ok = await run({
@@ -195,20 +198,41 @@ test("anomalies and alerts pages list, and a rule is created from the page", asy
   await page.getByText("No rules yet.").waitFor();
   await page
     .getByLabel(/Rule \(JSON/)
-    .fill(JSON.stringify({ name: "too many errors", metric: "errors", window: "15m", op: ">", threshold: 5 }));
+    .fill(
+      JSON.stringify({
+        name: "any errors",
+        metric: "errors",
+        group_by: ["model"],
+        window: "1h",
+        op: ">",
+        threshold: 0,
+      }),
+    );
   await page.getByRole("button", { name: "Save rule" }).click();
-  await page.getByRole("cell", { name: "too many errors" }).waitFor();
+  await page.getByRole("cell", { name: "any errors" }).waitFor();
   await page
     .getByLabel(/Rule \(JSON/)
     .fill(JSON.stringify({ name: "bad", metric: "errors", window: "-1m", op: ">", threshold: 5 }));
   await page.getByRole("button", { name: "Save rule" }).click();
   await page.getByRole("alert").filter({ hasText: "window" }).waitFor();
-  await shot(page, "alerts");
   const { body } = await collector.get("/api/v1/alert-rules");
   assert.deepEqual(
     body.rules.map((r) => r.name),
-    ["too many errors"],
+    ["any errors"],
   );
+  // The rule fires for the model of the failed call (evaluated every second); its transition
+  // links to that model's traces in the rule's window before it.
+  const firing = page.getByRole("row").filter({ hasText: "model=gpt-4o-mini" }).filter({ hasText: "firing" });
+  for (let i = 0; i < 100 && !(await firing.count()); i++) {
+    await page.waitForTimeout(200);
+    await page.reload();
+    await page.getByRole("heading", { name: "Recent transitions" }).waitFor();
+  }
+  await shot(page, "alerts");
+  await firing.first().getByRole("link", { name: "traces" }).click();
+  await page.waitForURL(/\/traces\?.*from=.*model=gpt-4o-mini/);
+  await page.getByRole("link", { name: "summarize-thread" }).waitFor();
+  assert.equal(await page.getByLabel("Time range").inputValue(), "custom");
   // The refused rule's 400 is the one failed request.
   assert.deepEqual(
     page.problems.filter((p) => !p.includes("status of 400")),
