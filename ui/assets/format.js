@@ -137,3 +137,54 @@ export function formQuery(form) {
   for (const [name, value] of new FormData(form)) if (value.trim()) query.set(name, value.trim());
   return query;
 }
+
+/**
+ * A scrollable table: `caption` (read by screen readers only; null for none), `headings` as
+ * text or `[text, class]`, and its `body` (a tbody).
+ */
+export function table(caption, headings, body) {
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      {},
+      caption ? el("caption", { class: "skip" }, caption) : null,
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          headings.map((h) =>
+            Array.isArray(h) ? el("th", { scope: "col", class: h[1] }, h[0]) : el("th", { scope: "col" }, h),
+          ),
+        ),
+      ),
+      body,
+    ),
+  );
+}
+
+/** One labelled figure of a `dl.stats`. */
+export const stat = (label, value) => el("div", { class: "stat" }, el("dt", {}, label), el("dd", {}, value));
+
+/** An empty chart, 800 by 220 units stretched to its box, described by `label`. */
+export function chart(label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 800 220");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  return svg;
+}
+
+/** An SVG element with attributes. */
+export function svgEl(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";

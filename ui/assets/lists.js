@@ -2,7 +2,7 @@
 // API takes them (JSON), so every field the API knows is available.
 
 import { get, send } from "./api.js";
-import { durationMs, el, rangeField, rangeStart, time } from "./format.js";
+import { durationMs, el, rangeField, rangeStart, table, time } from "./format.js";
 
 export async function anomalies(main, { params, navigate }) {
   const range = params.get("range") || "24h";
@@ -12,26 +12,10 @@ export async function anomalies(main, { params, navigate }) {
   main.replaceChildren(
     el("h1", {}, "Anomalies"),
     form,
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el("caption", { class: "skip" }, "Anomalies, newest first"),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["Time", "Kind", "Series", "Value", "Baseline", "Score", "Message", "Trace"].map((h) =>
-              el("th", { scope: "col" }, h),
-            ),
-          ),
-        ),
-        body,
-      ),
+    table(
+      "Anomalies, newest first",
+      ["Time", "Kind", "Series", "Value", "Baseline", "Score", "Message", "Trace"],
+      body,
     ),
   );
   const { anomalies: list } = await get("/api/v1/anomalies", { from: rangeStart(range), limit: 200 });
@@ -120,45 +104,11 @@ export async function alerts(main) {
   main.replaceChildren(
     el("h1", {}, "Alerts"),
     el("h2", {}, "Rules"),
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["Name", "Metric", "Condition", "Window", "Source", ""].map((h) => el("th", { scope: "col" }, h)),
-          ),
-        ),
-        rulesBody,
-      ),
-    ),
+    table(null, ["Name", "Metric", "Condition", "Window", "Source", ""], rulesBody),
     title,
     form,
     el("h2", {}, "Recent transitions"),
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["Time", "Rule", "Series", "State", "Traces"].map((h) => el("th", { scope: "col" }, h)),
-          ),
-        ),
-        history,
-      ),
-    ),
+    table(null, ["Time", "Rule", "Series", "State", "Traces"], history),
   );
 
   async function load() {

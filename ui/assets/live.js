@@ -2,7 +2,7 @@
 // what arrives (shown when resumed), and every message the stream says was dropped is counted.
 
 import { follow } from "./api.js";
-import { checkField, count, el, formQuery, ms, textField, time, usd } from "./format.js";
+import { checkField, count, el, formQuery, ms, table, textField, time, usd } from "./format.js";
 
 const FILTERS = [
   ["service", "Service"],
@@ -35,31 +35,19 @@ export async function render(main, { params, navigate, signal }) {
     el("h1", {}, "Live"),
     form,
     el("div", { class: "live-controls" }, pause, state, counts),
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el("caption", { class: "skip" }, "LLM calls as they arrive, newest first"),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            el("th", { scope: "col" }, "Time"),
-            el("th", { scope: "col" }, "Call"),
-            el("th", { scope: "col", class: "hide-narrow" }, "Service"),
-            el("th", { scope: "col" }, "Model"),
-            el("th", { scope: "col", class: "num hide-narrow" }, "Tokens in / out"),
-            el("th", { scope: "col", class: "num" }, "Cost"),
-            el("th", { scope: "col", class: "num" }, "Latency"),
-            el("th", { scope: "col" }, "Status"),
-          ),
-        ),
-        body,
-      ),
+    table(
+      "LLM calls as they arrive, newest first",
+      [
+        "Time",
+        "Call",
+        ["Service", "hide-narrow"],
+        "Model",
+        ["Tokens in / out", "num hide-narrow"],
+        ["Cost", "num"],
+        ["Latency", "num"],
+        "Status",
+      ],
+      body,
     ),
   );
 

@@ -2,7 +2,7 @@
 // LLM call shows its messages as a chat, with tokens, cost, latency and finish reason.
 
 import { ApiError, get } from "./api.js";
-import { count, el, ms, redactedText, time, usd } from "./format.js";
+import { count, el, ms, redactedText, stat, time, usd } from "./format.js";
 
 export async function render(main, { match }) {
   const id = match[1].toLowerCase();
@@ -74,8 +74,6 @@ export async function render(main, { match }) {
   const index = spans.indexOf(first);
   choose(first, list.querySelectorAll("button")[index]);
 }
-
-const stat = (label, value) => el("div", { class: "stat" }, el("dt", {}, label), el("dd", {}, value));
 
 /** Spans depth-first from the roots, children by start, each with its `depth`. */
 function order(spans) {

@@ -2,7 +2,7 @@
 // the page's cursor, so a view can be shared.
 
 import { get } from "./api.js";
-import { checkField, count, el, formQuery, ms, rangeField, rangeStart, textField, time, usd } from "./format.js";
+import { checkField, count, el, formQuery, ms, rangeField, rangeStart, table, textField, time, usd } from "./format.js";
 
 const FILTERS = ["service", "model", "provider", "user", "session"];
 const PAGE = 50;
@@ -38,31 +38,19 @@ export async function render(main, { params, navigate }) {
     el("h1", {}, "Traces"),
     form,
     status,
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el("caption", { class: "skip" }, "Traces, newest first"),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            el("th", { scope: "col" }, "Started"),
-            el("th", { scope: "col" }, "Trace"),
-            el("th", { scope: "col", class: "hide-narrow" }, "Service"),
-            el("th", { scope: "col", class: "num" }, "Duration"),
-            el("th", { scope: "col", class: "num" }, "LLM calls"),
-            el("th", { scope: "col", class: "num hide-narrow" }, "Tokens in / out"),
-            el("th", { scope: "col", class: "num" }, "Cost"),
-            el("th", { scope: "col" }, "Status"),
-          ),
-        ),
-        body,
-      ),
+    table(
+      "Traces, newest first",
+      [
+        "Started",
+        "Trace",
+        ["Service", "hide-narrow"],
+        ["Duration", "num"],
+        ["LLM calls", "num"],
+        ["Tokens in / out", "num hide-narrow"],
+        ["Cost", "num"],
+        "Status",
+      ],
+      body,
     ),
     pager,
   );

@@ -1,7 +1,21 @@
 // Usage from the analytics API: totals, a chart over time, and a table by the chosen dimension.
 
 import { get } from "./api.js";
-import { count, el, formQuery, ms, percent, rangeField, rangeStart, textField, usd } from "./format.js";
+import {
+  chart,
+  count,
+  el,
+  formQuery,
+  ms,
+  percent,
+  rangeField,
+  rangeStart,
+  stat,
+  svgEl,
+  table,
+  textField,
+  usd,
+} from "./format.js";
 
 const GROUPS = ["model", "provider", "service", "operation", "user", "session"];
 const METRICS = [
@@ -76,36 +90,24 @@ export async function render(main, { params, navigate }) {
   for (const s of form.querySelectorAll("select")) s.addEventListener("change", () => form.requestSubmit());
 
   const totals = el("dl", { class: "stats", "aria-label": "Totals" });
-  const chart = el("figure", { class: "chart-wrap" });
+  const figure = el("figure", { class: "chart-wrap" });
   const body = el("tbody");
   main.replaceChildren(
     el("h1", {}, "Usage"),
     form,
     totals,
-    chart,
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        {},
-        el("caption", { class: "skip" }, `Usage by ${groupBy}`),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            el("th", { scope: "col" }, groupBy),
-            el("th", { scope: "col", class: "num" }, "Requests"),
-            el("th", { scope: "col", class: "num" }, "Error rate"),
-            el("th", { scope: "col", class: "num" }, "Tokens in / out"),
-            el("th", { scope: "col", class: "num" }, "Cost"),
-            el("th", { scope: "col", class: "num hide-narrow" }, "Latency p50 / p95 / p99"),
-          ),
-        ),
-        body,
-      ),
+    figure,
+    table(
+      `Usage by ${groupBy}`,
+      [
+        groupBy,
+        ["Requests", "num"],
+        ["Error rate", "num"],
+        ["Tokens in / out", "num"],
+        ["Cost", "num"],
+        ["Latency p50 / p95 / p99", "num hide-narrow"],
+      ],
+      body,
     ),
   );
 
@@ -145,7 +147,7 @@ export async function render(main, { params, navigate }) {
   );
   if (!groups.length) body.append(el("tr", {}, el("td", { colspan: 6 }, "No model calls in this range.")));
   const busiest = groups.slice(0, LINES).map((g) => g.key[groupBy] ?? "(none)");
-  chart.replaceChildren(
+  figure.replaceChildren(
     PER_GROUP.has(metric[0]) ? lines(series.groups, metric, groupBy, busiest) : bars(series.groups, metric),
     el(
       "figcaption",
@@ -157,38 +159,28 @@ export async function render(main, { params, navigate }) {
   );
 }
 
-const stat = (label, value) => el("div", { class: "stat" }, el("dt", {}, label), el("dd", {}, value));
-
 /** An SVG bar chart of the metric summed over groups per bucket. */
 function bars(groups, [field, label, format]) {
   const byBucket = new Map();
   for (const g of groups) byBucket.set(g.bucket_start, (byBucket.get(g.bucket_start) || 0) + (g[field] || 0));
   const points = [...byBucket].sort(([a], [b]) => Date.parse(a) - Date.parse(b));
-  const NS = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", "0 0 800 220");
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("role", "img");
   const max = Math.max(0, ...points.map(([, v]) => v));
-  svg.setAttribute(
-    "aria-label",
+  const svg = chart(
     points.length ? `${label} over time, peak ${format(max)}` : `No ${label.toLowerCase()} in this range`,
   );
-  const g = document.createElementNS(NS, "g");
-  g.setAttribute("class", "bars");
+  const g = svgEl("g", { class: "bars" });
   // At most 60 units a bar, so a range of one bucket is not one wall of colour.
   const width = Math.min(780 / Math.max(points.length, 1), 60);
   points.forEach(([bucket, value], i) => {
     const h = max ? (value / max) * 190 : 0;
-    const rect = document.createElementNS(NS, "rect");
-    rect.setAttribute("x", String(10 + i * width + width * 0.1));
-    rect.setAttribute("y", String(200 - h));
-    rect.setAttribute("width", String(Math.max(width * 0.8, 1)));
-    rect.setAttribute("height", String(h));
-    const title = document.createElementNS(NS, "title");
-    title.textContent = `${new Date(bucket).toLocaleString()}: ${format(value)}`;
-    rect.append(title);
+    const rect = svgEl("rect", {
+      x: 10 + i * width + width * 0.1,
+      y: 200 - h,
+      width: Math.max(width * 0.8, 1),
+      height: h,
+    });
+    rect.append(svgEl("title"));
+    rect.lastChild.textContent = `${new Date(bucket).toLocaleString()}: ${format(value)}`;
     g.append(rect);
   });
   svg.append(g);
@@ -201,16 +193,9 @@ const valueOf = (g, field) => (field.startsWith("p") ? g.latency_ms?.[field] : g
 /** An SVG line chart, one line per group of `names`, over the buckets. */
 function lines(groups, [field, label, format], groupBy, names) {
   const buckets = [...new Set(groups.map((g) => g.bucket_start))].sort((a, b) => Date.parse(a) - Date.parse(b));
-  const NS = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", "0 0 800 220");
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("role", "img");
   const values = groups.map((g) => valueOf(g, field)).filter((v) => typeof v === "number");
   const max = Math.max(0, ...values);
-  svg.setAttribute(
-    "aria-label",
+  const svg = chart(
     values.length
       ? `${label} over time by ${groupBy}, highest ${format(max)}`
       : `No ${label.toLowerCase()} in this range`,
@@ -221,8 +206,6 @@ function lines(groups, [field, label, format], groupBy, names) {
     const points = groups
       .filter((g) => (g.key[groupBy] ?? "(none)") === name && typeof valueOf(g, field) === "number")
       .sort((a, b) => Date.parse(a.bucket_start) - Date.parse(b.bucket_start));
-    const line = document.createElementNS(NS, "polyline");
-    line.setAttribute("class", `line line-${i}`);
     const xy = points.map((g) => [x(g.bucket_start), y(valueOf(g, field))]);
     // A lone bucket is drawn as a short dash, which a one-point line would not show.
     const drawn =
@@ -232,10 +215,12 @@ function lines(groups, [field, label, format], groupBy, names) {
             [xy[0][0] + 8, xy[0][1]],
           ]
         : xy;
-    line.setAttribute("points", drawn.map(([px, py]) => `${px},${py}`).join(" "));
-    const title = document.createElementNS(NS, "title");
-    title.textContent = `${name}: ${points.map((g) => format(valueOf(g, field))).join(", ")}`;
-    line.append(title);
+    const line = svgEl("polyline", {
+      class: `line line-${i}`,
+      points: drawn.map(([px, py]) => `${px},${py}`).join(" "),
+    });
+    line.append(svgEl("title"));
+    line.lastChild.textContent = `${name}: ${points.map((g) => format(valueOf(g, field))).join(", ")}`;
     svg.append(line);
   });
   const legend = el(
