@@ -14,6 +14,7 @@ export async function render(main, { params, navigate }) {
   const form = el(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter traces" },
+    textField("f-q", "q", "Words in span names", params.get("q")),
     rangeField("f-range", range),
     FILTERS.map((name) => textField(`f-${name}`, name, name[0].toUpperCase() + name.slice(1), params.get(name))),
     checkField("f-errors", "errors_only", "Errors only", params.get("errors_only") === "true"),
@@ -58,6 +59,7 @@ export async function render(main, { params, navigate }) {
   const query = { limit: PAGE, from: custom?.from ?? rangeStart(range), to: custom?.to, cursor: params.get("cursor") };
   for (const name of FILTERS) query[name] = params.get(name);
   query.errors_only = params.get("errors_only");
+  query.q = params.get("q");
   const page = await get("/api/v1/traces", query);
   body.replaceChildren(...page.traces.map(row));
   status.textContent = page.traces.length

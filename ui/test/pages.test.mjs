@@ -89,6 +89,13 @@ for (const width of [1280, 390]) {
     await page.goto(`${collector.api}/traces?user=someone-else`);
     await page.getByText("No traces match").waitFor();
     await page.goBack();
+    // Words of span names, any case: the root `answer-ticket`.
+    await page.getByLabel("Words in span names").fill("Ticket answer");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/q=Ticket/);
+    await page.getByText("1 trace", { exact: true }).waitFor();
+    assert.equal(await ticket.count(), 1);
+    await page.goBack();
     await ticket.click();
 
     await page.waitForURL(new RegExp(`/traces/${traces.ok}$`));
@@ -196,18 +203,16 @@ test("anomalies and alerts pages list, and a rule is created from the page", asy
   await shot(page, "anomalies");
   await page.getByRole("link", { name: "Alerts" }).click();
   await page.getByText("No rules yet.").waitFor();
-  await page
-    .getByLabel(/Rule \(JSON/)
-    .fill(
-      JSON.stringify({
-        name: "any errors",
-        metric: "errors",
-        group_by: ["model"],
-        window: "1h",
-        op: ">",
-        threshold: 0,
-      }),
-    );
+  await page.getByLabel(/Rule \(JSON/).fill(
+    JSON.stringify({
+      name: "any errors",
+      metric: "errors",
+      group_by: ["model"],
+      window: "1h",
+      op: ">",
+      threshold: 0,
+    }),
+  );
   await page.getByRole("button", { name: "Save rule" }).click();
   await page.getByRole("cell", { name: "any errors" }).waitFor();
   await page

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use llmscope_exporters::query::{
-    AnomalyQuery, Cursor, EventQuery, Filter, GroupBy, SummaryQuery, TraceQuery,
+    AnomalyQuery, Cursor, EventQuery, Filter, GroupBy, SummaryQuery, TraceQuery, trace_list,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -125,10 +125,25 @@ pub fn trace_query(
     config: &ApiConfig,
 ) -> Result<TraceQuery, ApiError> {
     let mut allowed = FILTER_PARAMS.to_vec();
-    allowed.extend(["user", "session", "errors_only", "limit", "cursor"]);
+    allowed.extend(["user", "session", "errors_only", "q", "limit", "cursor"]);
     reject_unknown(q, &allowed)?;
     let limit = limit(q, config)?;
     let errors_only = flag(q, "errors_only")?;
+    let words: Vec<String> = match non_empty(q, "q") {
+        None => Vec::new(),
+        Some(text) => trace_list::words(&text).collect(),
+    };
+    if non_empty(q, "q").is_some() && words.is_empty() {
+        return Err(ApiError::BadRequest(
+            "q: no words to search for (letters and digits)".into(),
+        ));
+    }
+    if words.len() > trace_list::WORDS_PER_NAME {
+        return Err(ApiError::BadRequest(format!(
+            "q: at most {} words",
+            trace_list::WORDS_PER_NAME
+        )));
+    }
     let cursor = non_empty(q, "cursor")
         .map(|c| {
             Cursor::decode(&c).ok_or_else(|| {
@@ -141,6 +156,7 @@ pub fn trace_query(
         user: non_empty(q, "user"),
         session: non_empty(q, "session"),
         errors_only,
+        words,
         limit,
         cursor,
     })

@@ -17,6 +17,8 @@ async fn health_and_bad_requests_are_answered_clearly() {
         ("/api/v1/traces?cursor=xyz", "cursor"),
         ("/api/v1/traces?servcie=a", "unknown parameter servcie"),
         ("/api/v1/traces?errors_only=maybe", "errors_only"),
+        ("/api/v1/traces?q=%20--%20", "no words"),
+        ("/api/v1/traces?q=a+b+c+d+e+f+g+h+i", "at most 8 words"),
         (
             "/api/v1/traces?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
             "earlier",
@@ -83,6 +85,11 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
         ("session=sess-42&model=gpt-4o-mini", 1),
         ("session=sess-42&errors_only=true", 0),
         ("errors_only=false&user=user-7", 1),
+        // Words of span names (the root `agent-run`, the calls `openai.chat`), any case.
+        ("q=Agent", 1),
+        ("q=openai%20CHAT", 1),
+        ("q=agent-run&user=user-7", 1),
+        ("q=agent%20walk", 0),
     ] {
         let listed = c.get(&format!("/api/v1/traces?{query}")).await.json();
         assert_eq!(count(listed), Some(expected), "{query}");

@@ -124,7 +124,8 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
         || f.provider.is_some()
         || q.user.is_some()
         || q.session.is_some()
-        || q.errors_only;
+        || q.errors_only
+        || !q.words.is_empty();
     let mut n = FIRST_CANDIDATES.max(4 * (q.limit + 1)) * if filtered { 16 } else { 1 };
     let rows = loop {
         let rows: Vec<TraceStart> = page_sql(store.database(), q, n)
@@ -211,7 +212,10 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
     // As `query::trace_list` defines the list: a span of each filter key (any span, one per
     // key); the trace's own start decides below, and its spans start no earlier.
     let error = q.errors_only.then(String::new);
-    let keys: [(&str, Option<&String>); 6] = [
+    // A word of some span's name, split as `trace_list::name_words` splits it.
+    let word = "has(arraySlice(extractAll(lower(name), '[a-z0-9]+'), 1, 8), ?)";
+    let words = q.words.iter().map(|w| (word, Some(w)));
+    let keys = [
         ("service = ?", f.service.as_ref()),
         (
             "(request_model = ? OR response_model = ?)",
@@ -221,7 +225,9 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
         ("user_id = ?", q.user.as_ref()),
         ("session_id = ?", q.session.as_ref()),
         ("status_code = 2", error.as_ref()),
-    ];
+    ]
+    .into_iter()
+    .chain(words);
     for (condition, value) in keys {
         let Some(value) = value else { continue };
         sql.push(&format!(

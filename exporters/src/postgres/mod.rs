@@ -281,11 +281,13 @@ impl PostgresStore {
                     e.message = format!("migration {name}: {}", e.message);
                     e
                 })?;
-                if *version == 2 {
-                    let traces = summaries::refresh_all(&tx).await?;
+                // The trace list's rows and keys are derived in Rust (`query::trace_list`).
+                if *version == 2 || *version == 6 {
+                    let traces = summaries::refresh_all(&tx, *version == 2).await?;
                     if traces > 0 {
                         tracing::info!(
                             traces,
+                            name,
                             "wrote the trace list for the traces already stored"
                         );
                     }

@@ -587,10 +587,11 @@ pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
     (bucket, series, sums)
 }
 
-/// Writes the list rows and rollups of every stored trace (after the migration that adds
-/// them). Every span is stored already, so each call's owner is final: each trace adds the
-/// calls it owns, and nothing else changes.
-pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
+/// Writes the list rows and filter keys of every stored trace and, with `rollups`, adds their
+/// calls to the rollups (after the migration that adds them; the list alone is idempotent, the
+/// rollups are not). Every span is stored already, so each call's owner is final: each trace
+/// adds the calls it owns, and nothing else changes.
+pub async fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> Result<u64, PostgresError> {
     let by_project = traces_by_project(
         tx,
         "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
@@ -601,6 +602,10 @@ pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let after = read(tx, project, &ids, None).await?;
+            write_list(tx, project, &ids, &after).await?;
+            if !rollups {
+                continue;
+            }
             let response_ids: Vec<String> = rollup::response_ids(after.values().flatten(), &[])
                 .into_iter()
                 .collect();
@@ -616,7 +621,6 @@ pub async fn refresh_all(tx: &Transaction<'_>) -> Result<u64, PostgresError> {
                 );
             }
             settle(&mut delta);
-            write_list(tx, project, &ids, &after).await?;
             apply(tx, project, delta).await?;
         }
     }

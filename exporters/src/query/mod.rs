@@ -98,13 +98,15 @@ impl Cursor {
 
 /// One page of the trace list. Beside `filter` (whose service, model and provider match any
 /// span of a trace), the list alone filters by `user` and `session` (any span's `user.id`,
-/// `session.id`) and to traces with an error (any span's status).
+/// `session.id`), to traces with an error (any span's status), and by `words` of span names
+/// (each in some span's name, as [`trace_list::name_words`] splits them).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceQuery {
     pub filter: Filter,
     pub user: Option<String>,
     pub session: Option<String>,
     pub errors_only: bool,
+    pub words: Vec<String>,
     pub limit: usize,
     pub cursor: Option<Cursor>,
 }

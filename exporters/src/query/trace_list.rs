@@ -43,14 +43,31 @@ pub const BRIEF_COLUMNS: &str = "span_id, parent_span_id IS NULL, name, service,
     end_time_ns, status_code = 2, is_model_call, response_id, input_tokens, output_tokens, cost_usd,
     provider, request_model, response_model, operation, user_id, session_id, cache_read_tokens";
 
-/// A filter key: `s:` service, `m:` model, `p:` provider, `u:` user, `x:` session, then the
-/// value; `e:` alone for a trace with an error.
+/// A filter key: `s:` service, `m:` model, `p:` provider, `u:` user, `x:` session, `w:` a word
+/// of a span's name, then the value; `e:` alone for a trace with an error.
 pub fn key(kind: char, value: &str) -> String {
     format!("{kind}:{value}")
 }
 
 /// The key of a trace with an error.
 pub const ERROR_KEY: &str = "e:";
+
+/// Words of a span name a trace is found by: at most this many from each name.
+pub const WORDS_PER_NAME: usize = 8;
+
+/// The words of `name` a search matches: its runs of ASCII letters and digits, lowercased, the
+/// first [`WORDS_PER_NAME`] of them (`"chat gpt-4o"`: `chat`, `gpt`, `4o`). Every store splits
+/// names this way (ClickHouse with `extractAll(lower(name), '[a-z0-9]+')`).
+pub fn name_words(name: &str) -> impl Iterator<Item = String> + '_ {
+    words(name).take(WORDS_PER_NAME)
+}
+
+/// Every word of `text`, split as [`name_words`] splits names: what a search looks for.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+}
 
 /// The keys a listed trace must have to match `q` (all of them).
 pub fn list_keys(q: &TraceQuery) -> Vec<String> {
@@ -63,6 +80,7 @@ pub fn list_keys(q: &TraceQuery) -> Vec<String> {
     if q.errors_only {
         keys.push(ERROR_KEY.to_owned());
     }
+    keys.extend(q.words.iter().map(|w| key('w', w)));
     keys
 }
 
@@ -138,6 +156,7 @@ pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BT
                 keys.insert(key(kind, v));
             }
         }
+        keys.extend(name_words(&s.name).map(|w| key('w', &w)));
     }
     if summary.error {
         keys.insert(ERROR_KEY.to_owned());
@@ -148,6 +167,14 @@ pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_split_into_lowercase_ascii_words_eight_at_most() {
+        let words: Vec<String> = name_words("Chat GPT-4o (v2) résumé_tool").collect();
+        assert_eq!(words, ["chat", "gpt", "4o", "v2", "r", "sum", "tool"]);
+        assert_eq!(name_words("a b c d e f g h i j").count(), WORDS_PER_NAME);
+        assert_eq!(name_words(" -- ").count(), 0);
+    }
 
     fn brief(id: &str, start: i64) -> SpanBrief {
         SpanBrief {
@@ -196,7 +223,10 @@ mod tests {
         assert!(t.error);
         assert_eq!(
             keys.into_iter().collect::<Vec<_>>(),
-            ["e:", "m:gpt-4o", "p:openai", "s:api", "s:worker"],
+            [
+                "e:", "m:gpt-4o", "p:openai", "s:api", "s:worker", "w:a", "w:b", "w:c", "w:d",
+                "w:e", "w:span"
+            ],
             "an error span gives the trace the error key"
         );
     }

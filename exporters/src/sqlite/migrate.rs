@@ -71,10 +71,15 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         )?;
         if !done {
             tx.execute_batch(sql)?;
-            if *version == 5 {
-                let traces = super::summaries::refresh_all(&tx)?;
+            // The trace list's rows and keys are derived in Rust (`query::trace_list`).
+            if *version == 5 || *version == 9 {
+                let traces = super::summaries::refresh_all(&tx, *version == 5)?;
                 if traces > 0 {
-                    tracing::info!(traces, "wrote the trace list for the traces already stored");
+                    tracing::info!(
+                        traces,
+                        name,
+                        "wrote the trace list for the traces already stored"
+                    );
                 }
             }
             tx.execute(

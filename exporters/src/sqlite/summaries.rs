@@ -259,10 +259,11 @@ fn sums_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
     sums_at(r, 0)
 }
 
-/// Writes the list rows and rollups of every stored trace (after the migration that adds
-/// them). Every span is stored already, so each call's owner is final: each trace adds the
-/// calls it owns, and nothing else changes.
-pub fn refresh_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
+/// Writes the list rows and filter keys of every stored trace and, with `rollups`, adds their
+/// calls to the rollups (after the migration that adds them; the list alone is idempotent, the
+/// rollups are not). Every span is stored already, so each call's owner is final: each trace
+/// adds the calls it owns, and nothing else changes.
+pub fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> rusqlite::Result<usize> {
     let ids: Vec<(String, String)> = tx
         .prepare("SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -272,6 +273,10 @@ pub fn refresh_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
         for part in chunk.chunks(2_000) {
             let touched: Touched<'_> = part.iter().map(|(_, t)| t.as_str()).collect();
             let after = briefs(tx, project, &touched)?;
+            write_list(tx, project, &touched, &after)?;
+            if !rollups {
+                continue;
+            }
             let response_ids = rollup::response_ids(after.iter().flatten(), &[]);
             let sharing = sharing(tx, project, &response_ids)?;
             let owners = Owners::of(sharing.iter().map(|(t, s)| (t.as_str(), s)));
@@ -285,7 +290,6 @@ pub fn refresh_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
                 );
             }
             settle(&mut delta);
-            write_list(tx, project, &touched, &after)?;
             apply(tx, project, delta)?;
         }
     }

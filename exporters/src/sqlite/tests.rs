@@ -339,6 +339,10 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
             errors_only: true,
             ..list(10)
         },
+        TraceQuery {
+            words: vec!["openai".into(), "chat".into()],
+            ..list(10)
+        },
     ];
     let mut before = Vec::new();
     for q in &queries {
@@ -350,7 +354,8 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
     // The database as version 8 left it: list rows without these keys.
     lock(&store.inner.writer)
         .execute_batch(
-            "DELETE FROM trace_keys WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key = 'e:';
+            "DELETE FROM trace_keys
+             WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key LIKE 'w:%' OR key = 'e:';
              DELETE FROM schema_migrations WHERE version = 9;",
         )
         .expect("downgrade");

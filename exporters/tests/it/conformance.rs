@@ -260,6 +260,21 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
             ..listed(filter())
         },
         TraceQuery {
+            words: vec!["chat".into()],
+            ..listed(Filter {
+                service: Some("batch-job".into()),
+                ..filter()
+            })
+        },
+        TraceQuery {
+            words: vec!["ticket".into(), "42".into()],
+            ..listed(filter())
+        },
+        TraceQuery {
+            words: vec!["sum".into()],
+            ..listed(filter())
+        },
+        TraceQuery {
             errors_only: true,
             ..user(
                 "user-1",
@@ -301,6 +316,18 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
     .await;
     let expected: Vec<&TraceSummary> = everything.iter().filter(|t| t.error).collect();
     assert_eq!(errors.iter().collect::<Vec<_>>(), expected);
+    // A ninth word of a name is not searched; the other words are.
+    for (word, found) in [("nine", false), ("eight", true), ("ticket", true)] {
+        let listed = all_listed(
+            stores[0],
+            TraceQuery {
+                words: vec![word.into()],
+                ..listed(filter())
+            },
+        )
+        .await;
+        assert_eq!(!listed.is_empty(), found, "{word}");
+    }
 
     // Every trace in full: spans, attributes, content joined from events.
     for t in all_traces(stores[0], filter()).await {

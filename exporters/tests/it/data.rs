@@ -27,10 +27,17 @@ fn processed(mut batch: Batch, anomaly: &mut Anomaly) -> Batch {
 }
 
 fn call(i: u64, model: &str, service_user: &str) -> Span {
+    // Names with more than eight words, punctuation and case, for the trace list's word search.
+    let name = match i % 5 {
+        0 => "chat",
+        1 => "Chat: summarize-Ticket #42",
+        2 => "one two three four five six seven eight nine-ticket",
+        _ => "chat_v2 résumé",
+    };
     let mut s = span(
         (i % 40) as u8 + 100,
         (i % 250) as u8 + 1,
-        "chat",
+        name,
         vec![
             kv(
                 "gen_ai.system",

@@ -155,6 +155,7 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
         user: user.map(Into::into),
         session: session.map(Into::into),
         errors_only,
+        words: Vec::new(),
         limit: 500,
         cursor: None,
     };
@@ -163,6 +164,10 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
         list(None, Some("session-3"), false),
         list(None, None, true),
         list(Some("user-2"), None, true),
+        TraceQuery {
+            words: vec!["chat".into()],
+            ..list(Some("user-2"), None, false)
+        },
     ];
     let mut before = Vec::new();
     for q in &queries {
@@ -177,7 +182,8 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
         .await
         .expect("client")
         .batch_execute(
-            "DELETE FROM trace_keys WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key = 'e:';
+            "DELETE FROM trace_keys
+             WHERE key LIKE 'u:%' OR key LIKE 'x:%' OR key LIKE 'w:%' OR key = 'e:';
              DELETE FROM schema_migrations WHERE version = 6;",
         )
         .await
