@@ -85,9 +85,10 @@ async fn summaries_bucket_by_time_and_filter_by_range() {
         ("session=sess-42&model=gpt-4o-mini", 1),
         ("session=sess-42&errors_only=true", 0),
         ("errors_only=false&user=user-7", 1),
-        // Words of span names (the root `agent-run`, the calls `openai.chat`), any case.
+        // Words of the root's name (`agent-run`; the calls' `openai.chat` are not), any case.
         ("q=Agent", 1),
-        ("q=openai%20CHAT", 1),
+        ("q=RUN%20agent", 1),
+        ("q=openai%20chat", 0),
         ("q=agent-run&user=user-7", 1),
         ("q=agent%20walk", 0),
     ] {

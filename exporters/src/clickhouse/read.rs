@@ -212,9 +212,6 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
     // As `query::trace_list` defines the list: a span of each filter key (any span, one per
     // key); the trace's own start decides below, and its spans start no earlier.
     let error = q.errors_only.then(String::new);
-    // A word of some span's name, split as `trace_list::name_words` splits it.
-    let word = "has(arraySlice(extractAll(lower(name), '[a-z0-9]+'), 1, 8), ?)";
-    let words = q.words.iter().map(|w| (word, Some(w)));
     let keys = [
         ("service = ?", f.service.as_ref()),
         (
@@ -225,9 +222,7 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
         ("user_id = ?", q.user.as_ref()),
         ("session_id = ?", q.session.as_ref()),
         ("status_code = 2", error.as_ref()),
-    ]
-    .into_iter()
-    .chain(words);
+    ];
     for (condition, value) in keys {
         let Some(value) = value else { continue };
         sql.push(&format!(
@@ -242,6 +237,23 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
             sql.push(part);
         }
         sql.push(")");
+    }
+    // Words of the root's name (the root as the list defines it), split as
+    // `trace_list::name_words` splits names.
+    if !q.words.is_empty() {
+        sql.push(&format!(
+            " AND trace_id IN (SELECT trace_id FROM {db}.spans WHERE"
+        ))
+        .str(" project = ?", &f.project)
+        .push(
+            " AND start_time >= oldest GROUP BY trace_id HAVING hasAll(arraySlice(extractAll(
+                lower(argMin(name, (parent_span_id != '', start_time, span_id))), '[a-z0-9]+'),
+                1, 8), [",
+        );
+        for (i, word) in q.words.iter().enumerate() {
+            sql.str(if i == 0 { "?" } else { ", ?" }, word);
+        }
+        sql.push("]))");
     }
     // A trace starting at the oldest candidate row may have its earliest row among the rows
     // left out (a tie), unless there were none.

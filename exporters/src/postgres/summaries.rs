@@ -18,7 +18,7 @@ use super::PostgresError;
 use crate::query::rollup::{
     self, Bucket, Delta, Dim, Hist, Owners, Series, Sums, add_change, settle,
 };
-use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
+use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, stale_keys, summarize_trace};
 use crate::record::SpanRecord;
 
 /// The spans of each trace, by trace id.
@@ -284,14 +284,15 @@ async fn write_list(
     trace_ids: &[&str],
     after: &Briefs,
 ) -> Result<(), PostgresError> {
-    let old_starts: HashMap<String, i64> = tx
+    let old_rows: HashMap<String, (i64, Option<String>)> = tx
         .query(
-            "SELECT trace_id, start_ns FROM traces WHERE project = $1 AND trace_id = ANY($2)",
+            "SELECT trace_id, start_ns, root_name FROM traces
+             WHERE project = $1 AND trace_id = ANY($2)",
             &[&project, &trace_ids],
         )
         .await?
         .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
 
     #[derive(Default)]
@@ -311,7 +312,8 @@ async fn write_list(
         session: Vec<Option<String>>,
     }
     let mut c = Columns::default();
-    // (key, start, trace id) rows to forget (the trace's start moved) and to add.
+    // (key, start, trace id) rows to forget (the trace's start moved, or its root changed and
+    // with it the root's words) and to add.
     let mut forget: (Vec<String>, Vec<i64>, Vec<String>) = Default::default();
     let mut add: (Vec<String>, Vec<i64>, Vec<String>) = Default::default();
     for (trace_id, spans) in after {
@@ -319,10 +321,14 @@ async fn write_list(
         let (user, session) = rollup::trace_user_and_session(spans);
         c.user.push(user);
         c.session.push(session);
-        if let Some(&old) = old_starts.get(trace_id).filter(|old| **old != t.start_ns) {
-            for key in &keys {
-                forget.0.push(key.clone());
-                forget.1.push(old);
+        if let Some((old, old_root)) = old_rows.get(trace_id) {
+            let mut stale = stale_keys(old_root.as_deref(), &keys);
+            if *old != t.start_ns {
+                stale.extend(keys.iter().cloned());
+            }
+            for key in stale {
+                forget.0.push(key);
+                forget.1.push(*old);
                 forget.2.push(trace_id.clone());
             }
         }

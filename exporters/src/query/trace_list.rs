@@ -44,7 +44,8 @@ pub const BRIEF_COLUMNS: &str = "span_id, parent_span_id IS NULL, name, service,
     provider, request_model, response_model, operation, user_id, session_id, cache_read_tokens";
 
 /// A filter key: `s:` service, `m:` model, `p:` provider, `u:` user, `x:` session, `w:` a word
-/// of a span's name, then the value; `e:` alone for a trace with an error.
+/// of the root span's name (the name the list shows), then the value; `e:` alone for a trace
+/// with an error.
 pub fn key(kind: char, value: &str) -> String {
     format!("{kind}:{value}")
 }
@@ -52,7 +53,7 @@ pub fn key(kind: char, value: &str) -> String {
 /// The key of a trace with an error.
 pub const ERROR_KEY: &str = "e:";
 
-/// Words of a span name a trace is found by: at most this many from each name.
+/// Words of its root's name a trace is found by: at most this many.
 pub const WORDS_PER_NAME: usize = 8;
 
 /// The words of `name` a search matches: its runs of ASCII letters and digits, lowercased, the
@@ -67,6 +68,18 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
+}
+
+/// Keys a trace's list row held that its new `keys` no longer have: the words of `old_root`,
+/// a root name that is no longer the root's (a parent arrived after its child). Every other
+/// key only grows as spans arrive.
+pub fn stale_keys(old_root: Option<&str>, keys: &BTreeSet<String>) -> Vec<String> {
+    old_root
+        .into_iter()
+        .flat_map(name_words)
+        .map(|w| key('w', &w))
+        .filter(|k| !keys.contains(k))
+        .collect()
 }
 
 /// The keys a listed trace must have to match `q` (all of them).
@@ -156,7 +169,10 @@ pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BT
                 keys.insert(key(kind, v));
             }
         }
-        keys.extend(name_words(&s.name).map(|w| key('w', &w)));
+    }
+    // Words of the root's name only: every span's would cost ~130 bytes a span in SQLite.
+    if let Some(root) = root {
+        keys.extend(name_words(&root.name).map(|w| key('w', &w)));
     }
     if summary.error {
         keys.insert(ERROR_KEY.to_owned());
@@ -167,6 +183,13 @@ pub fn summarize_trace(trace_id: &str, spans: &[SpanBrief]) -> (TraceSummary, BT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_root_arriving_after_its_child_makes_the_childs_words_stale() {
+        let keys: BTreeSet<String> = ["w:agent".to_owned(), "w:chat".to_owned()].into();
+        assert_eq!(stale_keys(Some("Chat gpt-4o"), &keys), ["w:gpt", "w:4o"]);
+        assert!(stale_keys(None, &keys).is_empty());
+    }
 
     #[test]
     fn names_split_into_lowercase_ascii_words_eight_at_most() {
@@ -224,10 +247,9 @@ mod tests {
         assert_eq!(
             keys.into_iter().collect::<Vec<_>>(),
             [
-                "e:", "m:gpt-4o", "p:openai", "s:api", "s:worker", "w:a", "w:b", "w:c", "w:d",
-                "w:e", "w:span"
+                "e:", "m:gpt-4o", "p:openai", "s:api", "s:worker", "w:a", "w:span"
             ],
-            "an error span gives the trace the error key"
+            "an error span gives the trace the error key; the root's words (`span a`) are keys"
         );
     }
 

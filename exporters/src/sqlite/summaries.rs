@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::query::rollup::{self, Delta, Hist, Owners, Sums, add_change, settle};
-use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, summarize_trace};
+use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, stale_keys, summarize_trace};
 use crate::record::SpanRecord;
 
 /// The trace ids of a batch, each once.
@@ -134,8 +134,9 @@ fn write_list(
     touched: &Touched<'_>,
     after: &[Vec<SpanBrief>],
 ) -> rusqlite::Result<()> {
-    let mut old_start =
-        tx.prepare_cached("SELECT start_ns FROM traces WHERE project = ?1 AND trace_id = ?2")?;
+    let mut old_row = tx.prepare_cached(
+        "SELECT start_ns, root_name FROM traces WHERE project = ?1 AND trace_id = ?2",
+    )?;
     let mut upsert = tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (project, trace_id, start_ns, duration_ns, root_name,
             service, span_count, llm_calls, input_tokens, output_tokens, cost_usd, error,
@@ -154,8 +155,8 @@ fn write_list(
         }
         let (t, keys) = summarize_trace(trace_id, spans);
         let (user, session) = rollup::trace_user_and_session(spans);
-        let before_start: Option<i64> = old_start
-            .query_row([project, trace_id], |r| r.get(0))
+        let before: Option<(i64, Option<String>)> = old_row
+            .query_row([project, trace_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         upsert.execute(params![
             project,
@@ -173,9 +174,13 @@ fn write_list(
             user,
             session,
         ])?;
-        // Keys only grow as spans arrive; a new earlier start moves them all.
-        if let Some(b) = before_start.filter(|b| *b != t.start_ns) {
-            for key in &keys {
+        // A new earlier start moves every key; a new root drops the old root's words.
+        if let Some((b, old_root)) = &before {
+            let mut stale = stale_keys(old_root.as_deref(), &keys);
+            if *b != t.start_ns {
+                stale.extend(keys.iter().cloned());
+            }
+            for key in &stale {
                 forget_key.execute(params![project, key, b, trace_id])?;
             }
         }

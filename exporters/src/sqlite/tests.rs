@@ -340,7 +340,7 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
             ..list(10)
         },
         TraceQuery {
-            words: vec!["openai".into(), "chat".into()],
+            words: vec!["run".into(), "agent".into()],
             ..list(10)
         },
     ];
@@ -380,6 +380,40 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
             listed,
             "{q:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_root_arriving_after_its_child_replaces_the_childs_words() {
+    let (_dir, store) = store();
+    let words = |w: &str| TraceQuery {
+        words: vec![w.into()],
+        ..list(10)
+    };
+    let mut child = span(5, 2, "chat gpt-4o", vec![]);
+    child.parent_span_id = vec![1; 8];
+    store
+        .export(&normalized(traces("app", vec![child])))
+        .await
+        .expect("child");
+    assert_eq!(
+        store
+            .traces(&words("chat"))
+            .await
+            .expect("traces")
+            .traces
+            .len(),
+        1
+    );
+    let mut root = span(5, 1, "Answer ticket", vec![]);
+    root.start_time_unix_nano -= 1_000_000;
+    store
+        .export(&normalized(traces("app", vec![root])))
+        .await
+        .expect("root");
+    for (word, found) in [("chat", 0), ("gpt", 0), ("answer", 1), ("ticket", 1)] {
+        let listed = store.traces(&words(word)).await.expect("traces").traces;
+        assert_eq!(listed.len(), found, "{word}");
     }
 }
 

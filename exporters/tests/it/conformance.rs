@@ -1,10 +1,10 @@
 //! The same data, exported to every store, gives the same answers to every query the API asks.
 
 use llmscope_core::Exporter;
-use llmscope_exporters::query::rollup;
 use llmscope_exporters::query::{
     AnomalyQuery, Filter, GroupBy, QueryStore, SummaryGroup, SummaryQuery, TraceQuery, TraceSummary,
 };
+use llmscope_exporters::query::{rollup, trace_list};
 use llmscope_exporters::sqlite::{SqliteConfig, SqliteStore};
 
 use crate::{clickhouse, data, postgres};
@@ -316,17 +316,36 @@ async fn conform(sqlite: &SqliteStore, ch: &dyn QueryStore) {
     .await;
     let expected: Vec<&TraceSummary> = everything.iter().filter(|t| t.error).collect();
     assert_eq!(errors.iter().collect::<Vec<_>>(), expected);
-    // A ninth word of a name is not searched; the other words are.
-    for (word, found) in [("nine", false), ("eight", true), ("ticket", true)] {
-        let listed = all_listed(
+    // A search finds exactly the traces whose root name has every word among its first eight.
+    for words in [
+        &["nine"][..],
+        &["eight"],
+        &["ticket"],
+        &["chat"],
+        &["sum", "r"],
+        &["42", "chat"],
+    ] {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let expected: Vec<&TraceSummary> = everything
+            .iter()
+            .filter(|t| {
+                let root: Vec<String> =
+                    trace_list::name_words(t.root_name.as_deref().unwrap_or("")).collect();
+                words.iter().all(|w| root.contains(w))
+            })
+            .collect();
+        let found = all_listed(
             stores[0],
             TraceQuery {
-                words: vec![word.into()],
+                words: words.clone(),
                 ..listed(filter())
             },
         )
         .await;
-        assert_eq!(!listed.is_empty(), found, "{word}");
+        assert_eq!(found.iter().collect::<Vec<_>>(), expected, "{words:?}");
+        if words == ["nine"] {
+            assert!(found.is_empty(), "a ninth word is not searched");
+        }
     }
 
     // Every trace in full: spans, attributes, content joined from events.

@@ -166,7 +166,7 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
         list(Some("user-2"), None, true),
         TraceQuery {
             words: vec!["chat".into()],
-            ..list(Some("user-2"), None, false)
+            ..list(None, None, false)
         },
     ];
     let mut before = Vec::new();
