@@ -101,6 +101,9 @@ export async function alerts(main) {
     }
   });
 
+  // Shown whole once its lists are here, so nothing moves as they arrive.
+  main.replaceChildren(el("h1", {}, "Alerts"), el("p", { class: "status", role: "status" }, "Loading alerts…"));
+  await load();
   main.replaceChildren(
     el("h1", {}, "Alerts"),
     el("h2", {}, "Rules"),
@@ -159,7 +162,6 @@ export async function alerts(main) {
     );
     if (!events.length) history.append(el("tr", {}, el("td", { colspan: 5 }, "No transitions yet.")));
   }
-  await load();
 }
 
 /** Dimensions of a series or rule filter that the trace list filters by. */

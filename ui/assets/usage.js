@@ -92,6 +92,15 @@ export async function render(main, { params, navigate }) {
   const totals = el("dl", { class: "stats", "aria-label": "Totals" });
   const figure = el("figure", { class: "chart-wrap" });
   const body = el("tbody");
+  // Shown whole once its data is here, so nothing moves as it arrives.
+  main.replaceChildren(el("h1", {}, "Usage"), form, el("p", { class: "status", role: "status" }, "Loading usage…"));
+
+  const query = { group_by: groupBy, from: rangeStart(range) };
+  for (const name of ["service", "model", "provider"]) query[name] = params.get(name);
+  const [whole, series] = await Promise.all([
+    get("/api/v1/analytics/summary", query),
+    get("/api/v1/analytics/summary", { ...query, bucket }),
+  ]);
   main.replaceChildren(
     el("h1", {}, "Usage"),
     form,
@@ -110,13 +119,6 @@ export async function render(main, { params, navigate }) {
       body,
     ),
   );
-
-  const query = { group_by: groupBy, from: rangeStart(range) };
-  for (const name of ["service", "model", "provider"]) query[name] = params.get(name);
-  const [whole, series] = await Promise.all([
-    get("/api/v1/analytics/summary", query),
-    get("/api/v1/analytics/summary", { ...query, bucket }),
-  ]);
   const groups = whole.groups.sort((a, b) => b.cost_usd - a.cost_usd || b.requests - a.requests);
   const total = (f) => groups.reduce((a, g) => a + (g[f] || 0), 0);
   const requests = total("requests");

@@ -30,6 +30,9 @@ test("the UI asks for a key, refuses a wrong one and shows data with the right o
   await dialog.waitFor();
   assert.equal(await page.getByRole("link", { name: "keyed-run" }).count(), 0, "no data without a key");
   await shot(page, "key");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, "key");
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   await page.getByLabel("Key", { exact: true }).fill("lls_wrong_key_0000000000000000000000000000000");
   await page.getByRole("button", { name: "Use key" }).click();

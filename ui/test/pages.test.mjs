@@ -234,6 +234,15 @@ test("anomalies and alerts pages list, and a rule is created from the page", asy
     await page.getByRole("heading", { name: "Recent transitions" }).waitFor();
   }
   await shot(page, "alerts");
+  // Both pages at 390 px too.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, "alerts");
+  await page.goto(`${collector.api}/anomalies`);
+  await page.getByRole("heading", { name: "Anomalies" }).waitFor();
+  await shot(page, "anomalies");
+  await page.goto(`${collector.api}/alerts`);
+  await firing.first().waitFor();
+  await page.setViewportSize({ width: 1280, height: 800 });
   await firing.first().getByRole("link", { name: "traces" }).click();
   await page.waitForURL(/\/traces\?.*from=.*model=gpt-4o-mini/);
   await page.getByRole("link", { name: "summarize-thread" }).waitFor();
@@ -253,9 +262,13 @@ test("pages are keyboard navigable and every control is labelled", async () => {
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
   await page.keyboard.press("Enter");
-  for (const path of ["/traces", "/live", "/usage", "/alerts"]) {
+  for (const path of ["/traces", "/live", "/usage", "/anomalies", "/alerts", `/traces/${traces.ok}`]) {
     await page.goto(`${collector.api}${path}`);
     await page.locator("main h1").waitFor();
+    // Loaded: its requests done (the live page's stream never ends: connected instead).
+    if (path === "/live") await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+    else await page.waitForLoadState("networkidle");
+    assert.ok((await page.evaluate(() => window.__shift)) < 0.1, `${path}: no layout shift on load`);
     const unlabelled = await page.evaluate(() =>
       [...document.querySelectorAll("main input, main select, main textarea")]
         .filter((e) => e.labels.length === 0 && !e.getAttribute("aria-label"))
