@@ -13,6 +13,7 @@ const VIEWS = [
   ["traces, a model, all time", "/traces?range=all&model=gpt-4o"],
   ["traces, errors only, last 7 days", "/traces?range=7d&errors_only=true"],
   ["traces, a user, all time", "/traces?range=all&user=user-00042"],
+  ["traces, words of the name, all time", "/traces?range=all&q=agent%20support"],
 ];
 
 const browser = await chromium.launch({
@@ -37,7 +38,9 @@ for (const [name, path] of VIEWS) {
     await row.or(empty).waitFor({ timeout: 60_000 });
     visible.push(await page.evaluate(() => performance.now()));
     await page.waitForLoadState("networkidle");
-    idle.push(await page.evaluate(() => Math.max(...performance.getEntriesByType("resource").map((r) => r.responseEnd))));
+    idle.push(
+      await page.evaluate(() => Math.max(...performance.getEntriesByType("resource").map((r) => r.responseEnd))),
+    );
     rows = await page.locator('tbody a[href^="/traces/"]').count();
     await context.close();
   }
