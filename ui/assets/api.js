@@ -67,7 +67,8 @@ export const send = (method, path, body) => call(method, path, {}, body);
 
 /**
  * Follows `/api/v1/stream` as Server-Sent Events over fetch (so the key goes in a header),
- * calling `onMessage` with each JSON message and `onState` with "open", "retrying" or "closed";
+ * calling `onMessage` with each JSON message and `onState` with "open", "retrying" or "closed"
+ * (with the server's reason when it refused the stream for good);
  * reconnects with the last event id after a pause. Stops when `signal` aborts.
  */
 export async function follow(params, onMessage, onState, signal) {
@@ -82,6 +83,12 @@ export async function follow(params, onMessage, onState, signal) {
         const body = await response.json().catch(() => ({}));
         unauthorized(body.error || "this API key was refused");
         onState("closed");
+        return;
+      }
+      if (response.status === 404 || response.status === 400) {
+        // The stream is off on this collector, or a filter is wrong: retrying will not help.
+        const body = await response.json().catch(() => ({}));
+        onState("closed", body.error || `HTTP ${response.status}`);
         return;
       }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);

@@ -90,8 +90,9 @@ export async function render(main, { params, navigate, signal }) {
       }
       show();
     },
-    (s) => {
+    (s, reason) => {
       state.textContent = { open: "Live", retrying: "Reconnecting…", closed: "Stopped" }[s] ?? s;
+      if (reason) state.textContent = `Stopped: ${reason}`;
     },
     signal,
   );
