@@ -99,7 +99,10 @@ impl AuthConfig {
         if self.mode == AuthMode::None && !self.keys.is_empty() {
             return Err("keys: listed keys need `mode: api_key`".into());
         }
-        let mut seen = std::collections::HashSet::new();
+        let (mut seen, mut names) = (
+            std::collections::HashSet::new(),
+            std::collections::HashSet::new(),
+        );
         for (i, k) in self.keys.iter().enumerate() {
             let valid = |v: &str| !v.is_empty() && v.len() <= 128;
             if !valid(&k.name) || !valid(&k.project) {
@@ -119,6 +122,12 @@ impl AuthConfig {
                     "keys[{i}] ({}): the same key is listed twice",
                     k.name
                 ));
+            }
+            if !names.insert(k.name.as_str()) {
+                return Err(format!("keys[{i}]: the name {:?} is listed twice", k.name));
+            }
+            if k.key.expose().trim() == self.admin_token.expose().trim() {
+                return Err(format!("keys[{i}] ({}): the same as admin_token", k.name));
             }
         }
         Ok(())

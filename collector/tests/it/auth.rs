@@ -413,6 +413,17 @@ fn listed_keys_are_checked_at_load_and_never_echoed() {
             "    mode: none\n    keys: [{name: a, key: '${env:NODE_KEY}'}]\n".to_owned(),
             "need `mode: api_key`",
         ),
+        (
+            format!(
+                "    keys: [{{name: a, key: '${{env:NODE_KEY}}'}}, {{name: a, key: {ADMIN}-0123456789ab}}]\n"
+            ),
+            "listed twice",
+        ),
+        (
+            "    admin_token: '${env:NODE_KEY}'\n    keys: [{name: a, key: '${env:NODE_KEY}'}]\n"
+                .to_owned(),
+            "the same as admin_token",
+        ),
     ] {
         let err = parse(&extra).expect_err(&extra);
         let text = err.to_string();
