@@ -28,7 +28,7 @@ function headers(extra) {
 }
 
 /** `path` with the non-empty `params` as its query. */
-export function url(path, params = {}) {
+function url(path, params = {}) {
   const u = new URL(path, location.origin);
   for (const [name, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") u.searchParams.set(name, value);

@@ -73,7 +73,7 @@ export function redactedText(value) {
 }
 
 /** Ranges offered by the pages, as `from` relative to now. */
-export const RANGES = [
+const RANGES = [
   ["15m", "Last 15 minutes", 15 * 60e3],
   ["1h", "Last hour", 3600e3],
   ["24h", "Last 24 hours", 24 * 3600e3],

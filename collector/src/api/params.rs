@@ -129,11 +129,11 @@ pub fn trace_query(
     reject_unknown(q, &allowed)?;
     let limit = limit(q, config)?;
     let errors_only = flag(q, "errors_only")?;
-    let words: Vec<String> = match non_empty(q, "q") {
-        None => Vec::new(),
-        Some(text) => trace_list::words(&text).collect(),
-    };
-    if non_empty(q, "q").is_some() && words.is_empty() {
+    let text = non_empty(q, "q");
+    let words: Vec<String> = text
+        .as_deref()
+        .map_or_else(Vec::new, |t| trace_list::words(t).collect());
+    if text.is_some() && words.is_empty() {
         return Err(ApiError::BadRequest(
             "q: no words to search for (letters and digits)".into(),
         ));

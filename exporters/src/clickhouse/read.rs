@@ -13,7 +13,7 @@ use serde_json::Value as J;
 use super::{ClickHouseError, ClickHouseStore, classify};
 use crate::query::{
     AnomalyQuery, CallRow, Filter, GroupBy, SummaryGroup, SummaryQuery, TracePage, TraceQuery,
-    TraceSummary, rollup, summarize,
+    TraceSummary, rollup, summarize, trace_list,
 };
 use crate::record::{AnomalyRow, JsonMap, SpanRecord};
 
@@ -118,14 +118,7 @@ const FIRST_CANDIDATES: usize = 256;
 /// 2. The page's spans (bounded by time, which the primary key orders, and by trace id, which
 ///    the bloom filter skips) give every trace's totals in one query.
 pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage> {
-    let f = &q.filter;
-    let filtered = f.service.is_some()
-        || f.model.is_some()
-        || f.provider.is_some()
-        || q.user.is_some()
-        || q.session.is_some()
-        || q.errors_only
-        || !q.words.is_empty();
+    let filtered = !trace_list::list_keys(q).is_empty();
     let mut n = FIRST_CANDIDATES.max(4 * (q.limit + 1)) * if filtered { 16 } else { 1 };
     let rows = loop {
         let rows: Vec<TraceStart> = page_sql(store.database(), q, n)

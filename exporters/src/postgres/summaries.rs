@@ -18,7 +18,7 @@ use super::PostgresError;
 use crate::query::rollup::{
     self, Bucket, Delta, Dim, Hist, Owners, Series, Sums, add_change, settle,
 };
-use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, stale_keys, summarize_trace};
+use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, forgotten_keys, summarize_trace};
 use crate::record::SpanRecord;
 
 /// The spans of each trace, by trace id.
@@ -322,11 +322,7 @@ async fn write_list(
         c.user.push(user);
         c.session.push(session);
         if let Some((old, old_root)) = old_rows.get(trace_id) {
-            let mut stale = stale_keys(old_root.as_deref(), &keys);
-            if *old != t.start_ns {
-                stale.extend(keys.iter().cloned());
-            }
-            for key in stale {
+            for key in forgotten_keys((*old, old_root.as_deref()), t.start_ns, &keys) {
                 forget.0.push(key);
                 forget.1.push(*old);
                 forget.2.push(trace_id.clone());

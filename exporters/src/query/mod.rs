@@ -98,8 +98,8 @@ impl Cursor {
 
 /// One page of the trace list. Beside `filter` (whose service, model and provider match any
 /// span of a trace), the list alone filters by `user` and `session` (any span's `user.id`,
-/// `session.id`), to traces with an error (any span's status), and by `words` of span names
-/// (each in some span's name, as [`trace_list::name_words`] splits them).
+/// `session.id`), to traces with an error (any span's status), and by `words` of the trace's
+/// name (the root span's, as [`trace_list::name_words`] splits it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceQuery {
     pub filter: Filter,

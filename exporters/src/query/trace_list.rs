@@ -70,16 +70,22 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_ascii_lowercase)
 }
 
-/// Keys a trace's list row held that its new `keys` no longer have: the words of `old_root`,
-/// a root name that is no longer the root's (a parent arrived after its child). Every other
-/// key only grows as spans arrive.
-pub fn stale_keys(old_root: Option<&str>, keys: &BTreeSet<String>) -> Vec<String> {
-    old_root
+/// The keys to delete, at the trace's old start `old_start`, before its new `keys` are written
+/// at `start`: all of them when the start moved (a span arrived earlier), and the words of
+/// `old_root` that the new keys lack (a parent arrived after its child and is now the root).
+/// Every other key only grows as spans arrive.
+pub fn forgotten_keys(
+    (old_start, old_root): (i64, Option<&str>),
+    start: i64,
+    keys: &BTreeSet<String>,
+) -> Vec<String> {
+    let stale = old_root
         .into_iter()
         .flat_map(name_words)
         .map(|w| key('w', &w))
-        .filter(|k| !keys.contains(k))
-        .collect()
+        .filter(|k| !keys.contains(k));
+    let moved = (old_start != start).then(|| keys.iter().cloned());
+    stale.chain(moved.into_iter().flatten()).collect()
 }
 
 /// The keys a listed trace must have to match `q` (all of them).
@@ -187,8 +193,16 @@ mod tests {
     #[test]
     fn a_root_arriving_after_its_child_makes_the_childs_words_stale() {
         let keys: BTreeSet<String> = ["w:agent".to_owned(), "w:chat".to_owned()].into();
-        assert_eq!(stale_keys(Some("Chat gpt-4o"), &keys), ["w:gpt", "w:4o"]);
-        assert!(stale_keys(None, &keys).is_empty());
+        assert_eq!(
+            forgotten_keys((5, Some("Chat gpt-4o")), 5, &keys),
+            ["w:gpt", "w:4o"]
+        );
+        assert!(forgotten_keys((5, None), 5, &keys).is_empty());
+        // A start that moved takes every key along.
+        assert_eq!(
+            forgotten_keys((5, Some("agent")), 4, &keys),
+            ["w:agent", "w:chat"]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::query::rollup::{self, Delta, Hist, Owners, Sums, add_change, settle};
-use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, stale_keys, summarize_trace};
+use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, forgotten_keys, summarize_trace};
 use crate::record::SpanRecord;
 
 /// The trace ids of a batch, each once.
@@ -174,13 +174,8 @@ fn write_list(
             user,
             session,
         ])?;
-        // A new earlier start moves every key; a new root drops the old root's words.
         if let Some((b, old_root)) = &before {
-            let mut stale = stale_keys(old_root.as_deref(), &keys);
-            if *b != t.start_ns {
-                stale.extend(keys.iter().cloned());
-            }
-            for key in &stale {
+            for key in forgotten_keys((*b, old_root.as_deref()), t.start_ns, &keys) {
                 forget_key.execute(params![project, key, b, trace_id])?;
             }
         }
