@@ -487,7 +487,7 @@ pub fn counted_calls(rows: &[SpanRecord]) -> Vec<bool> {
 
 /// FNV-1a over length-prefixed parts: a hash that stays the same across builds and platforms,
 /// so a record retried after an upgrade still has the id it was stored under.
-fn stable_hash(parts: &[&[u8]]) -> i64 {
+pub(crate) fn stable_hash(parts: &[&[u8]]) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in (part.len() as u64).to_le_bytes().iter().chain(part.iter()) {

@@ -773,6 +773,7 @@ async fn summary_from_plan(
                     .into_iter()
                     .zip(r.hist_counts.into_iter().map(|n| n as i64)),
             ),
+            parts: rollup::Parts::default(),
         };
         combined.add_group(none_if_empty(r.key), r.bucket_ns, &sums);
     }

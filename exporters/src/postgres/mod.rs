@@ -119,6 +119,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0006_trace_list_keys",
         include_str!("../../../sql/postgres/0006_trace_list_keys.sql"),
     ),
+    (
+        7,
+        "0007_rollup_parts",
+        include_str!("../../../sql/postgres/0007_rollup_parts.sql"),
+    ),
 ];
 
 /// A failed PostgreSQL operation: the server's message, and whether to retry.
@@ -281,9 +286,15 @@ impl PostgresStore {
                     e.message = format!("migration {name}: {}", e.message);
                     e
                 })?;
-                // The trace list's rows and keys are derived in Rust (`query::trace_list`).
-                if *version == 2 || *version == 6 {
-                    let traces = summaries::refresh_all(&tx, *version == 2).await?;
+                // The trace list's rows and keys, and the rollups, are derived in Rust
+                // (`query::trace_list`, `query::rollup`); the rollups in their form since 0007.
+                // Rollups are written in their current form, from 0007 on.
+                if [2, 6, 7].contains(version) {
+                    let dims = match *version {
+                        7 => summaries::prepare_parts(&tx).await?,
+                        _ => Vec::new(),
+                    };
+                    let traces = summaries::refresh_all(&tx, &dims).await?;
                     if traces > 0 {
                         tracing::info!(
                             traces,

@@ -1,6 +1,7 @@
 //! The query API's reads over the PostgreSQL tables: raw rows for lists and drill-downs, the
 //! rollups for summaries over bucket-aligned ranges.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use llmscope_core::semconv::GenAiFields;
@@ -278,6 +279,38 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
         }
     }
     let f = &q.filter;
+    let dim = rollup::Dim::for_group(q.group_by).code();
+    if rollup::sums_parts(q) {
+        let client = store.pool().get().await.map_err(pool_error)?;
+        let wanted: HashSet<i64> = client
+            .query(
+                "SELECT id FROM rollup_series WHERE project = $1
+                   AND ($2::text IS NULL OR service = $2) AND ($3::text IS NULL OR provider = $3)
+                   AND ($4::text IS NULL OR model = $4 OR response_model = $4)",
+                &[&f.project, &f.service, &f.provider, &f.model],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (width, from, to) in plan.rollup {
+            let rows = client
+                .query(
+                    "SELECT value, bucket_ns, parts FROM rollups
+                     WHERE project = $1 AND dim = $2 AND width_ns = $3 AND bucket_ns >= $4
+                       AND bucket_ns < $5",
+                    &[&f.project, &dim, &width, &from, &to],
+                )
+                .await?;
+            for r in rows {
+                let parts: Option<&[u8]> = r.get(2);
+                combined.add_parts(r.get(0), r.get(1), parts.unwrap_or_default(), |id| {
+                    wanted.contains(&id)
+                });
+            }
+        }
+        return Ok(combined.finish());
+    }
     for (width, from, to) in plan.rollup {
         let mut sql = Sql::default();
         sql.push(
@@ -287,7 +320,7 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
              FROM rollups WHERE",
         )
         .bind(" project = ", f.project.clone())
-        .bind(" AND dim = ", rollup::Dim::for_group(q.group_by).code())
+        .bind(" AND dim = ", dim)
         .bind(" AND width_ns = ", width)
         .bind(" AND bucket_ns >= ", from)
         .bind(" AND bucket_ns < ", to);

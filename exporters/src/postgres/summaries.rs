@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresError;
 use crate::query::rollup::{
-    self, Bucket, Delta, Dim, Hist, Owners, Series, Sums, add_change, settle,
+    self, Bucket, DAY_NS, Delta, Dim, Hist, Owners, Parts, Series, Sums, add_change, settle,
 };
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, forgotten_keys, summarize_trace};
 use crate::record::SpanRecord;
@@ -443,6 +443,8 @@ impl Keys {
 
 const KEYS_UNNEST: &str = "unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
     $7::text[], $8::text[], $9::text[], $10::text[])";
+/// The columns of `KEY_COLUMNS`.
+const KEY_COUNT: usize = 9;
 const KEY_COLUMNS: &str =
     "dim, width_ns, bucket_ns, service, provider, model, response_model, operation, value";
 
@@ -465,7 +467,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
         .query(
             &format!(
                 "SELECT {KEY_COLUMNS}, requests, errors, input_tokens, output_tokens,
-                        cache_read_tokens, cost_usd, priced, latency_hist
+                        cache_read_tokens, cost_usd, priced, latency_hist, parts
                  FROM rollups JOIN {KEYS_UNNEST} AS k({KEY_COLUMNS}) USING ({KEY_COLUMNS})
                  WHERE project = $1"
             ),
@@ -474,12 +476,24 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
         .await?;
     let mut merged: BTreeMap<(Bucket, Series), Sums> = BTreeMap::new();
     for r in &stored {
-        let (bucket, series, sums) = row(r, 0);
+        let (bucket, series, mut sums) = row(r, 0);
+        sums.parts = r
+            .get::<_, Option<&[u8]>>(KEY_COUNT + 8)
+            .map(Parts::decode)
+            .unwrap_or_default();
         merged.insert((bucket, series), sums);
     }
+    let mut new_series = Vec::new();
     for (key, change) in delta {
-        merged.entry(key).or_default().merge(&change, 1);
+        let row = merged.entry(key).or_insert_with_key(|(bucket, series)| {
+            if bucket.dim == Dim::Calls {
+                new_series.push(series.clone());
+            }
+            Sums::default()
+        });
+        row.merge(&change, 1);
     }
+    name_series(tx, project, &new_series).await?;
     let (mut gone, mut kept) = (Keys::default(), Keys::default());
     #[derive(Default)]
     struct Values {
@@ -491,6 +505,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
         cost_usd: Vec<f64>,
         priced: Vec<i64>,
         hist: Vec<Vec<u8>>,
+        parts: Vec<Option<Vec<u8>>>,
     }
     let mut v = Values::default();
     for ((bucket, series), sums) in &merged {
@@ -507,6 +522,8 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
         v.cost_usd.push(sums.cost_usd);
         v.priced.push(sums.priced);
         v.hist.push(sums.hist.encode());
+        v.parts
+            .push((bucket.dim != Dim::Calls).then(|| sums.parts.encode()));
     }
     if !gone.dim.is_empty() {
         tx.execute(
@@ -525,16 +542,17 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
         tx.execute(
             &format!(
                 "INSERT INTO rollups (project, {KEY_COLUMNS}, requests, errors, input_tokens,
-                    output_tokens, cache_read_tokens, cost_usd, priced, latency_hist)
+                    output_tokens, cache_read_tokens, cost_usd, priced, latency_hist, parts)
                  SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[],
                     $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[],
-                    $17::bigint[], $18::bytea[])
+                    $17::bigint[], $18::bytea[], $19::bytea[])
                  ON CONFLICT (project, {KEY_COLUMNS}) DO UPDATE SET
                     requests = EXCLUDED.requests, errors = EXCLUDED.errors,
                     input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
                     cache_read_tokens = EXCLUDED.cache_read_tokens, cost_usd = EXCLUDED.cost_usd,
-                    priced = EXCLUDED.priced, latency_hist = EXCLUDED.latency_hist"
+                    priced = EXCLUDED.priced, latency_hist = EXCLUDED.latency_hist,
+                    parts = EXCLUDED.parts"
             ),
             &[
                 kept.params(&project).as_slice(),
@@ -547,6 +565,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
                     &v.cost_usd,
                     &v.priced,
                     &v.hist,
+                    &v.parts,
                 ],
             ]
             .concat(),
@@ -585,6 +604,7 @@ pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
         cost_usd: r.get(at + 14),
         priced: r.get(at + 15),
         hist: Hist::decode(r.get(at + 16)),
+        parts: Parts::default(),
     };
     (bucket, series, sums)
 }
@@ -593,7 +613,7 @@ pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
 /// calls to the rollups (after the migration that adds them; the list alone is idempotent, the
 /// rollups are not). Every span is stored already, so each call's owner is final: each trace
 /// adds the calls it owns, and nothing else changes.
-pub async fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> Result<u64, PostgresError> {
+pub async fn refresh_all(tx: &Transaction<'_>, rollups: &[Dim]) -> Result<u64, PostgresError> {
     let by_project = traces_by_project(
         tx,
         "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
@@ -605,7 +625,7 @@ pub async fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> Result<u64, Pos
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let after = read(tx, project, &ids, None).await?;
             write_list(tx, project, &ids, &after).await?;
-            if !rollups {
+            if rollups.is_empty() {
                 continue;
             }
             let response_ids: Vec<String> = rollup::response_ids(after.values().flatten(), &[])
@@ -622,9 +642,84 @@ pub async fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> Result<u64, Pos
                     (spans, &owners),
                 );
             }
+            delta.retain(|(bucket, _), _| rollups.contains(&bucket.dim));
             settle(&mut delta);
             apply(tx, project, delta).await?;
         }
     }
     Ok(by_project.values().map(|ids| ids.len() as u64).sum())
+}
+
+/// Before the user and session rollups are rebuilt with their parts (`0007_rollup_parts.sql`):
+/// names the series of the rollups kept so far and drops the user and session rows from the
+/// earliest stored span's day on, which the rebuild writes again; older rows (their spans past
+/// retention) keep their totals without parts. Returns the dimensions to rebuild: all of them
+/// when there are no rollups yet.
+pub async fn prepare_parts(tx: &Transaction<'_>) -> Result<Vec<Dim>, PostgresError> {
+    let kept = tx
+        .query(
+            "SELECT DISTINCT project, service, provider, model, response_model, operation
+             FROM rollups WHERE dim = 'c'",
+            &[],
+        )
+        .await?;
+    if kept.is_empty() {
+        return Ok(vec![Dim::Calls, Dim::User, Dim::Session]);
+    }
+    let mut by_project: BTreeMap<String, Vec<Series>> = BTreeMap::new();
+    for r in &kept {
+        by_project.entry(r.get(0)).or_default().push(Series {
+            service: r.get(1),
+            provider: r.get(2),
+            model: r.get(3),
+            response_model: r.get(4),
+            operation: r.get(5),
+            value: String::new(),
+        });
+    }
+    for (project, series) in &by_project {
+        name_series(tx, project, series).await?;
+    }
+    tx.execute(
+        &format!(
+            "DELETE FROM rollups WHERE dim IN ('u', 's')
+               AND bucket_ns >= (SELECT min(start_time_ns) FROM spans) / {DAY_NS} * {DAY_NS}"
+        ),
+        &[],
+    )
+    .await?;
+    Ok(vec![Dim::User, Dim::Session])
+}
+
+/// Names each series in `rollup_series` (once; ids are stable).
+async fn name_series(
+    tx: &Transaction<'_>,
+    project: &str,
+    series: &[Series],
+) -> Result<(), PostgresError> {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = series.iter().map(Series::id).collect();
+    let column = |get: fn(&Series) -> &String| -> Vec<&str> {
+        series.iter().map(|s| get(s).as_str()).collect()
+    };
+    tx.execute(
+        "INSERT INTO rollup_series (project, id, service, provider, model, response_model,
+            operation)
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &project,
+            &ids,
+            &column(|s| &s.service),
+            &column(|s| &s.provider),
+            &column(|s| &s.model),
+            &column(|s| &s.response_model),
+            &column(|s| &s.operation),
+        ],
+    )
+    .await?;
+    Ok(())
 }

@@ -5,7 +5,10 @@
 //! rows: one series per (service, provider, request model, response model, operation), one per
 //! user and one per session. A call's user and session are its span's, else the trace's (the
 //! root's, else the earliest span's that has one), so a root arriving after its calls moves them
-//! to their user. Latency is kept as a log-scale histogram ([`Hist`]).
+//! to their user. Latency is kept as a log-scale histogram ([`Hist`]). A user's or session's row
+//! also keeps its calls per series ([`Parts`], keyed by [`Series::id`]; each store keeps the ids'
+//! series in a small dictionary), so user and session summaries with a service, provider or
+//! model filter are answered from the rollups too.
 //!
 //! A response id is one call wherever its spans are (Logfire, for one, reports a streamed call
 //! in a second trace): the call belongs to the trace of its representative span, the one with
@@ -106,16 +109,7 @@ impl Hist {
         let mut out = Vec::with_capacity(self.0.len() * 3);
         for (&bucket, &n) in &self.0 {
             out.push(bucket);
-            let mut v = n.max(0) as u64;
-            loop {
-                let byte = (v & 0x7f) as u8;
-                v >>= 7;
-                if v == 0 {
-                    out.push(byte);
-                    break;
-                }
-                out.push(byte | 0x80);
-            }
+            put_varint(&mut out, n.max(0) as u64);
         }
         out
     }
@@ -124,20 +118,11 @@ impl Hist {
     pub fn decode(mut bytes: &[u8]) -> Self {
         let mut hist = Hist::default();
         while let [bucket, rest @ ..] = bytes {
-            let (mut v, mut shift, mut used) = (0u64, 0, 0);
-            for &b in rest {
-                used += 1;
-                v |= u64::from(b & 0x7f) << shift;
-                shift += 7;
-                if b & 0x80 == 0 || shift > 63 {
-                    break;
-                }
-            }
-            hist.add_bucket(*bucket, v as i64);
-            bytes = &rest[used.min(rest.len())..];
-            if used == 0 {
+            bytes = rest;
+            let Some(n) = take_varint(&mut bytes) else {
                 break;
-            }
+            };
+            hist.add_bucket(*bucket, n as i64);
         }
         hist
     }
@@ -185,6 +170,19 @@ pub struct Series {
 }
 
 impl Series {
+    /// The call series' identity in [`Parts`]: a stable hash of everything but `value` (a
+    /// collision, about 2^-64 per pair of a project's series, would count one series' calls
+    /// under the other's filter).
+    pub fn id(&self) -> i64 {
+        crate::record::stable_hash(&[
+            self.service.as_bytes(),
+            self.provider.as_bytes(),
+            self.model.as_bytes(),
+            self.response_model.as_bytes(),
+            self.operation.as_bytes(),
+        ])
+    }
+
     /// The group this series belongs to, `None` for calls without a value.
     pub fn group(&self, group_by: GroupBy) -> Option<String> {
         let v = match group_by {
@@ -218,6 +216,8 @@ pub struct Sums {
     /// Calls with a cost.
     pub priced: i64,
     pub hist: Hist,
+    /// The same calls per series: user and session rows only.
+    pub parts: Parts,
 }
 
 impl Sums {
@@ -243,6 +243,7 @@ impl Sums {
         self.cost_usd += sign as f64 * other.cost_usd;
         self.priced += sign * other.priced;
         self.hist.merge(&other.hist, sign);
+        self.parts.merge(&other.parts, sign);
     }
 
     /// Nothing counted: a row with these sums is deleted.
@@ -254,6 +255,45 @@ impl Sums {
             && self.cache_read_tokens == 0
             && self.priced == 0
             && self.hist.is_empty()
+            && self.parts.0.is_empty()
+    }
+
+    /// Every field but `parts`, zigzag varints and the cost's 8 bytes, then the histogram.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        for v in [
+            self.requests,
+            self.errors,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.priced,
+        ] {
+            put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+        }
+        out.extend_from_slice(&self.cost_usd.to_le_bytes());
+        out.extend_from_slice(&self.hist.encode());
+    }
+
+    /// The inverse of [`Sums::encode_into`]; `None` when `bytes` is cut short.
+    fn decode(mut bytes: &[u8]) -> Option<Self> {
+        let mut next = || {
+            let v = take_varint(&mut bytes)?;
+            Some((v >> 1) as i64 ^ -((v & 1) as i64))
+        };
+        let (requests, errors, input_tokens, output_tokens, cache_read_tokens, priced) =
+            (next()?, next()?, next()?, next()?, next()?, next()?);
+        let (cost, hist) = bytes.split_first_chunk::<8>()?;
+        Some(Self {
+            requests,
+            errors,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cost_usd: f64::from_le_bytes(*cost),
+            priced,
+            hist: Hist::decode(hist),
+            parts: Parts::default(),
+        })
     }
 
     fn into_group(self, key: Option<String>, bucket_start_ns: Option<i64>) -> SummaryGroup {
@@ -269,6 +309,111 @@ impl Sums {
             latency: self.hist.latency(),
         }
     }
+}
+
+/// A user's or session's sums per call series ([`Series::id`]), in one rollup row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parts(BTreeMap<i64, Sums>);
+
+impl Parts {
+    fn add_call(&mut self, c: &Call, sign: i64) {
+        let part = self.0.entry(c.series.id()).or_default();
+        part.add_call(c, sign);
+        if part.is_zero() {
+            self.0.remove(&c.series.id());
+        }
+    }
+
+    fn merge(&mut self, other: &Parts, sign: i64) {
+        for (id, sums) in &other.0 {
+            let part = self.0.entry(*id).or_default();
+            part.merge(sums, sign);
+            if part.is_zero() {
+                self.0.remove(id);
+            }
+        }
+    }
+
+    /// Each series as its id (8 bytes), the length of its sums (a varint), then the sums.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * 28);
+        let mut sums = Vec::with_capacity(32);
+        for (id, part) in &self.0 {
+            sums.clear();
+            part.encode_into(&mut sums);
+            out.extend_from_slice(&id.to_le_bytes());
+            put_varint(&mut out, sums.len() as u64);
+            out.extend_from_slice(&sums);
+        }
+        out
+    }
+
+    /// The inverse of [`Parts::encode`]; a truncated tail is ignored.
+    pub fn decode(bytes: &[u8]) -> Self {
+        let mut parts = Parts::default();
+        for_each_part(bytes, |id, body| {
+            if let Some(sums) = Sums::decode(body) {
+                parts.0.insert(id, sums);
+            }
+        });
+        parts
+    }
+
+    /// The sum of the encoded parts whose series `wanted` accepts, decoding only those.
+    pub fn sum_encoded(bytes: &[u8], wanted: impl Fn(i64) -> bool) -> Sums {
+        let mut total = Sums::default();
+        for_each_part(bytes, |id, body| {
+            if wanted(id)
+                && let Some(sums) = Sums::decode(body)
+            {
+                total.merge(&sums, 1);
+            }
+        });
+        total
+    }
+}
+
+fn for_each_part(mut bytes: &[u8], mut f: impl FnMut(i64, &[u8])) {
+    while let Some((id, rest)) = bytes.split_first_chunk::<8>() {
+        let mut rest = rest;
+        let Some(len) = take_varint(&mut rest).and_then(|n| usize::try_from(n).ok()) else {
+            return;
+        };
+        let Some((body, tail)) = rest.split_at_checked(len) else {
+            return;
+        };
+        f(i64::from_le_bytes(*id), body);
+        bytes = tail;
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A LEB128 varint from the front of `bytes`, which moves past it; `None` when cut short.
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let (mut v, mut shift) = (0u64, 0);
+    for (i, &b) in bytes.iter().enumerate() {
+        v |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+        shift += 7;
+        if b & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(v);
+        }
+        if shift > 63 {
+            return None;
+        }
+    }
+    None
 }
 
 /// One model call as rollups and raw summaries count it.
@@ -446,7 +591,12 @@ pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
                 per_value(Dim::Session, &c.session),
             ];
             for row in rows {
-                delta.entry(row).or_default().add_call(c, sign);
+                let user_or_session = row.0.dim != Dim::Calls;
+                let sums = delta.entry(row).or_default();
+                sums.add_call(c, sign);
+                if user_or_session {
+                    sums.parts.add_call(c, sign);
+                }
             }
         }
     }
@@ -479,14 +629,9 @@ pub struct Plan {
 }
 
 /// The plan for `q`, or `None` when rollups cannot answer it (a bucket not a multiple of an
-/// hour, a user or session summary with a filter, or no whole hour in range).
+/// hour, or no whole hour in range).
 pub fn plan(q: &SummaryQuery) -> Option<Plan> {
     let f = &q.filter;
-    if Dim::for_group(q.group_by) != Dim::Calls
-        && (f.service.is_some() || f.model.is_some() || f.provider.is_some())
-    {
-        return None;
-    }
     let hourly = q.bucket_ns.is_none_or(|b| b % HOUR_NS == 0);
     let daily = q.bucket_ns.is_none_or(|b| b % DAY_NS == 0);
     if !hourly {
@@ -532,6 +677,15 @@ pub fn plan(q: &SummaryQuery) -> Option<Plan> {
     Some(plan)
 }
 
+/// Whether a summary over rollups sums the parts of user or session rows, those of the series
+/// its filter accepts, rather than their totals: a user or session summary with a service,
+/// provider or model filter.
+pub fn sums_parts(q: &SummaryQuery) -> bool {
+    let f = &q.filter;
+    Dim::for_group(q.group_by) != Dim::Calls
+        && (f.service.is_some() || f.provider.is_some() || f.model.is_some())
+}
+
 /// Sums per (group, bucket) from raw calls and rollup rows, for one summary.
 pub struct Combined {
     group_by: GroupBy,
@@ -575,6 +729,21 @@ impl Combined {
     pub fn add_group(&mut self, key: Option<String>, bucket_start_ns: i64, sums: &Sums) {
         let bucket = self.bucket(bucket_start_ns);
         self.groups.entry((key, bucket)).or_default().merge(sums, 1);
+    }
+
+    /// A user or session rollup row's parts, of the series `wanted` accepts (a filtered user or
+    /// session summary; see [`sums_parts`]).
+    pub fn add_parts(
+        &mut self,
+        value: String,
+        bucket_start_ns: i64,
+        parts: &[u8],
+        wanted: impl Fn(i64) -> bool,
+    ) {
+        let sums = Parts::sum_encoded(parts, wanted);
+        if sums.requests != 0 {
+            self.add_group((!value.is_empty()).then_some(value), bucket_start_ns, &sums);
+        }
     }
 
     /// A rollup row of the plan's ranges.
@@ -742,7 +911,70 @@ mod tests {
         let mut user = q(Some(from), Some(to), None);
         user.group_by = GroupBy::User;
         assert!(plan(&user).is_some());
+        assert!(!sums_parts(&user));
         user.filter.model = Some("gpt-4o".into());
-        assert_eq!(plan(&user), None, "user rollups are unfiltered");
+        assert!(plan(&user).is_some(), "from the parts of user rows");
+        assert!(sums_parts(&user));
+    }
+
+    #[test]
+    fn parts_keep_each_series_and_a_filter_sums_only_its_own() {
+        let call = |model: &str, user: &str, ms: i64, cost: Option<f64>| Call {
+            series: Series {
+                service: "svc".into(),
+                provider: "openai".into(),
+                model: model.into(),
+                response_model: model.into(),
+                operation: "chat".into(),
+                value: String::new(),
+            },
+            user: Some(user.into()),
+            start_ns: 3 * HOUR_NS + 1,
+            duration_ns: ms * 1_000_000,
+            input_tokens: 100,
+            output_tokens: 7,
+            cost_usd: cost,
+            ..Call::default()
+        };
+        let calls = [
+            call("gpt-4o", "ada", 40, Some(0.25)),
+            call("gpt-4o", "ada", 900, Some(0.5)),
+            call("o3-mini", "ada", 3, None),
+            call("gpt-4o", "bob", 12, Some(1.0)),
+        ];
+        let mut delta = Delta::new();
+        add_calls(&mut delta, &calls, 1);
+        let row = |user: &str| {
+            let key = delta
+                .keys()
+                .find(|(b, s)| b.dim == Dim::User && b.width_ns == HOUR_NS && s.value == user)
+                .expect("user row");
+            delta[key].clone()
+        };
+        let ada = row("ada");
+        assert_eq!(ada.requests, 3);
+        let bytes = ada.parts.encode();
+        assert_eq!(Parts::decode(&bytes), ada.parts, "round trip");
+        let gpt_4o = calls[0].series.id();
+        let only = Parts::sum_encoded(&bytes, |id| id == gpt_4o);
+        assert_eq!(
+            (only.requests, only.input_tokens, only.priced, only.cost_usd),
+            (2, 200, 2, 0.75)
+        );
+        assert_eq!(
+            only.hist.latency().p99_ms,
+            Hist::from_counts([(hist_index(900.0), 1)]).latency().p99_ms
+        );
+        let none = Parts::sum_encoded(&bytes, |_| false);
+        assert!(none.is_zero());
+        assert_eq!(
+            Parts::decode(&bytes[..bytes.len() - 1]).0.len(),
+            1,
+            "a cut tail is dropped"
+        );
+        // Taking the calls away again leaves nothing, parts included.
+        add_calls(&mut delta, &calls, -1);
+        settle(&mut delta);
+        assert!(delta.is_empty());
     }
 }

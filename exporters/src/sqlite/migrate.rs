@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_trace_list_keys",
         include_str!("../../../sql/sqlite/0009_trace_list_keys.sql"),
     ),
+    (
+        10,
+        "0010_rollup_parts",
+        include_str!("../../../sql/sqlite/0010_rollup_parts.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -71,9 +76,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         )?;
         if !done {
             tx.execute_batch(sql)?;
-            // The trace list's rows and keys are derived in Rust (`query::trace_list`).
-            if *version == 5 || *version == 9 {
-                let traces = super::summaries::refresh_all(&tx, *version == 5)?;
+            // The trace list's rows and keys, and the rollups, are derived in Rust
+            // (`query::trace_list`, `query::rollup`); the rollups in their form since 0010.
+            if [5, 9, 10].contains(version) {
+                let traces = super::summaries::refresh_all(&tx, *version == 10)?;
                 if traces > 0 {
                     tracing::info!(
                         traces,
@@ -111,7 +117,8 @@ mod tests {
                 "0006_one_span_key_index",
                 "0007_alert_state",
                 "0008_events",
-                "0009_trace_list_keys"
+                "0009_trace_list_keys",
+                "0010_rollup_parts"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

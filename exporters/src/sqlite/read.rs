@@ -1,5 +1,7 @@
 //! The query API's reads over the SQLite tables.
 
+use std::collections::HashSet;
+
 use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params, params_from_iter};
@@ -253,6 +255,24 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
             combined.add_raw(&call);
         }
     }
+    let f = &q.filter;
+    let dim = rollup::Dim::for_group(q.group_by).code();
+    if rollup::sums_parts(q) {
+        let wanted = series_ids(conn, f)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT value, bucket_ns, parts FROM rollups
+             WHERE project = ?1 AND dim = ?2 AND width_ns = ?3 AND bucket_ns >= ?4
+               AND bucket_ns < ?5",
+        )?;
+        for (width, from, to) in plan.rollup {
+            let mut rows = stmt.query(params![f.project, dim, width, from, to])?;
+            while let Some(r) = rows.next()? {
+                let parts = r.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
+                combined.add_parts(r.get(0)?, r.get(1)?, parts, |id| wanted.contains(&id));
+            }
+        }
+        return Ok(combined.finish());
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT service, provider, model, response_model, operation, value, bucket_ns,
                 requests, errors, input_tokens, output_tokens, cache_read_tokens, cost_usd,
@@ -262,17 +282,9 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
            AND (?6 IS NULL OR service = ?6) AND (?7 IS NULL OR provider = ?7)
            AND (?8 IS NULL OR model = ?8 OR response_model = ?8)",
     )?;
-    let f = &q.filter;
     for (width, from, to) in plan.rollup {
         let mut rows = stmt.query(params![
-            f.project,
-            rollup::Dim::for_group(q.group_by).code(),
-            width,
-            from,
-            to,
-            f.service,
-            f.provider,
-            f.model,
+            f.project, dim, width, from, to, f.service, f.provider, f.model,
         ])?;
         while let Some(r) = rows.next()? {
             let series = rollup::Series {
@@ -287,6 +299,18 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
         }
     }
     Ok(combined.finish())
+}
+
+/// The ids of the call series `f`'s service, provider and model accept (`rollup::Parts`).
+fn series_ids(conn: &Connection, f: &Filter) -> rusqlite::Result<HashSet<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM rollup_series WHERE project = ?1 AND (?2 IS NULL OR service = ?2)
+           AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR model = ?4 OR response_model = ?4)",
+    )?
+    .query_map(params![f.project, f.service, f.provider, f.model], |r| {
+        r.get(0)
+    })?
+    .collect()
 }
 
 /// Model calls in `f`'s range from raw rows, keyed by `group_by`. Two spans describing one

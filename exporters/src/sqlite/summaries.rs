@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::query::rollup::{self, Delta, Hist, Owners, Sums, add_change, settle};
+use crate::query::rollup::{self, Delta, Dim, Hist, Owners, Parts, Sums, add_change, settle};
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, forgotten_keys, summarize_trace};
 use crate::record::SpanRecord;
 
@@ -186,21 +186,27 @@ fn write_list(
     Ok(())
 }
 
-/// Adds `delta` to the rollup rows, deleting those left with nothing.
+/// Adds `delta` to the rollup rows, deleting those left with nothing; a series' first row names
+/// it in `rollup_series`.
 fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<()> {
     const KEY: &str = "project = ?1 AND dim = ?2 AND width_ns = ?3 AND bucket_ns = ?4
         AND service = ?5 AND provider = ?6 AND model = ?7 AND response_model = ?8
         AND operation = ?9 AND value = ?10";
     let mut read = tx.prepare_cached(&format!(
         "SELECT requests, errors, input_tokens, output_tokens, cache_read_tokens, cost_usd,
-                priced, latency_hist FROM rollups WHERE {KEY}"
+                priced, latency_hist, parts FROM rollups WHERE {KEY}"
     ))?;
     let mut delete = tx.prepare_cached(&format!("DELETE FROM rollups WHERE {KEY}"))?;
     let mut write = tx.prepare_cached(
         "INSERT OR REPLACE INTO rollups (project, dim, width_ns, bucket_ns, service, provider,
             model, response_model, operation, value, requests, errors, input_tokens,
-            output_tokens, cache_read_tokens, cost_usd, priced, latency_hist)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            output_tokens, cache_read_tokens, cost_usd, priced, latency_hist, parts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19)",
+    )?;
+    let mut name = tx.prepare_cached(
+        "INSERT OR IGNORE INTO rollup_series (project, id, service, provider, model,
+            response_model, operation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for ((bucket, series), change) in delta {
         let key = params![
@@ -215,16 +221,25 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
             series.operation,
             series.value,
         ];
-        let mut sums = read
-            .query_row(key, sums_from_row)
-            .optional()?
-            .unwrap_or_default();
+        let stored = read.query_row(key, sums_from_row).optional()?;
+        if stored.is_none() && bucket.dim == Dim::Calls {
+            name.execute(params![
+                project,
+                series.id(),
+                series.service,
+                series.provider,
+                series.model,
+                series.response_model,
+                series.operation,
+            ])?;
+        }
+        let mut sums = stored.unwrap_or_default();
         sums.merge(&change, 1);
         if sums.is_zero() {
             delete.execute(key)?;
             continue;
         }
-        let hist = sums.hist.encode();
+        let parts = (bucket.dim != Dim::Calls).then(|| sums.parts.encode());
         let values = params![
             sums.requests,
             sums.errors,
@@ -233,7 +248,8 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
             sums.cache_read_tokens,
             sums.cost_usd,
             sums.priced,
-            hist,
+            sums.hist.encode(),
+            parts,
         ];
         write.execute(&[key, values].concat()[..])?;
     }
@@ -241,7 +257,7 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
 }
 
 /// Rollup sums from columns `requests, errors, input_tokens, output_tokens, cache_read_tokens,
-/// cost_usd, priced, latency_hist` starting at `at`.
+/// cost_usd, priced, latency_hist` starting at `at` (without their parts).
 pub fn sums_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Sums> {
     Ok(Sums {
         requests: r.get(at)?,
@@ -251,12 +267,18 @@ pub fn sums_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Sums> {
         cache_read_tokens: r.get(at + 4)?,
         cost_usd: r.get(at + 5)?,
         priced: r.get(at + 6)?,
-        hist: Hist::decode(&r.get::<_, Vec<u8>>(at + 7)?),
+        hist: Hist::decode(r.get_ref(at + 7)?.as_blob()?),
+        parts: Parts::default(),
     })
 }
 
+/// A stored row's sums with their parts (`apply`'s read).
 fn sums_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
-    sums_at(r, 0)
+    let parts = r.get_ref(8)?.as_blob_or_null()?.map(Parts::decode);
+    Ok(Sums {
+        parts: parts.unwrap_or_default(),
+        ..sums_at(r, 0)?
+    })
 }
 
 /// Writes the list rows and filter keys of every stored trace and, with `rollups`, adds their

@@ -288,7 +288,8 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         .execute_batch(
             "DROP TABLE traces; DROP TABLE trace_keys; DROP TABLE rollups;
              CREATE INDEX spans_by_trace ON spans (trace_id);
-             DELETE FROM schema_migrations WHERE version IN (5, 6);",
+             DROP TABLE rollup_series;
+             DELETE FROM schema_migrations WHERE version IN (5, 6, 10);",
         )
         .expect("downgrade");
     drop(store);
@@ -299,12 +300,69 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
     .expect("reopen");
     assert_eq!(
         store.applied_migrations(),
-        vec!["0005_summaries", "0006_one_span_key_index"]
+        vec![
+            "0005_summaries",
+            "0006_one_span_key_index",
+            "0010_rollup_parts"
+        ]
     );
     assert_eq!(
         store.traces(&list(10)).await.expect("traces").traces,
         before
     );
+    assert_eq!(store.summary(&summary).await.expect("summary"), summed);
+}
+
+#[tokio::test]
+async fn upgrading_gives_the_user_and_session_rollups_their_parts() {
+    let (dir, store) = store();
+    for fixture in [
+        fixtures::OPENLLMETRY_OPENAI_CHAT,
+        fixtures::LOGFIRE_OPENAI_CHAT,
+    ] {
+        let batch = normalized(fixtures::traces_batch(fixture));
+        store.export(&batch).await.expect("export");
+    }
+    let models = store
+        .summary(&summary_query(GroupBy::Model))
+        .await
+        .expect("models");
+    let model = models[0].key.clone();
+    let by_model = |group_by, model: Option<String>| SummaryQuery {
+        filter: Filter { model, ..filter() },
+        ..summary_query(group_by)
+    };
+    let queries = [
+        by_model(GroupBy::User, model.clone()),
+        by_model(GroupBy::Session, model.clone()),
+        by_model(GroupBy::User, Some("no-such-model".into())),
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(store.summary(q).await.expect("summary"));
+    }
+    assert!(
+        before[0].iter().any(|g| g.key.as_deref() == Some("user-7")),
+        "{before:?}"
+    );
+    assert!(before[2].is_empty());
+    // The database as version 9 left it: user and session rows without parts.
+    lock(&store.inner.writer)
+        .execute_batch(
+            "ALTER TABLE rollups DROP COLUMN parts; DROP TABLE rollup_series;
+             DELETE FROM schema_migrations WHERE version = 10;",
+        )
+        .expect("downgrade");
+    drop(store);
+    let store = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("nested/llmscope.db"),
+        ..Default::default()
+    })
+    .expect("reopen");
+    assert_eq!(store.applied_migrations(), vec!["0010_rollup_parts"]);
+    for (q, want) in queries.iter().zip(&before) {
+        assert_eq!(&store.summary(q).await.expect("summary"), want, "{q:?}");
+    }
 }
 
 #[tokio::test]

@@ -558,22 +558,21 @@ async fn a_trace_arriving_piecemeal_is_listed_as_one_batch_lists_it() {
                 "{name}"
             );
         }
-        // Summaries (from the rollups where the store keeps them) as if it came at once.
-        for group_by in GroupBy::ALL {
+        // Summaries (from the rollups where the store keeps them, filtered user and session
+        // ones from their rows' parts) as if it came at once.
+        for (group_by, f) in GroupBy::ALL
+            .into_iter()
+            .flat_map(|g| [(g, filter()), (g, by_model.clone())])
+        {
             let q = SummaryQuery {
-                filter: filter(),
+                filter: f,
                 group_by,
                 bucket_ns: Some(HOUR as i64),
             };
             let want = reference.summary(&q).await.expect("reference summary");
             assert!(!want.is_empty());
             let got = store.summary(&q).await.expect("summary");
-            same_groups(
-                &got,
-                &want,
-                name != "clickhouse",
-                &format!("{name} {group_by:?}"),
-            );
+            same_groups(&got, &want, name != "clickhouse", &format!("{name} {q:?}"));
         }
         // Listed under its start, and under a key only a child span has.
         let at_start = Filter {

@@ -112,13 +112,14 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         .expect("client")
         .batch_execute(
             "DROP TABLE traces; DROP TABLE trace_keys; DROP TABLE rollups;
-             DELETE FROM schema_migrations WHERE version = 2;",
+             DROP TABLE rollup_series;
+             DELETE FROM schema_migrations WHERE version IN (2, 7);",
         )
         .await
         .expect("downgrade");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        vec!["0002_summaries"]
+        vec!["0002_summaries", "0007_rollup_parts"]
     );
     assert_eq!(store.traces(&list).await.expect("traces").traces, before);
     // Equal, costs to summation rounding (the rollups add them up in another order).
@@ -207,6 +208,88 @@ async fn upgrading_adds_the_user_session_and_error_keys_of_traces_already_stored
             "{q:?}"
         );
     }
+    drop_database(store).await;
+}
+
+/// A store whose rollups predate their parts: the user and session rows of the stored spans are
+/// rebuilt with them; the rows of calls are kept as they were (they outlive the spans).
+#[tokio::test]
+async fn upgrading_gives_the_user_and_session_rollups_their_parts() {
+    use llmscope_exporters::query::{Filter, GroupBy, QueryStore, SummaryQuery};
+    let Some(store) = store("upgrade_parts").await else {
+        return;
+    };
+    for batch in data::batches() {
+        store.export(&batch).await.expect("export");
+    }
+    let q = |group_by, model: Option<&str>| SummaryQuery {
+        filter: Filter {
+            project: "default".into(),
+            model: model.map(Into::into),
+            ..Default::default()
+        },
+        group_by,
+        bucket_ns: None,
+    };
+    let queries = [
+        q(GroupBy::User, Some("gpt-4o")),
+        q(GroupBy::Session, Some("gpt-4o")),
+        q(GroupBy::User, None),
+        q(GroupBy::Model, None),
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        let groups = store.summary(q).await.expect("summary");
+        assert!(!groups.is_empty(), "{q:?}");
+        before.push(groups);
+    }
+    let requests = |groups: &[llmscope_exporters::query::SummaryGroup]| -> i64 {
+        groups.iter().map(|g| g.requests).sum()
+    };
+    assert!(
+        requests(&before[0]) < requests(&before[2]),
+        "the filter counts"
+    );
+    // The database as version 6 left it: user and session rows without parts.
+    let client = store.pool().get().await.expect("client");
+    client
+        .batch_execute(
+            "ALTER TABLE rollups DROP COLUMN parts; DROP TABLE rollup_series;
+             DELETE FROM schema_migrations WHERE version = 7;",
+        )
+        .await
+        .expect("downgrade");
+    let calls_rows = "SELECT count(*) FROM rollups WHERE dim = 'c'";
+    let kept: i64 = client
+        .query_one(calls_rows, &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        vec!["0007_rollup_parts"]
+    );
+    let count: i64 = client
+        .query_one(calls_rows, &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, kept);
+    // Equal, costs to summation rounding (the rebuild adds them up in another order).
+    let rounded = |groups: &[llmscope_exporters::query::SummaryGroup]| {
+        groups
+            .iter()
+            .map(|g| llmscope_exporters::query::SummaryGroup {
+                cost_usd: g.cost_usd.map(|c| (c * 1e9).round()),
+                ..g.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    for (q, want) in queries.iter().zip(&before) {
+        let got = store.summary(q).await.expect("summary");
+        assert_eq!(rounded(&got), rounded(want), "{q:?}");
+    }
+    drop(client);
     drop_database(store).await;
 }
 
