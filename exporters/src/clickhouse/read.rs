@@ -775,7 +775,7 @@ async fn summary_from_plan(
             ),
             parts: rollup::Parts::default(),
         };
-        combined.add_group(none_if_empty(r.key), r.bucket_ns, &sums);
+        combined.add_group(&r.key, r.bucket_ns, &sums);
     }
     Ok(combined.finish())
 }

@@ -2,6 +2,8 @@
 //! rollups for summaries over bucket-aligned ranges.
 
 use std::collections::HashSet;
+
+use foldhash::fast::FixedState;
 use std::sync::Arc;
 
 use llmscope_core::semconv::GenAiFields;
@@ -282,7 +284,7 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
     let dim = rollup::Dim::for_group(q.group_by).code();
     if rollup::sums_parts(q) {
         let client = store.pool().get().await.map_err(pool_error)?;
-        let wanted: HashSet<i64> = client
+        let wanted: HashSet<i64, FixedState> = client
             .query(
                 "SELECT id FROM rollup_series WHERE project = $1
                    AND ($2::text IS NULL OR service = $2) AND ($3::text IS NULL OR provider = $3)
@@ -313,12 +315,12 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
     }
     for (width, from, to) in plan.rollup {
         let mut sql = Sql::default();
-        sql.push(
-            "SELECT dim, width_ns, bucket_ns, service, provider, model, response_model, operation,
-                    value, requests, errors, input_tokens, output_tokens, cache_read_tokens,
-                    cost_usd, priced, latency_hist
+        sql.push(&format!(
+            "SELECT {key}, bucket_ns, requests, errors, input_tokens, output_tokens,
+                    cache_read_tokens, cost_usd, priced, latency_hist
              FROM rollups WHERE",
-        )
+            key = rollup::Series::group_sql(q.group_by)
+        ))
         .bind(" project = ", f.project.clone())
         .bind(" AND dim = ", dim)
         .bind(" AND width_ns = ", width)
@@ -336,8 +338,17 @@ pub async fn summary(store: &PostgresStore, q: &SummaryQuery) -> Result<Vec<Summ
                 .push(")");
         }
         for r in sql.query(store).await? {
-            let (bucket, series, sums) = super::summaries::row(&r, 0);
-            combined.add_row(&series, bucket.start_ns, &sums);
+            let sums = rollup::Sums {
+                requests: r.get(2),
+                errors: r.get(3),
+                input_tokens: r.get(4),
+                output_tokens: r.get(5),
+                cache_read_tokens: r.get(6),
+                cost_usd: r.get(7),
+                priced: r.get(8),
+                ..Default::default()
+            };
+            combined.add_encoded(r.get(0), r.get(1), &sums, r.get(9));
         }
     }
     Ok(combined.finish())

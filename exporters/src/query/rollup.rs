@@ -25,6 +25,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::FixedState;
+
 use super::trace_list::SpanBrief;
 use super::{CallRow, GroupBy, Latency, SummaryGroup, SummaryQuery, sort_groups};
 
@@ -115,16 +117,21 @@ impl Hist {
     }
 
     /// The inverse of [`Hist::encode`]; a truncated tail is ignored.
-    pub fn decode(mut bytes: &[u8]) -> Self {
+    pub fn decode(bytes: &[u8]) -> Self {
         let mut hist = Hist::default();
+        hist.merge_encoded(bytes);
+        hist
+    }
+
+    /// Adds an encoded histogram ([`Hist::encode`]) to this one.
+    pub fn merge_encoded(&mut self, mut bytes: &[u8]) {
         while let [bucket, rest @ ..] = bytes {
             bytes = rest;
             let Some(n) = take_varint(&mut bytes) else {
                 break;
             };
-            hist.add_bucket(*bucket, n as i64);
+            self.add_bucket(*bucket, n as i64);
         }
-        hist
     }
 }
 
@@ -181,6 +188,18 @@ impl Series {
             self.response_model.as_bytes(),
             self.operation.as_bytes(),
         ])
+    }
+
+    /// The SQL expression of a rollup row's group in `group_by`, [`Series::group`] in SQL (`''`
+    /// for calls without a value).
+    pub fn group_sql(group_by: GroupBy) -> &'static str {
+        match group_by {
+            GroupBy::Model => "CASE WHEN model = '' THEN response_model ELSE model END",
+            GroupBy::Provider => "provider",
+            GroupBy::Service => "service",
+            GroupBy::Operation => "operation",
+            GroupBy::User | GroupBy::Session => "value",
+        }
     }
 
     /// The group this series belongs to, `None` for calls without a value.
@@ -686,11 +705,13 @@ pub fn sums_parts(q: &SummaryQuery) -> bool {
         && (f.service.is_some() || f.provider.is_some() || f.model.is_some())
 }
 
-/// Sums per (group, bucket) from raw calls and rollup rows, for one summary.
+/// Sums per (group, bucket) from raw calls and rollup rows, for one summary. Groups are looked
+/// up by borrowed text (`""` for calls without a value, as the rollups store it), so a row read
+/// straight from a store allocates nothing unless its group is new.
 pub struct Combined {
     group_by: GroupBy,
     bucket_ns: Option<i64>,
-    groups: HashMap<(Option<String>, Option<i64>), Sums>,
+    groups: HashMap<Option<i64>, HashMap<String, Sums, FixedState>, FixedState>,
 }
 
 impl Combined {
@@ -698,65 +719,85 @@ impl Combined {
         Self {
             group_by: q.group_by,
             bucket_ns: q.bucket_ns.filter(|b| *b > 0),
-            groups: HashMap::new(),
+            groups: HashMap::default(),
         }
     }
 
-    fn bucket(&self, t: i64) -> Option<i64> {
-        self.bucket_ns.map(|b| t.div_euclid(b) * b)
+    /// The sums of `key`'s group in the bucket of `start_ns`.
+    fn group(&mut self, key: &str, start_ns: i64) -> &mut Sums {
+        let bucket = self.bucket_ns.map(|b| start_ns.div_euclid(b) * b);
+        let groups = self.groups.entry(bucket).or_default();
+        if !groups.contains_key(key) {
+            groups.insert(key.to_owned(), Sums::default());
+        }
+        groups.get_mut(key).expect("inserted above")
     }
 
     /// A call from raw rows, keyed as the summary groups.
     pub fn add_raw(&mut self, call: &CallRow) {
-        let bucket = self.bucket(call.start_ns);
-        let sums = self.groups.entry((call.key.clone(), bucket)).or_default();
-        sums.add_call(
-            &Call {
-                start_ns: call.start_ns,
-                duration_ns: call.duration_ns,
-                error: call.error,
-                input_tokens: call.input_tokens,
-                output_tokens: call.output_tokens,
-                cache_read_tokens: call.cache_read_tokens,
-                cost_usd: call.cost_usd,
-                ..Call::default()
-            },
-            1,
-        );
+        self.group(call.key.as_deref().unwrap_or(""), call.start_ns)
+            .add_call(
+                &Call {
+                    start_ns: call.start_ns,
+                    duration_ns: call.duration_ns,
+                    error: call.error,
+                    input_tokens: call.input_tokens,
+                    output_tokens: call.output_tokens,
+                    cache_read_tokens: call.cache_read_tokens,
+                    cost_usd: call.cost_usd,
+                    ..Call::default()
+                },
+                1,
+            );
     }
 
-    /// Sums already keyed by the summary's group (a store that groups in SQL).
-    pub fn add_group(&mut self, key: Option<String>, bucket_start_ns: i64, sums: &Sums) {
-        let bucket = self.bucket(bucket_start_ns);
-        self.groups.entry((key, bucket)).or_default().merge(sums, 1);
+    /// Sums already keyed by the summary's group (a store that groups in SQL, or a user or
+    /// session rollup row: its value).
+    pub fn add_group(&mut self, key: &str, bucket_start_ns: i64, sums: &Sums) {
+        self.group(key, bucket_start_ns).merge(sums, 1);
+    }
+
+    /// Like [`Combined::add_group`], with the histogram as stored ([`Hist::encode`]) beside
+    /// sums that have none.
+    pub fn add_encoded(&mut self, key: &str, bucket_start_ns: i64, sums: &Sums, hist: &[u8]) {
+        let group = self.group(key, bucket_start_ns);
+        group.merge(sums, 1);
+        group.hist.merge_encoded(hist);
     }
 
     /// A user or session rollup row's parts, of the series `wanted` accepts (a filtered user or
     /// session summary; see [`sums_parts`]).
     pub fn add_parts(
         &mut self,
-        value: String,
+        value: &str,
         bucket_start_ns: i64,
         parts: &[u8],
         wanted: impl Fn(i64) -> bool,
     ) {
         let sums = Parts::sum_encoded(parts, wanted);
         if sums.requests != 0 {
-            self.add_group((!value.is_empty()).then_some(value), bucket_start_ns, &sums);
+            self.add_group(value, bucket_start_ns, &sums);
         }
     }
 
     /// A rollup row of the plan's ranges.
     pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
-        self.add_group(series.group(self.group_by), bucket_start_ns, sums);
+        let key = series.group(self.group_by).unwrap_or_default();
+        self.add_group(&key, bucket_start_ns, sums);
     }
 
     pub fn finish(self) -> Vec<SummaryGroup> {
         let mut out: Vec<SummaryGroup> = self
             .groups
             .into_iter()
-            .filter(|(_, s)| s.requests > 0)
-            .map(|((key, bucket), sums)| sums.into_group(key, bucket))
+            .flat_map(|(bucket, groups)| {
+                groups
+                    .into_iter()
+                    .filter(|(_, s)| s.requests > 0)
+                    .map(move |(key, sums)| {
+                        sums.into_group((!key.is_empty()).then_some(key), bucket)
+                    })
+            })
             .collect();
         sort_groups(&mut out);
         out

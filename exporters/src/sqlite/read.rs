@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use foldhash::fast::FixedState;
+
 use llmscope_core::semconv::GenAiFields;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params, params_from_iter};
@@ -268,41 +270,46 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> rusqlite::Result<Vec<Summ
             let mut rows = stmt.query(params![f.project, dim, width, from, to])?;
             while let Some(r) = rows.next()? {
                 let parts = r.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
-                combined.add_parts(r.get(0)?, r.get(1)?, parts, |id| wanted.contains(&id));
+                combined.add_parts(r.get_ref(0)?.as_str()?, r.get(1)?, parts, |id| {
+                    wanted.contains(&id)
+                });
             }
         }
         return Ok(combined.finish());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT service, provider, model, response_model, operation, value, bucket_ns,
-                requests, errors, input_tokens, output_tokens, cache_read_tokens, cost_usd,
-                priced, latency_hist
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {key}, bucket_ns, requests, errors, input_tokens, output_tokens,
+                cache_read_tokens, cost_usd, priced, latency_hist
          FROM rollups
          WHERE project = ?1 AND dim = ?2 AND width_ns = ?3 AND bucket_ns >= ?4 AND bucket_ns < ?5
            AND (?6 IS NULL OR service = ?6) AND (?7 IS NULL OR provider = ?7)
            AND (?8 IS NULL OR model = ?8 OR response_model = ?8)",
-    )?;
+        key = rollup::Series::group_sql(q.group_by)
+    ))?;
     for (width, from, to) in plan.rollup {
         let mut rows = stmt.query(params![
             f.project, dim, width, from, to, f.service, f.provider, f.model,
         ])?;
         while let Some(r) = rows.next()? {
-            let series = rollup::Series {
-                service: r.get(0)?,
-                provider: r.get(1)?,
-                model: r.get(2)?,
-                response_model: r.get(3)?,
-                operation: r.get(4)?,
-                value: r.get(5)?,
+            let sums = rollup::Sums {
+                requests: r.get(2)?,
+                errors: r.get(3)?,
+                input_tokens: r.get(4)?,
+                output_tokens: r.get(5)?,
+                cache_read_tokens: r.get(6)?,
+                cost_usd: r.get(7)?,
+                priced: r.get(8)?,
+                ..Default::default()
             };
-            combined.add_row(&series, r.get(6)?, &super::summaries::sums_at(r, 7)?);
+            let hist = r.get_ref(9)?.as_blob()?;
+            combined.add_encoded(r.get_ref(0)?.as_str()?, r.get(1)?, &sums, hist);
         }
     }
     Ok(combined.finish())
 }
 
 /// The ids of the call series `f`'s service, provider and model accept (`rollup::Parts`).
-fn series_ids(conn: &Connection, f: &Filter) -> rusqlite::Result<HashSet<i64>> {
+fn series_ids(conn: &Connection, f: &Filter) -> rusqlite::Result<HashSet<i64, FixedState>> {
     conn.prepare_cached(
         "SELECT id FROM rollup_series WHERE project = ?1 AND (?2 IS NULL OR service = ?2)
            AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR model = ?4 OR response_model = ?4)",
