@@ -294,12 +294,12 @@ impl PostgresStore {
                         7 => summaries::prepare_parts(&tx).await?,
                         _ => Vec::new(),
                     };
-                    let traces = summaries::refresh_all(&tx, &dims).await?;
+                    let traces = summaries::refresh_all(&tx, dims.is_empty(), &dims).await?;
                     if traces > 0 {
                         tracing::info!(
                             traces,
                             name,
-                            "wrote the trace list for the traces already stored"
+                            "rewrote what is derived from the traces already stored"
                         );
                     }
                 }

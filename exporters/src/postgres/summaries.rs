@@ -609,11 +609,15 @@ pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
     (bucket, series, sums)
 }
 
-/// Writes the list rows and filter keys of every stored trace and, with `rollups`, adds their
-/// calls to the rollups (after the migration that adds them; the list alone is idempotent, the
-/// rollups are not). Every span is stored already, so each call's owner is final: each trace
-/// adds the calls it owns, and nothing else changes.
-pub async fn refresh_all(tx: &Transaction<'_>, rollups: &[Dim]) -> Result<u64, PostgresError> {
+/// From every stored trace: with `list`, writes its list row and filter keys; adds its calls to
+/// the rollup rows of the dimensions `rollups` names (each rebuilt from nothing by its migration:
+/// the list is idempotent, the rollups are not). Every span is stored already, so each call's
+/// owner is final: each trace adds the calls it owns, and nothing else changes.
+pub async fn refresh_all(
+    tx: &Transaction<'_>,
+    list: bool,
+    rollups: &[Dim],
+) -> Result<u64, PostgresError> {
     let by_project = traces_by_project(
         tx,
         "SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2",
@@ -624,7 +628,9 @@ pub async fn refresh_all(tx: &Transaction<'_>, rollups: &[Dim]) -> Result<u64, P
         for chunk in ids.chunks(2_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let after = read(tx, project, &ids, None).await?;
-            write_list(tx, project, &ids, &after).await?;
+            if list {
+                write_list(tx, project, &ids, &after).await?;
+            }
             if rollups.is_empty() {
                 continue;
             }
@@ -664,7 +670,7 @@ pub async fn prepare_parts(tx: &Transaction<'_>) -> Result<Vec<Dim>, PostgresErr
         )
         .await?;
     if kept.is_empty() {
-        return Ok(vec![Dim::Calls, Dim::User, Dim::Session]);
+        return Ok(Dim::ALL.to_vec());
     }
     let mut by_project: BTreeMap<String, Vec<Series>> = BTreeMap::new();
     for r in &kept {

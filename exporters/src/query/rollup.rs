@@ -147,6 +147,8 @@ pub enum Dim {
 }
 
 impl Dim {
+    pub const ALL: [Dim; 3] = [Dim::Calls, Dim::User, Dim::Session];
+
     pub fn code(self) -> &'static str {
         match self {
             Dim::Calls => "c",

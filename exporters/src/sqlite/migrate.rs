@@ -2,6 +2,8 @@
 
 use rusqlite::{Connection, params};
 
+use crate::query::rollup::Dim;
+
 /// `(version, name, sql)` in order. Append only.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -79,12 +81,15 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
             // The trace list's rows and keys, and the rollups, are derived in Rust
             // (`query::trace_list`, `query::rollup`); the rollups in their form since 0010.
             if [5, 9, 10].contains(version) {
-                let traces = super::summaries::refresh_all(&tx, *version == 10)?;
+                let traces = match version {
+                    10 => super::summaries::refresh_all(&tx, false, &Dim::ALL)?,
+                    _ => super::summaries::refresh_all(&tx, true, &[])?,
+                };
                 if traces > 0 {
                     tracing::info!(
                         traces,
                         name,
-                        "wrote the trace list for the traces already stored"
+                        "rewrote what is derived from the traces already stored"
                     );
                 }
             }

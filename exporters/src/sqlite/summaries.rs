@@ -281,11 +281,11 @@ fn sums_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
     })
 }
 
-/// Writes the list rows and filter keys of every stored trace and, with `rollups`, adds their
-/// calls to the rollups (after the migration that adds them; the list alone is idempotent, the
-/// rollups are not). Every span is stored already, so each call's owner is final: each trace
-/// adds the calls it owns, and nothing else changes.
-pub fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> rusqlite::Result<usize> {
+/// From every stored trace: with `list`, writes its list row and filter keys; adds its calls to
+/// the rollup rows of the dimensions `rollups` names (each rebuilt from nothing by its migration:
+/// the list is idempotent, the rollups are not). Every span is stored already, so each call's
+/// owner is final: each trace adds the calls it owns, and nothing else changes.
+pub fn refresh_all(tx: &Transaction<'_>, list: bool, rollups: &[Dim]) -> rusqlite::Result<usize> {
     let ids: Vec<(String, String)> = tx
         .prepare("SELECT DISTINCT project, trace_id FROM spans ORDER BY 1, 2")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -295,8 +295,10 @@ pub fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> rusqlite::Result<usiz
         for part in chunk.chunks(2_000) {
             let touched: Touched<'_> = part.iter().map(|(_, t)| t.as_str()).collect();
             let after = briefs(tx, project, &touched)?;
-            write_list(tx, project, &touched, &after)?;
-            if !rollups {
+            if list {
+                write_list(tx, project, &touched, &after)?;
+            }
+            if rollups.is_empty() {
                 continue;
             }
             let response_ids = rollup::response_ids(after.iter().flatten(), &[]);
@@ -311,6 +313,7 @@ pub fn refresh_all(tx: &Transaction<'_>, rollups: bool) -> rusqlite::Result<usiz
                     (spans, &owners),
                 );
             }
+            delta.retain(|(bucket, _), _| rollups.contains(&bucket.dim));
             settle(&mut delta);
             apply(tx, project, delta)?;
         }
