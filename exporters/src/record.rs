@@ -506,6 +506,34 @@ pub fn resource_id(project: &str, attributes: &JsonMap) -> i64 {
     stable_hash(&[project.as_bytes(), json.as_bytes()])
 }
 
+/// Each span's resource id ([`resource_id`]), in order, and each distinct resource once with its
+/// id: spans of one resource share its map, so each is hashed once.
+#[allow(clippy::type_complexity)]
+pub fn resource_ids<'a>(
+    project: &str,
+    spans: &'a [SpanRecord],
+) -> (Vec<i64>, Vec<(&'a std::sync::Arc<JsonMap>, i64)>) {
+    let mut distinct: Vec<(&std::sync::Arc<JsonMap>, i64)> = Vec::new();
+    let mut ids = Vec::with_capacity(spans.len());
+    for span in spans {
+        let found = distinct
+            .iter()
+            .find(|(r, _)| std::sync::Arc::ptr_eq(r, &span.resource_attributes));
+        let id = match found {
+            Some((_, id)) => *id,
+            None => {
+                let id = resource_id(project, &span.resource_attributes);
+                if !distinct.iter().any(|(_, known)| *known == id) {
+                    distinct.push((&span.resource_attributes, id));
+                }
+                id
+            }
+        };
+        ids.push(id);
+    }
+    (ids, distinct)
+}
+
 fn opt(s: &Option<String>) -> &[u8] {
     s.as_deref().unwrap_or("\u{0}").as_bytes()
 }

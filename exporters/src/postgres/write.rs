@@ -154,40 +154,22 @@ fn b<T: ToSql + Sync + Send + 'static>(v: T) -> Cell {
 }
 
 /// Stores each distinct resource of `spans` once (`0005_resources.sql`); returns each span's
-/// resource id, in order. Spans of one resource share its map, so each is hashed once.
+/// resource id, in order.
 async fn store_resources(
     tx: &Transaction<'_>,
     project: &str,
     spans: &[SpanRecord],
 ) -> Result<Vec<i64>, PostgresError> {
-    let mut distinct: Vec<(&std::sync::Arc<record::JsonMap>, i64)> = Vec::new();
-    let mut ids = Vec::with_capacity(spans.len());
-    for span in spans {
-        let found = distinct
-            .iter()
-            .find(|(r, _)| std::sync::Arc::ptr_eq(r, &span.resource_attributes));
-        let id = match found {
-            Some((_, id)) => *id,
-            None => {
-                let id = record::resource_id(project, &span.resource_attributes);
-                distinct.push((&span.resource_attributes, id));
-                id
-            }
-        };
-        ids.push(id);
-    }
+    let (ids, distinct) = record::resource_ids(project, spans);
     let insert = tx
         .prepare(
             "INSERT INTO resources (project, id, attributes) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
         .await?;
-    let mut stored = BTreeSet::new();
     for (attributes, id) in distinct {
-        if stored.insert(id) {
-            let json = J::Object((**attributes).clone());
-            tx.execute(&insert, &[&project, &id, &json]).await?;
-        }
+        let json = J::Object((**attributes).clone());
+        tx.execute(&insert, &[&project, &id, &json]).await?;
     }
     Ok(ids)
 }

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_rollup_parts",
         include_str!("../../../sql/sqlite/0010_rollup_parts.sql"),
     ),
+    (
+        11,
+        "0011_resources",
+        include_str!("../../../sql/sqlite/0011_resources.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -123,7 +128,8 @@ mod tests {
                 "0007_alert_state",
                 "0008_events",
                 "0009_trace_list_keys",
-                "0010_rollup_parts"
+                "0010_rollup_parts",
+                "0011_resources"
             ]
         );
         assert!(migrate(&mut conn).expect("second").is_empty());

@@ -127,7 +127,9 @@ const SPAN_COLUMNS: &str = "project, trace_id, span_id, parent_span_id, name, ki
     request_model, response_model, response_id, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, cost_usd, session_id, user_id, conversation_id,
     is_model_call, input_messages, output_messages, system_instructions, attributes,
-    resource_attributes, events, links";
+    CASE WHEN resource_attributes = '' THEN (SELECT r.attributes FROM resources r
+        WHERE r.project = spans.project AND r.id = spans.resource_id)
+    ELSE resource_attributes END, events, links";
 
 fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
     let mut span = SpanRecord {
@@ -164,6 +166,7 @@ fn span_from_row(r: &Row<'_>) -> rusqlite::Result<SpanRecord> {
             system_instructions: r.get(29)?,
         },
         attributes: json_map(&r.get::<_, String>(30)?),
+        // Stored once in `resources`; rows written before keep their own.
         resource_attributes: std::sync::Arc::new(json_map(&r.get::<_, String>(31)?)),
         events: r.get(32)?,
         links: r.get(33)?,

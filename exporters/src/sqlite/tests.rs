@@ -289,7 +289,10 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
             "DROP TABLE traces; DROP TABLE trace_keys; DROP TABLE rollups;
              CREATE INDEX spans_by_trace ON spans (trace_id);
              DROP TABLE rollup_series;
-             DELETE FROM schema_migrations WHERE version IN (5, 6, 10);",
+             UPDATE spans SET resource_attributes = (SELECT attributes FROM resources r
+                 WHERE r.project = spans.project AND r.id = spans.resource_id);
+             ALTER TABLE spans DROP COLUMN resource_id; DROP TABLE resources;
+             DELETE FROM schema_migrations WHERE version IN (5, 6, 10, 11);",
         )
         .expect("downgrade");
     drop(store);
@@ -303,7 +306,8 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
         vec![
             "0005_summaries",
             "0006_one_span_key_index",
-            "0010_rollup_parts"
+            "0010_rollup_parts",
+            "0011_resources"
         ]
     );
     assert_eq!(
@@ -524,4 +528,50 @@ async fn structured_content_of_operation_details_events_joins_its_span() {
     let input: J = serde_json::from_str(spans[0].gen_ai.input_messages.as_deref().expect("input"))
         .expect("json");
     assert_eq!(input, messages);
+}
+
+#[tokio::test]
+async fn resources_are_stored_once_and_older_rows_read_as_before() {
+    let (_dir, store) = store();
+    let batch = normalized(fixtures::traces_batch(fixtures::OPENLLMETRY_OPENAI_CHAT));
+    store.export(&batch).await.expect("export");
+    let trace_id = store.traces(&list(10)).await.expect("traces").traces[0]
+        .trace_id
+        .clone();
+    let before = store
+        .trace("default", &trace_id)
+        .await
+        .expect("trace")
+        .expect("stored");
+    assert!(before.len() > 1);
+    assert!(
+        before
+            .iter()
+            .all(|s| s.resource_attributes.contains_key("service.name")),
+        "{before:?}"
+    );
+    let count = |sql: &str| -> i64 {
+        lock(&store.inner.writer)
+            .query_row(sql, [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(count("SELECT count(*) FROM resources"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM spans WHERE resource_attributes <> ''"),
+        0
+    );
+    // Rows as a collector before 0011 wrote them: their own attributes, no id.
+    lock(&store.inner.writer)
+        .execute_batch(
+            "UPDATE spans SET resource_attributes = (SELECT attributes FROM resources),
+                resource_id = NULL;
+             DELETE FROM resources;",
+        )
+        .expect("as before");
+    let after = store
+        .trace("default", &trace_id)
+        .await
+        .expect("trace")
+        .expect("stored");
+    assert_eq!(after, before);
 }

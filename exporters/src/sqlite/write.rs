@@ -4,19 +4,34 @@ use rusqlite::{Transaction, params};
 
 use crate::record::{self, AnomalyRow, LogRow, MetricPointRow, SpanRecord};
 
-/// A retried span replaces its earlier copy (same project, trace id and span id).
+/// A retried span replaces its earlier copy (same project, trace id and span id). Its resource is
+/// stored once in `resources` (`0011_resources.sql`) and named by id.
 pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Result<()> {
+    let mut resource = tx.prepare_cached(
+        "INSERT OR IGNORE INTO resources (project, id, attributes) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut resource_ids = Vec::with_capacity(rows.len());
+    for project in rows.chunk_by(|a, b| a.project == b.project) {
+        let (ids, distinct) = record::resource_ids(&project[0].project, project);
+        for (attributes, id) in distinct {
+            let json = serde_json::to_string(&**attributes).unwrap_or_default();
+            resource.execute(params![project[0].project, id, json])?;
+        }
+        resource_ids.extend(ids);
+    }
     let mut stmt = tx.prepare_cached(
         "INSERT OR REPLACE INTO spans (project, trace_id, span_id, parent_span_id, name, kind,
             service, scope_name, start_time_ns, end_time_ns, duration_ns, status_code,
             status_message, operation, provider, request_model, response_model, response_id,
             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
             cost_usd, session_id, user_id, conversation_id, is_model_call, input_messages,
-            output_messages, system_instructions, attributes, resource_attributes, events, links)
+            output_messages, system_instructions, attributes, resource_attributes, events, links,
+            resource_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, '', ?33, ?34,
+            ?35)",
     )?;
-    for r in rows {
+    for (r, resource_id) in rows.iter().zip(resource_ids) {
         let g = &r.gen_ai;
         stmt.execute(params![
             r.project,
@@ -51,9 +66,9 @@ pub fn insert_spans(tx: &Transaction<'_>, rows: &[SpanRecord]) -> rusqlite::Resu
             g.output_messages,
             g.system_instructions,
             serde_json::to_string(&record::strip_typed(&r.attributes, g)).unwrap_or_default(),
-            serde_json::to_string(&*r.resource_attributes).unwrap_or_default(),
             r.events,
             r.links,
+            resource_id,
         ])?;
     }
     Ok(())
