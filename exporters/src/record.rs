@@ -506,14 +506,13 @@ pub fn resource_id(project: &str, attributes: &JsonMap) -> i64 {
     stable_hash(&[project.as_bytes(), json.as_bytes()])
 }
 
+/// Distinct resources with their ids ([`resource_ids`]).
+pub type Resources<'a> = Vec<(&'a std::sync::Arc<JsonMap>, i64)>;
+
 /// Each span's resource id ([`resource_id`]), in order, and each distinct resource once with its
 /// id: spans of one resource share its map, so each is hashed once.
-#[allow(clippy::type_complexity)]
-pub fn resource_ids<'a>(
-    project: &str,
-    spans: &'a [SpanRecord],
-) -> (Vec<i64>, Vec<(&'a std::sync::Arc<JsonMap>, i64)>) {
-    let mut distinct: Vec<(&std::sync::Arc<JsonMap>, i64)> = Vec::new();
+pub fn resource_ids<'a>(project: &str, spans: &'a [SpanRecord]) -> (Vec<i64>, Resources<'a>) {
+    let mut distinct = Resources::new();
     let mut ids = Vec::with_capacity(spans.len());
     for span in spans {
         let found = distinct

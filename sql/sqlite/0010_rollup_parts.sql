@@ -1,8 +1,9 @@
 -- Filtered user and session summaries from the rollups: a user's or session's row keeps its
 -- calls per series in `parts` (`query::rollup::Parts`: each series' id, then its sums), NULL in
 -- the other rows, and `rollup_series` names the series behind each id, so a summary's filter
--- becomes a set of ids. The rollups are rebuilt from the stored spans right after this, in the
--- same transaction (as 0005's were written).
+-- becomes a set of ids. User and session rows come in weeks too (`Dim::widths`): a month's
+-- summary reads each user's weeks rather than thirty days. The rollups are rebuilt from the
+-- stored spans right after this, in the same transaction (as 0005's were written).
 DELETE FROM rollups;
 
 ALTER TABLE rollups ADD COLUMN parts BLOB;

@@ -16,7 +16,8 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresError;
 use crate::query::rollup::{
-    self, Bucket, DAY_NS, Delta, Dim, Hist, Owners, Parts, Series, Sums, add_change, settle,
+    self, Bucket, DAY_NS, Delta, Dim, Hist, Owners, Parts, Series, Sums, WEEK_NS, add_change,
+    settle,
 };
 use crate::query::trace_list::{BRIEF_COLUMNS, SpanBrief, forgotten_keys, summarize_trace};
 use crate::record::SpanRecord;
@@ -658,8 +659,8 @@ pub async fn refresh_all(
 
 /// Before the user and session rollups are rebuilt with their parts (`0007_rollup_parts.sql`):
 /// names the series of the rollups kept so far and drops the user and session rows from the
-/// earliest stored span's day on, which the rebuild writes again; older rows (their spans past
-/// retention) keep their totals without parts. Returns the dimensions to rebuild: all of them
+/// earliest stored span's day on (and any weekly ones), which the rebuild writes again; older
+/// rows (their spans past retention) keep their totals without parts. Returns the dimensions to rebuild: all of them
 /// when there are no rollups yet.
 pub async fn prepare_parts(tx: &Transaction<'_>) -> Result<Vec<Dim>, PostgresError> {
     let kept = tx
@@ -689,7 +690,8 @@ pub async fn prepare_parts(tx: &Transaction<'_>) -> Result<Vec<Dim>, PostgresErr
     tx.execute(
         &format!(
             "DELETE FROM rollups WHERE dim IN ('u', 's')
-               AND bucket_ns >= (SELECT min(start_time_ns) FROM spans) / {DAY_NS} * {DAY_NS}"
+               AND (width_ns = {WEEK_NS}
+                    OR bucket_ns >= (SELECT min(start_time_ns) FROM spans) / {DAY_NS} * {DAY_NS})"
         ),
         &[],
     )

@@ -2,10 +2,10 @@
 //!
 //! Each store recomputes, for every trace a batch touched, the trace's model calls before and
 //! after the batch ([`calls`]) and adds the difference ([`add_change`]) to hourly and daily rollup
-//! rows: one series per (service, provider, request model, response model, operation), one per
-//! user and one per session. A call's user and session are its span's, else the trace's (the
-//! root's, else the earliest span's that has one), so a root arriving after its calls moves them
-//! to their user. Latency is kept as a log-scale histogram ([`Hist`]). A user's or session's row
+//! rows (weekly too for users and sessions, [`Dim::widths`]): one series per (service, provider,
+//! request model, response model, operation), one per user and one per session. A call's user
+//! and session are its span's, else the trace's (the root's, else the earliest span's that has
+//! one), so a root arriving after its calls moves them to their user. Latency is kept as a log-scale histogram ([`Hist`]). A user's or session's row
 //! also keeps its calls per series ([`Parts`], keyed by [`Series::id`]; each store keeps the ids'
 //! series in a small dictionary), so user and session summaries with a service, provider or
 //! model filter are answered from the rollups too.
@@ -32,8 +32,9 @@ use super::{CallRow, GroupBy, Latency, SummaryGroup, SummaryQuery, sort_groups};
 
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 pub const DAY_NS: i64 = 24 * HOUR_NS;
-/// The rollups' bucket widths.
-pub const WIDTHS: [i64; 2] = [HOUR_NS, DAY_NS];
+/// Weeks from the Unix epoch (a Thursday): user and session rows only, so a month's summary
+/// reads each user's four or five weeks rather than thirty days.
+pub const WEEK_NS: i64 = 7 * DAY_NS;
 
 /// Latency histogram buckets: bucket `i` covers `(1.1^(i-1), 1.1^i]` ms, bucket 0 up to 1 ms.
 pub const HIST_BUCKETS: usize = 200;
@@ -160,6 +161,14 @@ impl Dim {
             Dim::Calls => "c",
             Dim::User => "u",
             Dim::Session => "s",
+        }
+    }
+
+    /// The widths of this dimension's rows.
+    pub fn widths(self) -> &'static [i64] {
+        match self {
+            Dim::Calls => &[HOUR_NS, DAY_NS],
+            Dim::User | Dim::Session => &[HOUR_NS, DAY_NS, WEEK_NS],
         }
     }
 
@@ -590,38 +599,25 @@ pub type Delta = HashMap<(Bucket, Series), Sums>;
 /// Adds `sign` times the rollup rows of `calls` to `delta`.
 pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
     for c in calls {
-        for width_ns in WIDTHS {
-            let start_ns = c.start_ns.div_euclid(width_ns) * width_ns;
-            let per_value = |dim, value: &Option<String>| {
-                (
-                    Bucket {
-                        dim,
-                        width_ns,
-                        start_ns,
-                    },
-                    Series {
-                        value: value.clone().unwrap_or_default(),
-                        ..Series::default()
-                    },
-                )
-            };
-            let rows = [
-                (
-                    Bucket {
-                        dim: Dim::Calls,
-                        width_ns,
-                        start_ns,
-                    },
-                    c.series.clone(),
-                ),
-                per_value(Dim::User, &c.user),
-                per_value(Dim::Session, &c.session),
-            ];
-            for row in rows {
-                let user_or_session = row.0.dim != Dim::Calls;
-                let sums = delta.entry(row).or_default();
+        let per_value = |value: &Option<String>| Series {
+            value: value.clone().unwrap_or_default(),
+            ..Series::default()
+        };
+        let rows = [
+            (Dim::Calls, c.series.clone()),
+            (Dim::User, per_value(&c.user)),
+            (Dim::Session, per_value(&c.session)),
+        ];
+        for (dim, series) in rows {
+            for &width_ns in dim.widths() {
+                let bucket = Bucket {
+                    dim,
+                    width_ns,
+                    start_ns: c.start_ns.div_euclid(width_ns) * width_ns,
+                };
+                let sums = delta.entry((bucket, series.clone())).or_default();
                 sums.add_call(c, sign);
-                if user_or_session {
+                if dim != Dim::Calls {
                     sums.parts.add_call(c, sign);
                 }
             }
@@ -692,7 +688,22 @@ pub fn plan(q: &SummaryQuery) -> Option<Plan> {
         rollup: Vec::new(),
     };
     let (d0, d1) = (ceil(h0, DAY_NS), floor(h1, DAY_NS));
-    if daily && d0 < d1 {
+    let weekly = Dim::for_group(q.group_by).widths().contains(&WEEK_NS)
+        && q.bucket_ns.is_none_or(|b| b % WEEK_NS == 0);
+    let (w0, w1) = (ceil(d0, WEEK_NS), floor(d1, WEEK_NS));
+    if daily && weekly && w0 < w1 {
+        plan.rollup.extend(
+            [
+                (HOUR_NS, h0, d0),
+                (DAY_NS, d0, w0),
+                (WEEK_NS, w0, w1),
+                (DAY_NS, w1, d1),
+                (HOUR_NS, d1, h1),
+            ]
+            .into_iter()
+            .filter(|(_, a, b)| a < b),
+        );
+    } else if daily && d0 < d1 {
         plan.rollup.extend(
             [(HOUR_NS, h0, d0), (DAY_NS, d0, d1), (HOUR_NS, d1, h1)]
                 .into_iter()
@@ -965,6 +976,22 @@ mod tests {
         user.group_by = GroupBy::User;
         assert!(plan(&user).is_some());
         assert!(!sums_parts(&user));
+        // A month of users: whole weeks from their weekly rows, the days around them daily.
+        let (from, to) = (DAY_NS + 5, 40 * DAY_NS + 7);
+        user.filter.from_ns = Some(from);
+        user.filter.to_ns = Some(to);
+        assert_eq!(
+            plan(&user),
+            Some(Plan {
+                raw: vec![(from, DAY_NS + HOUR_NS), (40 * DAY_NS, to)],
+                rollup: vec![
+                    (HOUR_NS, DAY_NS + HOUR_NS, 2 * DAY_NS),
+                    (DAY_NS, 2 * DAY_NS, 7 * DAY_NS),
+                    (WEEK_NS, 7 * DAY_NS, 35 * DAY_NS),
+                    (DAY_NS, 35 * DAY_NS, 40 * DAY_NS),
+                ],
+            })
+        );
         user.filter.model = Some("gpt-4o".into());
         assert!(plan(&user).is_some(), "from the parts of user rows");
         assert!(sums_parts(&user));
