@@ -250,11 +250,21 @@ async fn upgrading_gives_the_user_and_session_rollups_their_parts() {
         requests(&before[0]) < requests(&before[2]),
         "the filter counts"
     );
-    // The database as version 6 left it: user and session rows without parts.
+    // The database as version 6 left it: one table, user and session rows without parts or
+    // weeks.
     let client = store.pool().get().await.expect("client");
     client
         .batch_execute(
-            "ALTER TABLE rollups DROP COLUMN parts; DROP TABLE rollup_series;
+            "CREATE TABLE rollups_v6 AS
+                SELECT project, dim, width_ns, bucket_ns, service, provider, model,
+                    response_model, operation, value, requests, errors, input_tokens,
+                    output_tokens, cache_read_tokens, cost_usd, priced, latency_hist
+                FROM rollups WHERE width_ns <> 604800000000000;
+             DROP TABLE rollups;
+             ALTER TABLE rollups_v6 RENAME TO rollups;
+             ALTER TABLE rollups ADD PRIMARY KEY (project, dim, width_ns, bucket_ns, service,
+                provider, model, response_model, operation, value);
+             DROP TABLE rollup_series;
              DELETE FROM schema_migrations WHERE version = 7;",
         )
         .await
