@@ -77,6 +77,19 @@ async fn migrations_apply_on_an_empty_database_once() {
     drop_database(store).await;
 }
 
+/// Summary groups with costs rounded to nano-dollars: a rebuild adds costs up in another order.
+fn rounded(
+    groups: &[llmscope_exporters::query::SummaryGroup],
+) -> Vec<llmscope_exporters::query::SummaryGroup> {
+    groups
+        .iter()
+        .map(|g| llmscope_exporters::query::SummaryGroup {
+            cost_usd: g.cost_usd.map(|c| (c * 1e9).round()),
+            ..g.clone()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
     use llmscope_exporters::query::{Filter, QueryStore, TraceQuery};
@@ -124,15 +137,6 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
     assert_eq!(store.traces(&list).await.expect("traces").traces, before);
     // Equal, costs to summation rounding (the rollups add them up in another order).
     let again = store.summary(&summary).await.expect("summary");
-    let rounded = |groups: &[llmscope_exporters::query::SummaryGroup]| {
-        groups
-            .iter()
-            .map(|g| llmscope_exporters::query::SummaryGroup {
-                cost_usd: g.cost_usd.map(|c| (c * 1e9).round()),
-                ..g.clone()
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(rounded(&again), rounded(&summed));
     drop_database(store).await;
 }
@@ -285,16 +289,6 @@ async fn upgrading_gives_the_user_and_session_rollups_their_parts() {
         .expect("count")
         .get(0);
     assert_eq!(count, kept);
-    // Equal, costs to summation rounding (the rebuild adds them up in another order).
-    let rounded = |groups: &[llmscope_exporters::query::SummaryGroup]| {
-        groups
-            .iter()
-            .map(|g| llmscope_exporters::query::SummaryGroup {
-                cost_usd: g.cost_usd.map(|c| (c * 1e9).round()),
-                ..g.clone()
-            })
-            .collect::<Vec<_>>()
-    };
     for (q, want) in queries.iter().zip(&before) {
         let got = store.summary(q).await.expect("summary");
         assert_eq!(rounded(&got), rounded(want), "{q:?}");
