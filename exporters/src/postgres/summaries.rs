@@ -577,7 +577,7 @@ async fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> Result<(), 
 }
 
 /// A rollup row from `KEY_COLUMNS` then the sums, starting at column `at`.
-pub fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
+fn row(r: &tokio_postgres::Row, at: usize) -> (Bucket, Series, Sums) {
     let dim = match r.get::<_, &str>(at) {
         "u" => Dim::User,
         "s" => Dim::Session,

@@ -207,8 +207,8 @@ impl Series {
         ])
     }
 
-    /// The SQL expression of a rollup row's group in `group_by`, [`Series::group`] in SQL (`''`
-    /// for calls without a value).
+    /// The SQL expression of a rollup row's group in `group_by` (`''` for calls without a
+    /// value): a model summary groups by the request model, else the response model.
     pub fn group_sql(group_by: GroupBy) -> &'static str {
         match group_by {
             GroupBy::Model => "CASE WHEN model = '' THEN response_model ELSE model END",
@@ -217,19 +217,6 @@ impl Series {
             GroupBy::Operation => "operation",
             GroupBy::User | GroupBy::Session => "value",
         }
-    }
-
-    /// The group this series belongs to, `None` for calls without a value.
-    pub fn group(&self, group_by: GroupBy) -> Option<String> {
-        let v = match group_by {
-            GroupBy::Model if self.model.is_empty() => &self.response_model,
-            GroupBy::Model => &self.model,
-            GroupBy::Provider => &self.provider,
-            GroupBy::Service => &self.service,
-            GroupBy::Operation => &self.operation,
-            GroupBy::User | GroupBy::Session => &self.value,
-        };
-        (!v.is_empty()).then(|| v.clone())
     }
 }
 
@@ -728,7 +715,6 @@ pub fn sums_parts(q: &SummaryQuery) -> bool {
 /// up by borrowed text (`""` for calls without a value, as the rollups store it), so a row read
 /// straight from a store allocates nothing unless its group is new.
 pub struct Combined {
-    group_by: GroupBy,
     bucket_ns: Option<i64>,
     groups: HashMap<Option<i64>, HashMap<String, Sums, FixedState>, FixedState>,
 }
@@ -736,7 +722,6 @@ pub struct Combined {
 impl Combined {
     pub fn new(q: &SummaryQuery) -> Self {
         Self {
-            group_by: q.group_by,
             bucket_ns: q.bucket_ns.filter(|b| *b > 0),
             groups: HashMap::default(),
         }
@@ -801,12 +786,6 @@ impl Combined {
         if sums.requests != 0 {
             self.add_group(value, bucket_start_ns, &sums);
         }
-    }
-
-    /// A rollup row of the plan's ranges.
-    pub fn add_row(&mut self, series: &Series, bucket_start_ns: i64, sums: &Sums) {
-        let key = series.group(self.group_by).unwrap_or_default();
-        self.add_group(&key, bucket_start_ns, sums);
     }
 
     pub fn finish(self) -> Vec<SummaryGroup> {

@@ -256,28 +256,23 @@ fn apply(tx: &Transaction<'_>, project: &str, delta: Delta) -> rusqlite::Result<
     Ok(())
 }
 
-/// Rollup sums from columns `requests, errors, input_tokens, output_tokens, cache_read_tokens,
-/// cost_usd, priced, latency_hist` starting at `at` (without their parts).
-pub fn sums_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Sums> {
-    Ok(Sums {
-        requests: r.get(at)?,
-        errors: r.get(at + 1)?,
-        input_tokens: r.get(at + 2)?,
-        output_tokens: r.get(at + 3)?,
-        cache_read_tokens: r.get(at + 4)?,
-        cost_usd: r.get(at + 5)?,
-        priced: r.get(at + 6)?,
-        hist: Hist::decode(r.get_ref(at + 7)?.as_blob()?),
-        parts: Parts::default(),
-    })
-}
-
-/// A stored row's sums with their parts (`apply`'s read).
+/// A stored row's sums with their parts (`apply`'s read): columns `requests, errors,
+/// input_tokens, output_tokens, cache_read_tokens, cost_usd, priced, latency_hist, parts`.
 fn sums_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
-    let parts = r.get_ref(8)?.as_blob_or_null()?.map(Parts::decode);
     Ok(Sums {
-        parts: parts.unwrap_or_default(),
-        ..sums_at(r, 0)?
+        requests: r.get(0)?,
+        errors: r.get(1)?,
+        input_tokens: r.get(2)?,
+        output_tokens: r.get(3)?,
+        cache_read_tokens: r.get(4)?,
+        cost_usd: r.get(5)?,
+        priced: r.get(6)?,
+        hist: Hist::decode(r.get_ref(7)?.as_blob()?),
+        parts: r
+            .get_ref(8)?
+            .as_blob_or_null()?
+            .map(Parts::decode)
+            .unwrap_or_default(),
     })
 }
 
