@@ -94,7 +94,7 @@ fn migrate_creates_the_schema_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout),
-        "sqlite: applied 0001_init, 0002_anomalies, 0003_metadata, 0004_record_ids, 0005_summaries, 0006_one_span_key_index, 0007_alert_state, 0008_events, 0009_trace_list_keys\n"
+        "sqlite: applied 0001_init, 0002_anomalies, 0003_metadata, 0004_record_ids, 0005_summaries, 0006_one_span_key_index, 0007_alert_state, 0008_events, 0009_trace_list_keys, 0010_rollup_parts, 0011_resources\n"
     );
     let second = run();
     assert_eq!(
