@@ -660,8 +660,8 @@ pub async fn refresh_all(
 /// Before the user and session rollups are rebuilt with their parts (`0007_rollup_parts.sql`):
 /// names the series of the rollups kept so far and drops the user and session rows from the
 /// earliest stored span's day on (and any weekly ones), which the rebuild writes again; older
-/// rows (their spans past retention) keep their totals without parts. Returns the dimensions to rebuild: all of them
-/// when there are no rollups yet.
+/// rows (their spans past retention) keep their totals without parts. Returns the dimensions
+/// to rebuild: all of them when there are no rollups yet.
 pub async fn prepare_parts(tx: &Transaction<'_>) -> Result<Vec<Dim>, PostgresError> {
     let kept = tx
         .query(

@@ -5,10 +5,11 @@
 //! rows (weekly too for users and sessions, [`Dim::widths`]): one series per (service, provider,
 //! request model, response model, operation), one per user and one per session. A call's user
 //! and session are its span's, else the trace's (the root's, else the earliest span's that has
-//! one), so a root arriving after its calls moves them to their user. Latency is kept as a log-scale histogram ([`Hist`]). A user's or session's row
-//! also keeps its calls per series ([`Parts`], keyed by [`Series::id`]; each store keeps the ids'
-//! series in a small dictionary), so user and session summaries with a service, provider or
-//! model filter are answered from the rollups too.
+//! one), so a root arriving after its calls moves them to their user. Latency is kept as a
+//! log-scale histogram ([`Hist`]). A user's or session's row also keeps its calls per series
+//! ([`Parts`], keyed by [`Series::id`]; each store keeps the ids' series in a small dictionary),
+//! so user and session summaries with a service, provider or model filter are answered from the
+//! rollups too (ClickHouse answers user and session summaries from raw rows).
 //!
 //! A response id is one call wherever its spans are (Logfire, for one, reports a streamed call
 //! in a second trace): the call belongs to the trace of its representative span, the one with
@@ -17,8 +18,8 @@
 //! and after the batch, and also changes the traces that lose or win a call.
 //!
 //! Guarantees: rollups are a pure function of the stored spans, whatever the order, batching or
-//! retries of their arrival; a summary ([`plan`]) answers whole hours and days from them and
-//! only the partial hours at the range's edges from raw rows, so its counts, tokens and cost
+//! retries of their arrival; a summary ([`plan`]) answers whole hours, days and weeks from them
+//! and only the partial hours at the range's edges from raw rows, so its counts, tokens and cost
 //! equal the raw answer and its latency quantiles are within 10% of it. SQLite and PostgreSQL
 //! use these functions, so they agree. ClickHouse keeps its call rollups in materialized views
 //! (`sql/clickhouse/`) with the same histogram buckets, and answers by the same [`plan`].
