@@ -288,8 +288,18 @@ impl PostgresStore {
                 })?;
                 // The trace list's rows and keys, and the rollups, are derived in Rust
                 // (`query::trace_list`, `query::rollup`); the rollups in their form since 0007.
-                // Rollups are written in their current form, from 0007 on.
                 if [2, 6, 7].contains(version) {
+                    let stored: bool = tx
+                        .query_one("SELECT EXISTS (SELECT 1 FROM spans)", &[])
+                        .await?
+                        .get(0);
+                    if stored {
+                        tracing::info!(
+                            name,
+                            "rewriting what is derived from the traces already stored \
+                             (minutes on a large store)"
+                        );
+                    }
                     let dims = match *version {
                         7 => summaries::prepare_parts(&tx).await?,
                         _ => Vec::new(),

@@ -86,6 +86,15 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
             // The trace list's rows and keys, and the rollups, are derived in Rust
             // (`query::trace_list`, `query::rollup`); the rollups in their form since 0010.
             if [5, 9, 10].contains(version) {
+                let stored: bool =
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM spans)", [], |r| r.get(0))?;
+                if stored {
+                    tracing::info!(
+                        name,
+                        "rewriting what is derived from the traces already stored \
+                         (minutes on a large store)"
+                    );
+                }
                 let traces = match version {
                     10 => super::summaries::refresh_all(&tx, false, &Dim::ALL)?,
                     _ => super::summaries::refresh_all(&tx, true, &[])?,
