@@ -340,11 +340,12 @@ impl Sums {
 pub struct Parts(BTreeMap<i64, Sums>);
 
 impl Parts {
-    fn add_call(&mut self, c: &Call, sign: i64) {
-        let part = self.0.entry(c.series.id()).or_default();
+    /// Adds `c`, whose series' id is `id` (hashed once per call by the caller).
+    fn add_call(&mut self, id: i64, c: &Call, sign: i64) {
+        let part = self.0.entry(id).or_default();
         part.add_call(c, sign);
         if part.is_zero() {
-            self.0.remove(&c.series.id());
+            self.0.remove(&id);
         }
     }
 
@@ -587,6 +588,7 @@ pub type Delta = HashMap<(Bucket, Series), Sums>;
 /// Adds `sign` times the rollup rows of `calls` to `delta`.
 pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
     for c in calls {
+        let id = c.series.id();
         let per_value = |value: &Option<String>| Series {
             value: value.clone().unwrap_or_default(),
             ..Series::default()
@@ -606,7 +608,7 @@ pub fn add_calls(delta: &mut Delta, calls: &[Call], sign: i64) {
                 let sums = delta.entry((bucket, series.clone())).or_default();
                 sums.add_call(c, sign);
                 if dim != Dim::Calls {
-                    sums.parts.add_call(c, sign);
+                    sums.parts.add_call(id, c, sign);
                 }
             }
         }

@@ -19,6 +19,19 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// A store holding the OpenLLMetry and Logfire chat fixtures (four traces).
+async fn store_with_two_chats() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, store) = store();
+    for fixture in [
+        fixtures::OPENLLMETRY_OPENAI_CHAT,
+        fixtures::LOGFIRE_OPENAI_CHAT,
+    ] {
+        let batch = normalized(fixtures::traces_batch(fixture));
+        store.export(&batch).await.expect("export");
+    }
+    (dir, store)
+}
+
 fn normalized(mut batch: Batch) -> Batch {
     Normalize::default().process(&mut batch).expect("normalize");
     batch
@@ -270,14 +283,7 @@ async fn trace_pages_are_newest_first_and_cursors_continue_without_overlap() {
 
 #[tokio::test]
 async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
-    let (dir, store) = store();
-    for fixture in [
-        fixtures::OPENLLMETRY_OPENAI_CHAT,
-        fixtures::LOGFIRE_OPENAI_CHAT,
-    ] {
-        let batch = normalized(fixtures::traces_batch(fixture));
-        store.export(&batch).await.expect("export");
-    }
+    let (dir, store) = store_with_two_chats().await;
     let before = store.traces(&list(10)).await.expect("traces").traces;
     assert_eq!(before.len(), 4);
     let summary = summary_query(GroupBy::Model);
@@ -319,14 +325,7 @@ async fn upgrading_writes_the_trace_list_of_traces_already_stored() {
 
 #[tokio::test]
 async fn upgrading_gives_the_user_and_session_rollups_their_parts() {
-    let (dir, store) = store();
-    for fixture in [
-        fixtures::OPENLLMETRY_OPENAI_CHAT,
-        fixtures::LOGFIRE_OPENAI_CHAT,
-    ] {
-        let batch = normalized(fixtures::traces_batch(fixture));
-        store.export(&batch).await.expect("export");
-    }
+    let (dir, store) = store_with_two_chats().await;
     let models = store
         .summary(&summary_query(GroupBy::Model))
         .await
