@@ -542,15 +542,13 @@ pub(super) fn group_key(group_by: GroupBy) -> &'static str {
     }
 }
 
-/// Whole hours and days from the call rollups and the partial hours at the edges from raw rows
-/// (`query::rollup::plan`), in one query; user and session summaries and ranges without a whole
+/// Whole hours, days (and, for users and sessions, weeks) from the rollups and the partial
+/// hours at the edges from raw rows (`query::rollup::plan`), in one query; ranges without a whole
 /// hour from raw rows alone.
 pub async fn summary(store: &ClickHouseStore, q: &SummaryQuery) -> Result<Vec<SummaryGroup>> {
     match rollup::plan(q) {
-        Some(plan) if rollup::Dim::for_group(q.group_by) == rollup::Dim::Calls => {
-            summary_from_plan(store, q, &plan).await
-        }
-        _ => summary_from_rows(store, q).await,
+        Some(plan) => summary_from_plan(store, q, &plan).await,
+        None => summary_from_rows(store, q).await,
     }
 }
 
@@ -646,17 +644,7 @@ pub(super) fn calls_from(sql: &mut Sql, db: &str, group_by: GroupBy, calls: &Cal
 fn calls_where(sql: &mut Sql, db: &str, calls: &Calls<'_>) {
     sql.push(" s.is_model_call = 1 AND");
     span_filter(sql, calls.f);
-    for (i, (from, to)) in calls.ranges.iter().enumerate() {
-        sql.push(if i == 0 { " AND (" } else { " OR " })
-            .int("(s.start_time >= fromUnixTimestamp64Nano(?, 'UTC')", *from)
-            .int(
-                " AND s.start_time < fromUnixTimestamp64Nano(?, 'UTC'))",
-                *to,
-            );
-    }
-    if !calls.ranges.is_empty() {
-        sql.push(")");
-    }
+    ranges_where(sql, calls.ranges);
     if let Some(scores) = calls.scored {
         sql.push(&format!(
             " AND s.trace_id IN (SELECT trace_id FROM {db}.logs AS l WHERE"
@@ -681,8 +669,11 @@ struct GroupRow {
     hist_counts: Vec<u64>,
 }
 
-/// The sums of one group and bucket over `calls_hourly`/`calls_daily` rows and raw calls (each
-/// call as a row of one), the latency as the rollups' histogram.
+/// The sums of one group and bucket over rollup rows and raw calls (each call as a row of one),
+/// the latency as the rollups' histogram: `calls_hourly`/`calls_daily` for model, provider,
+/// service and operation; for users and sessions `people_calls` (or, filtered by service,
+/// provider or model, the spans of the calls that carry their own) and `orphan_calls` by their
+/// traces' user or session; raw calls at the edges.
 async fn summary_from_plan(
     store: &ClickHouseStore,
     q: &SummaryQuery,
@@ -690,11 +681,6 @@ async fn summary_from_plan(
 ) -> Result<Vec<SummaryGroup>> {
     let db = store.database();
     let f = &q.filter;
-    // `X` is a time in nanoseconds.
-    let bucket_of = |x: &str| match q.bucket_ns {
-        Some(b) if b > 0 => format!("intDiv({x}, {b}) * {b}"),
-        _ => "toInt64(0)".to_owned(),
-    };
     let mut sql = Sql::default();
     sql.push(
         "SELECT key, bucket_ns, sum(requests) AS requests, sum(errors) AS errors,
@@ -704,49 +690,33 @@ async fn summary_from_plan(
                 mapValues(sumMap(latency_hist)) AS hist_counts
          FROM (",
     );
-    for (i, (width, from, to)) in plan.rollup.iter().enumerate() {
-        let table = if *width == rollup::DAY_NS {
-            "calls_daily"
-        } else {
-            "calls_hourly"
-        };
-        if i > 0 {
-            sql.push(" UNION ALL ");
+    let whole: Vec<(i64, i64)> = plan.rollup.iter().map(|(_, a, b)| (*a, *b)).collect();
+    match rollup::Dim::for_group(q.group_by) {
+        rollup::Dim::Calls => calls_rollups(&mut sql, db, q, plan),
+        dim if rollup::sums_parts(q) => {
+            // A filter on the calls' series, which `people_calls` does not keep: the calls with
+            // their own user or session, as the rollups would count them.
+            sql.push(&format!(
+                "SELECT s.{column} AS key, {bucket} AS bucket_ns, {ONE_CALL}
+                 FROM {db}.spans AS s WHERE s.counted = 1 AND s.{column} != '' AND",
+                column = own_column(dim),
+                bucket = bucket_of(q, "toUnixTimestamp64Nano(s.start_time)"),
+            ))
+            .str(" s.project = ?", &f.project);
+            ranges_where(&mut sql, &whole);
+            key_filter(&mut sql, f);
         }
-        sql.push(&format!(
-            "SELECT toString({key}) AS key, {bucket} AS bucket_ns, toUInt64(requests) AS requests,
-                    toUInt64(errors) AS errors, toInt64(input_tokens) AS input_tokens,
-                    toInt64(output_tokens) AS output_tokens,
-                    toInt64(cache_read_tokens) AS cache_read_tokens, toFloat64(cost_usd) AS cost_usd,
-                    toUInt64(priced) AS priced,
-                    CAST(latency_hist, 'Map(UInt8, UInt64)') AS latency_hist
-             FROM {db}.{table} AS s WHERE",
-            key = group_key(q.group_by),
-            bucket = bucket_of("toInt64(toUnixTimestamp(s.bucket)) * 1000000000"),
-        ))
-        .str(" s.project = ?", &f.project)
-        .int(
-            " AND s.bucket >= toDateTime(intDiv(?, 1000000000), 'UTC')",
-            *from,
-        )
-        .int(
-            " AND s.bucket < toDateTime(intDiv(?, 1000000000), 'UTC')",
-            *to,
-        );
-        key_filter(&mut sql, f);
+        dim => people_rollups(&mut sql, db, q, dim, plan),
+    }
+    if rollup::Dim::for_group(q.group_by) != rollup::Dim::Calls {
+        sql.push(" UNION ALL ");
+        orphans(&mut sql, db, q, &whole);
     }
     if !plan.raw.is_empty() {
         // The edges' calls, one row per call as `summary_from_rows` picks them.
         sql.push(&format!(
-            " UNION ALL
-             SELECT key, {bucket} AS bucket_ns, toUInt64(1) AS requests,
-                    toUInt64(status_code = 2) AS errors, ifNull(input_tokens, 0) AS input_tokens,
-                    ifNull(output_tokens, 0) AS output_tokens,
-                    ifNull(cache_read_tokens, 0) AS cache_read_tokens,
-                    ifNull(cost_usd, 0) AS cost_usd, toUInt64(cost_usd IS NOT NULL) AS priced,
-                    map({HIST_BUCKET}, toUInt64(1)) AS latency_hist
-             FROM (",
-            bucket = bucket_of("start_ns"),
+            " UNION ALL SELECT s.key AS key, {bucket} AS bucket_ns, {ONE_CALL} FROM (",
+            bucket = bucket_of(q, "s.start_ns"),
         ));
         let edges = Filter {
             from_ns: None,
@@ -754,7 +724,7 @@ async fn summary_from_plan(
             ..f.clone()
         };
         raw_calls(&mut sql, db, q.group_by, &edges, &plan.raw);
-        sql.push(")");
+        sql.push(") AS s");
     }
     sql.push(") GROUP BY key, bucket_ns");
     let rows: Vec<GroupRow> = sql.query(store).fetch_all().await.map_err(classify)?;
@@ -780,9 +750,158 @@ async fn summary_from_plan(
     Ok(combined.finish())
 }
 
-/// `query::rollup::Hist`'s bucket of a call's latency, as the rollups' views compute it.
-const HIST_BUCKET: &str =
-    "if(duration_ns <= 1000000, 0, toUInt8(least(ceil(log(duration_ns / 1e6) / log(1.1)), 199)))";
+/// The sums' columns of one call of `s` (spans, raw calls or `orphan_calls`) as a rollup row of
+/// one, the latency in `query::rollup::Hist`'s bucket as the rollups' views compute it.
+const ONE_CALL: &str = "toUInt64(1) AS requests, toUInt64(s.status_code = 2) AS errors,
+    ifNull(s.input_tokens, 0) AS input_tokens, ifNull(s.output_tokens, 0) AS output_tokens,
+    ifNull(s.cache_read_tokens, 0) AS cache_read_tokens, ifNull(s.cost_usd, 0) AS cost_usd,
+    toUInt64(s.cost_usd IS NOT NULL) AS priced,
+    map(if(s.duration_ns <= 1000000, 0,
+           toUInt8(least(ceil(log(s.duration_ns / 1e6) / log(1.1)), 199))),
+        toUInt64(1)) AS latency_hist";
+
+/// The start of the summary bucket of `time_ns` (an expression in nanoseconds), or 0.
+fn bucket_of(q: &SummaryQuery, time_ns: &str) -> String {
+    match q.bucket_ns {
+        Some(b) if b > 0 => format!("intDiv({time_ns}, {b}) * {b}"),
+        _ => "toInt64(0)".to_owned(),
+    }
+}
+
+/// The columns of a rollup row of `s` (`calls_hourly`, `calls_daily`, `people_calls`) as the
+/// summary's union has them.
+const ROLLUP_SUMS: &str = "toUInt64(s.requests) AS requests, toUInt64(s.errors) AS errors,
+    toInt64(s.input_tokens) AS input_tokens, toInt64(s.output_tokens) AS output_tokens,
+    toInt64(s.cache_read_tokens) AS cache_read_tokens, toFloat64(s.cost_usd) AS cost_usd,
+    toUInt64(s.priced) AS priced, CAST(s.latency_hist, 'Map(UInt8, UInt64)') AS latency_hist";
+
+/// The bucket start of a rollup row of `s`, in nanoseconds, as the summary's bucket.
+fn rollup_bucket(q: &SummaryQuery) -> String {
+    bucket_of(q, "toInt64(toUnixTimestamp(s.bucket)) * 1000000000")
+}
+
+/// `AND s.bucket` in `[from, to)`, given in nanoseconds.
+fn bucket_range(sql: &mut Sql, from: i64, to: i64) {
+    sql.int(
+        " AND s.bucket >= toDateTime(intDiv(?, 1000000000), 'UTC')",
+        from,
+    )
+    .int(
+        " AND s.bucket < toDateTime(intDiv(?, 1000000000), 'UTC')",
+        to,
+    );
+}
+
+/// The plan's rows of `calls_hourly` and `calls_daily`, for a model, provider, service or
+/// operation summary with any filter.
+fn calls_rollups(sql: &mut Sql, db: &str, q: &SummaryQuery, plan: &rollup::Plan) {
+    for (i, (width, from, to)) in plan.rollup.iter().enumerate() {
+        let table = if *width == rollup::DAY_NS {
+            "calls_daily"
+        } else {
+            "calls_hourly"
+        };
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(&format!(
+            "SELECT toString({key}) AS key, {bucket} AS bucket_ns, {ROLLUP_SUMS}
+             FROM {db}.{table} AS s WHERE",
+            key = group_key(q.group_by),
+            bucket = rollup_bucket(q),
+        ))
+        .str(" s.project = ?", &q.filter.project);
+        bucket_range(sql, *from, *to);
+        key_filter(sql, &q.filter);
+    }
+}
+
+/// The plan's rows of `people_calls` (hourly, daily and weekly) of `dim`, for an unfiltered
+/// user or session summary.
+fn people_rollups(
+    sql: &mut Sql,
+    db: &str,
+    q: &SummaryQuery,
+    dim: rollup::Dim,
+    plan: &rollup::Plan,
+) {
+    for (i, (width, from, to)) in plan.rollup.iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(&format!(
+            "SELECT s.key AS key, {bucket} AS bucket_ns, {ROLLUP_SUMS}
+             FROM {db}.people_calls AS s WHERE",
+            bucket = rollup_bucket(q),
+        ))
+        .str(" s.project = ?", &q.filter.project)
+        .str(" AND s.kind = ?", people_kind(dim))
+        .int(" AND s.width = ?", width / 1_000_000_000);
+        bucket_range(sql, *from, *to);
+    }
+}
+
+/// `people_calls.kind` of a user or session summary.
+fn people_kind(dim: rollup::Dim) -> &'static str {
+    if dim == rollup::Dim::User {
+        "user"
+    } else {
+        "session"
+    }
+}
+
+/// The spans' (and `orphan_calls`') column of a call's own user or session.
+fn own_column(dim: rollup::Dim) -> &'static str {
+    if dim == rollup::Dim::User {
+        "user_id"
+    } else {
+        "session_id"
+    }
+}
+
+/// `AND (...)`: `s.start_time` in one of `ranges` (nanoseconds), when any are given.
+fn ranges_where(sql: &mut Sql, ranges: &[(i64, i64)]) {
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        sql.push(if i == 0 { " AND (" } else { " OR " })
+            .int("(s.start_time >= fromUnixTimestamp64Nano(?, 'UTC')", *from)
+            .int(
+                " AND s.start_time < fromUnixTimestamp64Nano(?, 'UTC'))",
+                *to,
+            );
+    }
+    if !ranges.is_empty() {
+        sql.push(")");
+    }
+}
+
+/// The calls in `ranges` without their own user (or session) for a user (or session) summary,
+/// each as a row of one, keyed by its trace's (`trace_people`, looked up for their traces
+/// only).
+fn orphans(sql: &mut Sql, db: &str, q: &SummaryQuery, ranges: &[(i64, i64)]) {
+    let dim = rollup::Dim::for_group(q.group_by);
+    let column = own_column(dim);
+    let which = |sql: &mut Sql| {
+        sql.str(" s.project = ?", &q.filter.project)
+            .push(&format!(" AND s.{column} = ''"));
+        ranges_where(sql, ranges);
+        key_filter(sql, &q.filter);
+    };
+    sql.push(&format!(
+        "SELECT t.pick AS key, {bucket} AS bucket_ns, {ONE_CALL}
+         FROM {db}.orphan_calls AS s
+         LEFT JOIN (SELECT trace_id, tupleElement(min({kind}_pick), 4) AS pick
+                    FROM {db}.trace_people WHERE",
+        bucket = bucket_of(q, "toUnixTimestamp64Nano(s.start_time)"),
+        kind = people_kind(dim),
+    ))
+    .str(" project = ?", &q.filter.project)
+    .push(&format!(
+        " AND trace_id IN (SELECT s.trace_id FROM {db}.orphan_calls AS s WHERE"
+    ));
+    which(sql);
+    sql.push(") GROUP BY trace_id) AS t ON t.trace_id = s.trace_id WHERE");
+    which(sql);
+}
 
 #[derive(Row, Deserialize)]
 struct AnomalySelect {

@@ -15,6 +15,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_trace_starts_and_call_rollups",
         include_str!("../../../sql/clickhouse/0002_trace_starts_and_call_rollups.sql"),
     ),
+    (
+        3,
+        "0003_people_rollups",
+        include_str!("../../../sql/clickhouse/0003_people_rollups.sql"),
+    ),
 ];
 
 /// Tables that hold data. On a cluster each is a replicated `<name>_local` table on every node,
@@ -32,6 +37,9 @@ const DISTRIBUTED: &[(&str, &str)] = &[
     ("trace_starts", "cityHash64(trace_id)"),
     ("calls_hourly", "rand()"),
     ("calls_daily", "rand()"),
+    ("people_calls", "rand()"),
+    ("orphan_calls", "cityHash64(trace_id)"),
+    ("trace_people", "cityHash64(trace_id)"),
 ];
 
 /// `text` with every reference to `{db}.<table>` (the whole name, not a longer one) renamed to

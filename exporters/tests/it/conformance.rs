@@ -119,7 +119,7 @@ async fn clickhouse_upgraded_from_version_1_answers_the_same() {
     let sqlite = reference_with(&ch).await;
     assert_eq!(
         ch.migrate().await.expect("migrate"),
-        ["0002_trace_starts_and_call_rollups"]
+        ["0002_trace_starts_and_call_rollups", "0003_people_rollups"]
     );
     conform(&sqlite.1, &ch).await;
     clickhouse::drop_database(&ch).await;
