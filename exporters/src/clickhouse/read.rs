@@ -612,28 +612,16 @@ pub(super) fn calls_from(sql: &mut Sql, db: &str, group_by: GroupBy, calls: &Cal
     sql.push(&format!(" FROM {db}.spans AS s"));
     let f = calls.f;
     if matches!(group_by, GroupBy::User | GroupBy::Session) {
-        // The calls' traces' user and session, from their spans: those start no earlier than
-        // the earliest of these traces (`trace_index`), which bounds the scan.
-        let traces = |sql: &mut Sql| {
-            sql.push(&format!("SELECT s.trace_id FROM {db}.spans AS s WHERE"));
-            calls_where(sql, db, calls);
-        };
+        // The calls' traces' user and session (`trace_people`, by primary key).
         sql.push(&format!(
-            " LEFT JOIN (SELECT trace_id,
-                         argMinIf(user_id, (parent_span_id != '', start_time, span_id), user_id != '')
-                             AS trace_user,
-                         argMinIf(session_id, (parent_span_id != '', start_time, span_id), session_id != '')
-                             AS trace_session
-                  FROM {db}.spans WHERE"
+            " LEFT JOIN (SELECT trace_id, tupleElement(min(user_pick), 4) AS trace_user,
+                                tupleElement(min(session_pick), 4) AS trace_session
+                         FROM {db}.trace_people WHERE"
         ));
         sql.str(" project = ?", &f.project).push(&format!(
-            " AND start_time >= (SELECT min(start_min) FROM {db}.trace_index WHERE"
+            " AND trace_id IN (SELECT s.trace_id FROM {db}.spans AS s WHERE"
         ));
-        sql.str(" project = ?", &f.project)
-            .push(" AND trace_id IN (");
-        traces(sql);
-        sql.push(")) AND trace_id IN (");
-        traces(sql);
+        calls_where(sql, db, calls);
         sql.push(") GROUP BY trace_id) AS t ON t.trace_id = s.trace_id");
     }
     sql.push(" WHERE");
