@@ -1,6 +1,7 @@
 //! The query API's reads over the ClickHouse tables: `trace_starts` and `trace_index` for the
-//! trace list, raw rows for drill-downs, the call rollups for the whole hours and days of a
-//! summary and raw rows for its edges (`query::rollup::plan`).
+//! trace list, raw rows for drill-downs, the rollups (`calls_hourly`/`calls_daily`, and
+//! `people_calls` with `orphan_calls` for users and sessions) for the whole hours, days and
+//! weeks of a summary and raw rows for its edges (`query::rollup::plan`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
