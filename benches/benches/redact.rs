@@ -21,13 +21,7 @@ fn kv(key: &str, value: &str) -> KeyValue {
 
 fn bench(c: &mut Criterion) {
     let config = RedactConfig::default();
-    let scanner = Scanner::new(
-        &config.enabled_builtins(),
-        &config.enabled_patterns(),
-        &config.allow,
-        b"",
-    )
-    .expect("scanner");
+    let scanner = Scanner::new(&config).expect("scanner");
     let mut group = c.benchmark_group("redact_text");
     for size in [1_024usize, 64 * 1024, 1024 * 1024] {
         let text = prompt_text(size);

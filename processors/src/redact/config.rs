@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use llmscope_core::config::Secret;
 use serde::Deserialize;
 
-use super::detectors::BUILTINS;
+use super::detectors::{BUILTINS, DEFAULT_PHONE_REGIONS, Validator};
 
 /// What happens to a detected value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,9 +40,39 @@ pub struct Pattern {
     pub name: String,
     /// A regular expression (Rust `regex` syntax, ASCII classes and word boundaries).
     pub regex: String,
+    /// A check each match must pass, as a built-in's: `luhn`, `iban`, `ssn`, `phone` (valid in
+    /// `phone_regions` or its `+CC` country) or `ipv6`. Default: none.
+    #[serde(default)]
+    pub validator: Option<String>,
     /// Default: the processor's `default_action`.
     #[serde(default)]
     pub action: Option<Action>,
+}
+
+/// A deny-list: each of `terms` found as a whole word (customer names, project code names) is a
+/// detected value of type `name`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Terms {
+    /// Type name, as recorded in `llmscope.pii.types` and the mask (`[REDACTED:NAME]`).
+    pub name: String,
+    /// The terms, matched literally (ASCII letters in any case unless `case_sensitive`); a term
+    /// that starts or ends with a letter or digit matches only there as a whole word.
+    pub terms: Vec<String>,
+    #[serde(default)]
+    pub case_sensitive: bool,
+    /// Default: the processor's `default_action`.
+    #[serde(default)]
+    pub action: Option<Action>,
+}
+
+/// One enabled user-defined detector, as the scanner takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Custom {
+    pub name: String,
+    pub regex: String,
+    pub validator: Option<Validator>,
+    pub action: Action,
 }
 
 /// Configuration of the `redact` processor.
@@ -57,6 +87,12 @@ pub struct RedactConfig {
     pub detectors: BTreeMap<String, Action>,
     /// User-defined detectors, checked after the built-ins.
     pub patterns: Vec<Pattern>,
+    /// Deny-lists, checked after the patterns.
+    pub terms: Vec<Terms>,
+    /// Regions (ISO 3166 codes) whose national phone numbers, written without `+CC`, are
+    /// recognised. Default: 27 regions of North America, Europe, Asia, Oceania, Latin America
+    /// and Africa (`DEFAULT_PHONE_REGIONS`).
+    pub phone_regions: Vec<String>,
     /// Regular expressions for detected values to keep as they are (e.g.
     /// `'[^@]+@mycompany\.com'`); a value is kept when one matches it whole.
     pub allow: Vec<String>,
@@ -81,6 +117,11 @@ impl Default for RedactConfig {
             default_action: Action::Mask,
             detectors: BTreeMap::new(),
             patterns: Vec::new(),
+            terms: Vec::new(),
+            phone_regions: DEFAULT_PHONE_REGIONS
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
             allow: Vec::new(),
             scan: Scan::All,
             attributes: Vec::new(),
@@ -110,18 +151,32 @@ impl RedactConfig {
             .collect()
     }
 
-    /// `(name, regex, action)` for every enabled user pattern.
-    pub fn enabled_patterns(&self) -> Vec<(String, String, Action)> {
-        self.patterns
+    /// Every enabled user pattern and deny-list, in that order. A validator name is looked up
+    /// here; [`RedactConfig::validate`] refuses unknown ones.
+    pub fn enabled_custom(&self) -> Vec<Custom> {
+        let patterns = self.patterns.iter().map(|p| Custom {
+            name: p.name.clone(),
+            regex: p.regex.clone(),
+            validator: p.validator.as_deref().and_then(Validator::from_name),
+            action: p.action.unwrap_or(self.default_action),
+        });
+        let terms = self.terms.iter().map(|t| Custom {
+            name: t.name.clone(),
+            regex: terms_regex(&t.terms, t.case_sensitive),
+            validator: None,
+            action: t.action.unwrap_or(self.default_action),
+        });
+        patterns
+            .chain(terms)
+            .filter(|c| c.action != Action::Off)
+            .collect()
+    }
+
+    /// The phone regions, parsed; [`RedactConfig::validate`] refuses unknown ones.
+    pub fn phone_region_ids(&self) -> Vec<phonenumber::country::Id> {
+        self.phone_regions
             .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.regex.clone(),
-                    p.action.unwrap_or(self.default_action),
-                )
-            })
-            .filter(|(_, _, a)| *a != Action::Off)
+            .filter_map(|r| r.to_ascii_uppercase().parse().ok())
             .collect()
     }
 
@@ -135,14 +190,56 @@ impl RedactConfig {
                 ));
             }
         }
+        let names = self
+            .patterns
+            .iter()
+            .map(|p| ("patterns", &p.name))
+            .chain(self.terms.iter().map(|t| ("terms", &t.name)));
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, (list, name)) in names.enumerate() {
+            let i = if list == "terms" {
+                i - self.patterns.len()
+            } else {
+                i
+            };
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("{list}[{i}].name: use letters, digits and _"));
+            }
+            if BUILTINS.iter().any(|b| b.name == name) || seen.contains(&name.as_str()) {
+                return Err(format!(
+                    "{list}[{i}].name: {name:?} is taken (by a built-in or another detector)"
+                ));
+            }
+            seen.push(name);
+        }
         for (i, p) in self.patterns.iter().enumerate() {
-            if p.name.is_empty()
-                || !p
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            if let Some(v) = &p.validator
+                && Validator::from_name(v).is_none()
             {
-                return Err(format!("patterns[{i}].name: use letters, digits and _"));
+                let known: Vec<&str> = Validator::ALL.iter().map(|v| v.name()).collect();
+                return Err(format!(
+                    "patterns[{i}].validator: unknown validator {v:?}; known: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        for (i, t) in self.terms.iter().enumerate() {
+            if t.terms.is_empty() {
+                return Err(format!("terms[{i}].terms: list at least one term"));
+            }
+            if let Some(j) = t.terms.iter().position(|term| term.trim().is_empty()) {
+                return Err(format!("terms[{i}].terms[{j}]: a term cannot be empty"));
+            }
+        }
+        for region in &self.phone_regions {
+            if region
+                .to_ascii_uppercase()
+                .parse::<phonenumber::country::Id>()
+                .is_err()
+            {
+                return Err(format!(
+                    "phone_regions: unknown region {region:?} (use ISO 3166 codes such as US, GB, DE)"
+                ));
             }
         }
         let hashes = self
@@ -150,19 +247,47 @@ impl RedactConfig {
             .iter()
             .any(|(_, a)| *a == Action::Hash)
             || self
-                .enabled_patterns()
+                .enabled_custom()
                 .iter()
-                .any(|(_, _, a)| *a == Action::Hash);
+                .any(|c| c.action == Action::Hash);
         if hashes && self.hash_key.expose().len() < 16 {
             return Err("hash_key: the hash action needs a key of at least 16 characters (e.g. ${env:LLMSCOPE_REDACT_KEY})".into());
         }
-        super::scanner::Scanner::new(
-            &self.enabled_builtins(),
-            &self.enabled_patterns(),
-            &self.allow,
-            b"check",
-        )
-        .map(|_| ())
-        .map_err(|e| format!("patterns: {e}"))
+        super::scanner::Scanner::new(self)
+            .map(|_| ())
+            .map_err(|e| format!("patterns: {e}"))
     }
+}
+
+/// One pattern for a deny-list: the terms as literals (bytes outside ASCII escaped, as the
+/// scanner matches bytes), `\b` on each side that is a letter, digit or `_`, ASCII case
+/// ignored unless `case_sensitive`.
+fn terms_regex(terms: &[String], case_sensitive: bool) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let alternatives: Vec<String> = terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let mut out = String::new();
+            if word(t.chars().next()) {
+                out.push_str(r"\b");
+            }
+            for c in t.chars() {
+                if c.is_ascii() {
+                    out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+                } else {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        out.push_str(&format!(r"\x{b:02X}"));
+                    }
+                }
+            }
+            if word(t.chars().last()) {
+                out.push_str(r"\b");
+            }
+            out
+        })
+        .collect();
+    let flags = if case_sensitive { "" } else { "(?i)" };
+    format!("{flags}(?:{})", alternatives.join("|"))
 }

@@ -1,14 +1,69 @@
 //! The built-in detectors: a pattern each (ASCII-only, so word boundaries are the fast
 //! `(?-u:\b)`), and a validator where a checksum or a rule separates real values from lookalikes.
+//! Validators are named, so a user pattern can take one too (`validator:` in config).
 
 use std::net::Ipv6Addr;
+
+use phonenumber::country::Id;
 
 /// A built-in detector: its type name (as in `llmscope.pii.types` and config), its pattern, and
 /// an optional check on the matched text.
 pub struct Builtin {
     pub name: &'static str,
     pub pattern: &'static str,
-    pub validate: Option<fn(&str) -> bool>,
+    pub validate: Option<Validator>,
+}
+
+/// A check that separates real values from lookalikes among a pattern's matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validator {
+    /// The Luhn checksum of a 13 to 19 digit card number.
+    Luhn,
+    /// The ISO 13616 checksum of an IBAN.
+    Iban,
+    /// The US SSN numbering rules.
+    Ssn,
+    /// A number valid in its country (`+CC`) or in one of the default regions (libphonenumber's
+    /// metadata), not shaped like a date.
+    Phone,
+    /// A real IPv6 address.
+    Ipv6,
+}
+
+impl Validator {
+    pub const ALL: [Validator; 5] = [
+        Validator::Luhn,
+        Validator::Iban,
+        Validator::Ssn,
+        Validator::Phone,
+        Validator::Ipv6,
+    ];
+
+    /// Its name in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Validator::Luhn => "luhn",
+            Validator::Iban => "iban",
+            Validator::Ssn => "ssn",
+            Validator::Phone => "phone",
+            Validator::Ipv6 => "ipv6",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// Whether `text` passes; `regions` are the phone numbers' default regions.
+    pub fn check(self, text: &str, regions: &[Id]) -> bool {
+        match self {
+            Validator::Luhn => luhn(text),
+            Validator::Iban => iban_checksum(text),
+            Validator::Ssn => ssn(text),
+            Validator::Phone => phone(text, regions),
+            Validator::Ipv6 => ipv6(text),
+        }
+    }
 }
 
 /// In priority order: where two could match at one place, the earlier one wins.
@@ -61,22 +116,33 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "iban",
         pattern: r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-        validate: Some(iban_checksum),
+        validate: Some(Validator::Iban),
     },
     Builtin {
         name: "credit_card",
         pattern: r"\b[0-9](?:[ -]?[0-9]){12,18}\b",
-        validate: Some(luhn),
+        validate: Some(Validator::Luhn),
     },
     Builtin {
         name: "ssn",
         pattern: r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
-        validate: Some(ssn),
+        validate: Some(Validator::Ssn),
     },
+    // International (`+CC`, with `(0)` or an area code in parentheses), NANP, national numbers
+    // with the area code in parentheses, with a trunk prefix `0` (groups separated by spaces,
+    // dots, dashes, slashes or nothing), or in three or more separated groups (Italian and
+    // Spanish numbers have no trunk prefix); then an optional extension. Validated.
     Builtin {
         name: "phone",
-        pattern: r"(?:\+[0-9]{1,3}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{2,4}){1,4}\b|(?:\b1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|\b[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}\b)",
-        validate: Some(phone),
+        pattern: concat!(
+            r"(?:\+[0-9]{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{2,4}){1,4}",
+            r"|(?:\b1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|\b[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}",
+            r"|\(0?[0-9]{1,5}\)[ .-]?[0-9]{2,5}(?:[ .-]?[0-9]{2,5}){0,3}",
+            r"|\b0[0-9]{0,5}(?:[ ./-]?[0-9]{1,5}){1,5}",
+            r"|\b[1-9][0-9]{1,3}(?:[ .-][0-9]{2,4}){2,4})",
+            r"\b(?:,?[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}\b)?",
+        ),
+        validate: Some(Validator::Phone),
     },
     Builtin {
         name: "ipv4",
@@ -86,7 +152,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "ipv6",
         pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}",
-        validate: Some(ipv6),
+        validate: Some(Validator::Ipv6),
     },
 ];
 
@@ -149,9 +215,193 @@ pub fn ssn(s: &str) -> bool {
     area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
 }
 
-/// 7 to 15 digits (E.164 allows at most 15).
-pub fn phone(s: &str) -> bool {
-    (7..=15).contains(&digits(s).count())
+/// The regions whose national numbers (without `+CC`) are recognised when config names none:
+/// North America, most of Europe, the largest markets of Asia, Oceania, Latin America and Africa.
+pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
+    "US", "CA", "GB", "IE", "FR", "DE", "AT", "CH", "BE", "NL", "IT", "ES", "PT", "SE", "NO", "DK",
+    "FI", "PL", "JP", "KR", "IN", "AU", "NZ", "BR", "MX", "AR", "ZA",
+];
+
+/// A phone number: 7 to 15 digits before any extension (E.164 allows at most 15), not shaped
+/// like a date (`2024-01-15`, `01.02.2023`), and valid by libphonenumber's metadata: in its
+/// country when written with `+CC`, else in one of `regions`.
+pub fn phone(s: &str, regions: &[Id]) -> bool {
+    let number = s
+        .find(['x', 'e'])
+        .map_or(s, |i| s[..i].trim_end_matches([' ', ',']));
+    if !(7..=15).contains(&digits(number).count())
+        || date_like(number)
+        || decimal(number)
+        || count_like(number)
+    {
+        return false;
+    }
+    let valid =
+        |region: Option<Id>| phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n));
+    if number.starts_with('+') {
+        return valid(None);
+    }
+    regions.iter().any(|r| valid(Some(*r)))
+}
+
+/// One dot after `0` or a group without a leading zero (`0.30345960`, `1234.5678`), or dots or
+/// slashes beside other separators (`14.04.2021 05`) in a national number: a decimal, a date and
+/// time, a list.
+fn decimal(s: &str) -> bool {
+    if s.starts_with('+') {
+        return false;
+    }
+    let count = |c: char| s.matches(c).count();
+    let (dots, slashes, others) = (count('.'), count('/'), count(' ') + count('-'));
+    let leading_zero = s.starts_with('0') && !s.starts_with("0.");
+    (dots == 1 && others == 0 && !leading_zero)
+        || (dots > 0 && (slashes + others) > 0)
+        || (slashes > 0 && others > 0)
+}
+
+/// A national number written as a count, a version or an address: groups of three after a
+/// first of one or two digits, split by spaces or dots (`1 299 000`, `92.296.811`), or dotted
+/// groups of at most three digits after a first of one or two, or an IPv4 address (`10.10.150`,
+/// `192.168.10.42`). Three groups of three stay
+/// candidates: `335 843 264` is a count or an Italian mobile number, which only the words
+/// around it tell ([`not_a_phone`]).
+fn count_like(s: &str) -> bool {
+    if s.starts_with(['+', '(', '0']) {
+        return false;
+    }
+    let Some(sep) = s.bytes().find(|b| matches!(b, b' ' | b'.' | b'-')) else {
+        return false;
+    };
+    let groups: Vec<&str> = s.split(char::from(sep)).collect();
+    if groups
+        .iter()
+        .any(|g| g.is_empty() || !g.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let thousands =
+        sep != b'-' && groups.len() >= 3 && lengths[0] <= 2 && lengths[1..].iter().all(|l| *l == 3);
+    let ipv4 = groups.len() == 4
+        && groups
+            .iter()
+            .all(|g| g.parse::<u16>().is_ok_and(|v| v <= 255));
+    let short_dotted = sep == b'.' && lengths.iter().all(|l| *l <= 3) && (lengths[0] <= 2 || ipv4);
+    // `666-12-3456`: shaped as a US SSN, which the SSN detector judges.
+    let ssn_shaped = sep == b'-' && lengths == [3, 2, 4];
+    // `1234 5698 7654`: a card number, IBAN or account number written in fours.
+    let fours = groups.len() >= 3 && lengths.iter().all(|l| *l == 4);
+    thousands || short_dotted || ssn_shaped || fours
+}
+
+/// Whether a phone candidate between `before` and `after` is not one: it continues a number on
+/// either side (a digit and one of `.`, `:`, `/`, `-`, `,` before it, three digits and a space
+/// before it, or one of those and a digit after it: `10.0.20716.1514`, `05/19/2011 01:16`),
+/// it is three groups of three without a word saying it is a phone number, or it is bare
+/// digits labelled as an id (`order #09576781`, `request id 0794051495`).
+pub fn not_a_phone(before: &str, candidate: &str, after: &str) -> bool {
+    if within_a_number(before, after) {
+        return true;
+    }
+    if three_by_three(candidate) {
+        // `335 843 264`: a count or an Italian or Spanish mobile number; a number only where
+        // the text says so.
+        let near = &before.as_bytes()[before.len().saturating_sub(40)..];
+        let near = String::from_utf8_lossy(near).to_ascii_lowercase();
+        return !PHONE_CUES.iter().any(|cue| near.contains(cue));
+    }
+    if !candidate.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let label = before
+        .trim_end_matches([' ', ':', '='])
+        .rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '#')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    const LABELS: &[&str] = &[
+        "#", "id", "no", "nr", "ref", "order", "invoice", "ticket", "account", "acct", "sku",
+        "build", "version", "serial", "batch", "case", "customer", "request", "trace", "span",
+    ];
+    LABELS.contains(&label.as_str()) || label.ends_with('#')
+}
+
+/// Words that say a number is a phone number, in the languages of the default regions.
+const PHONE_CUES: &[&str] = &[
+    "phone",
+    "call",
+    "tel",
+    "mobile",
+    "cell",
+    "fax",
+    "whatsapp",
+    "ring",
+    "dial",
+    "contact",
+    "reach",
+    "sms",
+    "text me",
+    "number",
+    "móvil",
+    "movil",
+    "llam",
+    "cellulare",
+    "chiam",
+    "numero",
+    "número",
+    "telefon",
+    "handy",
+    "portable",
+    "appel",
+    "ligar",
+    "celular",
+];
+
+/// Three groups of exactly three digits split by one space or dot each.
+fn three_by_three(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 11
+        && b[3] == b[7]
+        && matches!(b[3], b' ' | b'.')
+        && [0, 1, 2, 4, 5, 6, 8, 9, 10]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+}
+
+/// Whether a phone candidate continues a number on either side. A mask (`[REDACTED:...]`)
+/// counts as the number it replaced, so redacting again finds nothing new.
+fn within_a_number(before: &str, after: &str) -> bool {
+    let joins = |b: u8| matches!(b, b'.' | b':' | b'/' | b'-' | b',');
+    let number_end = |b: u8| b.is_ascii_digit() || b == b']';
+    let before = before.as_bytes();
+    let after = after.as_bytes();
+    let n = before.len();
+    let left = n >= 2 && joins(before[n - 1]) && number_end(before[n - 2]);
+    // The tail of a longer run of groups (`4111 1111 1111 1112`, a card number that failed
+    // its checksum): a group of three or more digits, or a mask, and a space before it.
+    let tail = n >= 2
+        && before[n - 1] == b' '
+        && (before[n - 2] == b']'
+            || (n >= 4 && before[n - 4..n - 1].iter().all(u8::is_ascii_digit)));
+    let right =
+        after.len() >= 2 && joins(after[0]) && (after[1].is_ascii_digit() || after[1] == b'[');
+    left || tail || right
+}
+
+/// Three groups of digits split by one kind of `-`, `.` or `/`, one of 4 digits at an end and the
+/// others of 1 or 2: a date.
+fn date_like(s: &str) -> bool {
+    let Some(sep) = s.bytes().find(|b| matches!(b, b'-' | b'.' | b'/')) else {
+        return false;
+    };
+    let groups: Vec<&str> = s.split(char::from(sep)).collect();
+    let [a, b, c] = groups[..] else {
+        return false;
+    };
+    let short = |g: &str| (1..=2).contains(&g.len());
+    groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+        && short(b)
+        && ((a.len() == 4 && short(c)) || (short(a) && (c.len() == 4 || c.len() == 2)))
 }
 
 /// A real IPv6 address with at least three groups' worth of content (not `::` or `a::`).
@@ -175,7 +425,18 @@ mod tests {
         assert!(!iban_checksum("GB82WEST12345698765433"));
         assert!(ssn("123-45-6789"));
         assert!(!ssn("666-45-6789") && !ssn("123-00-6789") && !ssn("912-45-6789"));
-        assert!(phone("+1 415 555 0100") && !phone("+1 23"));
+        let regions: Vec<Id> = DEFAULT_PHONE_REGIONS
+            .iter()
+            .map(|r| r.parse().expect("region"))
+            .collect();
+        assert!(phone("+1 415 555 0100", &regions) && !phone("+1 23", &regions));
+        assert!(phone("(020) 7496 0083", &regions) && phone("090-3915-0008", &regions));
+        assert!(phone("+44 (0)20 7946 0018 ext. 12", &regions));
+        assert!(!phone("01.02.2023", &regions) && !phone("2024-01-15", &regions));
+        assert!(
+            !phone("(020) 7496 0083", &[Id::US]),
+            "not national in the US"
+        );
         assert!(ipv6("2001:db8::8a2e:370:7334") && ipv6("fe80::1ff:fe23:4567:890a"));
         assert!(!ipv6("12:30:45") && !ipv6("::") && !ipv6("a::"));
     }

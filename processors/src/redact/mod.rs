@@ -19,6 +19,8 @@
 //! structure nested too deep) is replaced by `[REDACTED:UNPROCESSABLE]`, never passed through.
 
 mod config;
+#[cfg(test)]
+mod corpus;
 mod detectors;
 mod scanner;
 pub mod scope;
@@ -32,8 +34,9 @@ use llmscope_core::telemetry::metrics;
 use llmscope_core::telemetry::{Counter, Telemetry};
 use llmscope_core::{Batch, Payload, ProcessError, Processor, attr};
 
-pub use config::{Action, Pattern, RedactConfig, Scan};
+pub use config::{Action, Pattern, RedactConfig, Scan, Terms};
 pub use detectors::BUILTINS;
+pub use detectors::{DEFAULT_PHONE_REGIONS, Validator};
 pub use scanner::Scanner;
 pub use scope::{NEVER_CONTENT, Scope};
 use value::{Unprocessable, Verdict};
@@ -70,12 +73,7 @@ pub struct Redact {
 
 impl Redact {
     pub fn new(config: &RedactConfig, telemetry: &Telemetry) -> Result<Self, String> {
-        let scanner = Scanner::new(
-            &config.enabled_builtins(),
-            &config.enabled_patterns(),
-            &config.allow,
-            config.hash_key.expose().as_bytes(),
-        )?;
+        let scanner = Scanner::new(config)?;
         let detections = scanner
             .detectors
             .iter()

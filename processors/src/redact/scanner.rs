@@ -8,15 +8,17 @@ use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 use sha2::Sha256;
 
-use super::config::Action;
-use super::detectors::BUILTINS;
+use phonenumber::country::Id;
+
+use super::config::{Action, RedactConfig};
+use super::detectors::{self, BUILTINS, Validator};
 
 /// One enabled detector.
 pub struct Detector {
     pub name: String,
     pub action: Action,
     mask: String,
-    validate: Option<fn(&str) -> bool>,
+    validate: Option<Validator>,
     /// The pattern anchored at both ends, for validated detectors: checks a shorter piece of a
     /// match that failed validation.
     whole: Option<Regex>,
@@ -35,6 +37,8 @@ pub struct Scanner {
     pub detectors: Vec<Detector>,
     allow: Option<regex::RegexSet>,
     hash_key: Vec<u8>,
+    /// Where national phone numbers (without `+CC`) are recognised.
+    phone_regions: Vec<Id>,
 }
 
 /// One accepted match: the detector, and the bytes to replace (for `key=value` secrets, the
@@ -56,53 +60,50 @@ pub struct Outcome {
 }
 
 impl Scanner {
-    /// `enabled` are `(builtin name, action)`; `custom` are `(name, pattern, action)`.
-    pub fn new(
-        enabled: &[(&'static str, Action)],
-        custom: &[(String, String, Action)],
-        allow: &[String],
-        hash_key: &[u8],
-    ) -> Result<Self, String> {
+    /// The scanner of `config`'s enabled built-ins, patterns and deny-lists, in that order.
+    pub fn new(config: &RedactConfig) -> Result<Self, String> {
         let mut patterns: Vec<String> = Vec::new();
         let mut detectors = Vec::new();
-        for (name, action) in enabled {
-            let b = BUILTINS
-                .iter()
-                .find(|b| b.name == *name)
-                .ok_or_else(|| format!("unknown detector {name:?}"))?;
-            patterns.push(b.pattern.to_owned());
-            let whole = match b.validate {
-                Some(_) => Some(build(&[format!("^(?:{})$", b.pattern)])?),
+        let mut add = |name: &str, pattern: String, validate, action, value_only| {
+            let whole = match validate {
+                Some(_) => Some(build(&[format!("^(?:{pattern})$")])?),
                 None => None,
             };
+            patterns.push(pattern);
             detectors.push(Detector {
-                name: b.name.to_owned(),
-                action: *action,
-                mask: format!("[REDACTED:{}]", b.name.to_ascii_uppercase()),
-                validate: b.validate,
-                whole,
-                value_only: b.name == "secret",
-            });
-        }
-        for (name, pattern, action) in custom {
-            patterns.push(pattern.clone());
-            detectors.push(Detector {
-                name: name.clone(),
-                action: *action,
+                name: name.to_owned(),
+                action,
                 mask: format!("[REDACTED:{}]", name.to_ascii_uppercase()),
-                validate: None,
-                whole: None,
-                value_only: false,
+                validate,
+                whole,
+                value_only,
             });
+            Ok::<(), String>(())
+        };
+        for (name, action) in config.enabled_builtins() {
+            let b = BUILTINS
+                .iter()
+                .find(|b| b.name == name)
+                .ok_or_else(|| format!("unknown detector {name:?}"))?;
+            add(
+                b.name,
+                b.pattern.to_owned(),
+                b.validate,
+                action,
+                b.name == "secret",
+            )?;
+        }
+        for c in config.enabled_custom() {
+            add(&c.name, c.regex, c.validator, c.action, false)?;
         }
         if detectors.len() > MAX_DETECTORS {
             return Err(format!("at most {MAX_DETECTORS} detectors can be enabled"));
         }
         let regex = build(&patterns)?;
-        let allow = if allow.is_empty() {
+        let allow = if config.allow.is_empty() {
             None
         } else {
-            let anchored: Vec<String> = allow.iter().map(|p| format!("^(?:{p})$")).collect();
+            let anchored: Vec<String> = config.allow.iter().map(|p| format!("^(?:{p})$")).collect();
             Some(
                 regex::RegexSet::new(anchored)
                     .map_err(|e| format!("invalid allow pattern: {e}"))?,
@@ -112,7 +113,8 @@ impl Scanner {
             regex,
             detectors,
             allow,
-            hash_key: hash_key.to_vec(),
+            hash_key: config.hash_key.expose().as_bytes().to_vec(),
+            phone_regions: config.phone_region_ids(),
         })
     }
 
@@ -129,14 +131,27 @@ impl Scanner {
         self.allow.as_ref().is_some_and(|a| a.is_match(text))
     }
 
-    /// The length of the longest accepted piece of `matched` from its start: the whole match,
-    /// or, when a validator refuses it (a greedy match that ran into the next number), the
-    /// longest piece ending at a word end that still matches the pattern and validates.
-    fn accepted_len(&self, detector: &Detector, matched: &str) -> Option<usize> {
+    /// The length of the longest accepted piece of `text[start..end]` from its start: the whole
+    /// match, or, when a validator refuses it (a greedy match that ran into the next number),
+    /// the longest piece ending at a word end that still matches the pattern and validates.
+    /// A phone number is never a piece of a longer number (`10.0.20716.1514`, `05/19/2011 01:16`).
+    fn accepted_len(
+        &self,
+        detector: &Detector,
+        text: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<usize> {
+        let matched = &text[start..end];
         let Some(validate) = detector.validate else {
             return (!self.allowed(matched)).then_some(matched.len());
         };
-        if validate(matched) {
+        let valid = |piece: &str| {
+            validate.check(piece, &self.phone_regions)
+                && (validate != Validator::Phone
+                    || !detectors::not_a_phone(&text[..start], piece, &text[start + piece.len()..]))
+        };
+        if valid(matched) {
             return (!self.allowed(matched)).then_some(matched.len());
         }
         let whole = detector.whole.as_ref()?;
@@ -145,7 +160,7 @@ impl Scanner {
             .rev()
             .filter(|&i| bytes[i - 1].is_ascii_alphanumeric() && !bytes[i].is_ascii_alphanumeric())
             .map(|i| &matched[..i])
-            .find(|piece| whole.is_match(piece.as_bytes()) && validate(piece))
+            .find(|piece| whole.is_match(piece.as_bytes()) && valid(piece))
             .filter(|piece| !self.allowed(piece))
             .map(str::len)
     }
@@ -160,7 +175,7 @@ impl Scanner {
         first: usize,
         end: usize,
     ) -> Option<(usize, usize)> {
-        if let Some(len) = self.accepted_len(&self.detectors[first], &text[start..end]) {
+        if let Some(len) = self.accepted_len(&self.detectors[first], text, start, end) {
             return Some((first, len));
         }
         (0..self.detectors.len())
@@ -173,7 +188,7 @@ impl Scanner {
                 if m.is_empty() || !text.is_char_boundary(m.end()) {
                     return None;
                 }
-                self.accepted_len(&self.detectors[i], &text[start..m.end()])
+                self.accepted_len(&self.detectors[i], text, start, m.end())
                     .map(|len| (i, len))
             })
     }

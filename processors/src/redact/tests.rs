@@ -11,13 +11,7 @@ use super::*;
 use crate::normalize::Normalize;
 
 fn scanner(config: &RedactConfig) -> Scanner {
-    Scanner::new(
-        &config.enabled_builtins(),
-        &config.enabled_patterns(),
-        &config.allow,
-        config.hash_key.expose().as_bytes(),
-    )
-    .expect("scanner")
+    Scanner::new(config).expect("scanner")
 }
 
 fn masked(text: &str) -> String {
@@ -157,6 +151,7 @@ fn user_patterns_are_detected_and_named() {
         patterns: vec![Pattern {
             name: "employee_id".into(),
             regex: r"\bEMP-[0-9]{6}\b".into(),
+            validator: None,
             action: None,
         }],
         ..Default::default()
@@ -170,6 +165,7 @@ fn user_patterns_are_detected_and_named() {
         patterns: vec![Pattern {
             name: "x".into(),
             regex: "(".into(),
+            validator: None,
             action: None,
         }],
         ..Default::default()
