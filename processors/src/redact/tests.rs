@@ -173,6 +173,88 @@ fn user_patterns_are_detected_and_named() {
     assert!(bad.validate().unwrap_err().starts_with("patterns:"));
 }
 
+#[test]
+fn user_patterns_take_a_validator_and_deny_lists_match_whole_terms() {
+    let config: RedactConfig = serde_yaml::from_str(
+        r#"
+patterns:
+  - name: account
+    regex: '\bACC[0-9]{16}\b'
+    validator: luhn
+terms:
+  - name: customer
+    terms: [Acme Corp, Globex, "C++ Team", Müller]
+  - name: codename
+    terms: [Bluebird]
+    case_sensitive: true
+    action: hash
+hash_key: a-key-of-sixteen-chars
+"#,
+    )
+    .expect("config");
+    assert_eq!(config.validate(), Ok(()));
+    let s = scanner(&config);
+    let redact = |text: &str| s.redact(text).text.unwrap_or_else(|| text.to_owned());
+    assert_eq!(
+        redact("pay ACC4111111111111111 now"),
+        "pay [REDACTED:ACCOUNT] now"
+    );
+    assert_eq!(
+        redact("pay ACC4111111111111112 now"),
+        "pay ACC4111111111111112 now"
+    );
+    assert_eq!(
+        redact("acme corp and GLOBEX met the C++ Team and Frau Müller"),
+        "[REDACTED:CUSTOMER] and [REDACTED:CUSTOMER] met the [REDACTED:CUSTOMER] and Frau \
+         [REDACTED:CUSTOMER]"
+    );
+    assert_eq!(
+        redact("Globexx and Acme Corporation"),
+        "Globexx and Acme Corporation"
+    );
+    assert!(redact("Project Bluebird ships").starts_with("Project [CODENAME:"));
+    assert_eq!(redact("a bluebird sang"), "a bluebird sang");
+    let found = s.redact("Acme Corp").found;
+    assert_eq!(s.names(found).collect::<Vec<_>>(), ["customer"]);
+
+    let refused = |yaml: &str| {
+        serde_yaml::from_str::<RedactConfig>(yaml)
+            .expect("config")
+            .validate()
+            .unwrap_err()
+    };
+    assert!(
+        refused("patterns: [{name: a, regex: x, validator: crc}]")
+            .starts_with("patterns[0].validator: unknown validator \"crc\"; known: luhn")
+    );
+    assert_eq!(
+        refused("terms: [{name: a, terms: []}]"),
+        "terms[0].terms: list at least one term"
+    );
+    assert_eq!(
+        refused("terms: [{name: a, terms: [x, ' ']}]"),
+        "terms[0].terms[1]: a term cannot be empty"
+    );
+    assert!(refused("terms: [{name: email, terms: [x]}]").contains("is taken"));
+    assert!(
+        refused("patterns: [{name: a, regex: x}]\nterms: [{name: a, terms: [y]}]")
+            .starts_with("terms[0].name: \"a\" is taken")
+    );
+    assert!(refused("phone_regions: [US, XX]").starts_with("phone_regions: unknown region \"XX\""));
+}
+
+#[test]
+fn phone_regions_decide_which_national_numbers_are_found() {
+    let only_us: RedactConfig = serde_yaml::from_str("phone_regions: [us]").expect("config");
+    assert_eq!(only_us.validate(), Ok(()));
+    let s = scanner(&only_us);
+    let redact = |text: &str| s.redact(text).text.unwrap_or_else(|| text.to_owned());
+    assert_eq!(redact("call (020) 7946 0018"), "call (020) 7946 0018");
+    assert_eq!(redact("call +44 20 7946 0018"), "call [REDACTED:PHONE]");
+    assert_eq!(redact("call (415) 555-0100"), "call [REDACTED:PHONE]");
+    assert_eq!(masked("call (020) 7946 0018"), "call [REDACTED:PHONE]");
+}
+
 fn redact_batch(mut batch: llmscope_core::Batch) -> (llmscope_core::Batch, Telemetry) {
     let telemetry = Telemetry::default();
     Redact::new(&RedactConfig::default(), &telemetry)
