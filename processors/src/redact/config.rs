@@ -173,7 +173,7 @@ impl RedactConfig {
     }
 
     /// The phone regions, parsed; [`RedactConfig::validate`] refuses unknown ones.
-    pub fn phone_region_ids(&self) -> Vec<phonenumber::country::Id> {
+    pub fn phone_region_ids(&self) -> Vec<rlibphonenumber::Region> {
         self.phone_regions
             .iter()
             .filter_map(|r| r.to_ascii_uppercase().parse().ok())
@@ -232,11 +232,15 @@ impl RedactConfig {
             }
         }
         for region in &self.phone_regions {
-            if region
+            let known = region
                 .to_ascii_uppercase()
-                .parse::<phonenumber::country::Id>()
-                .is_err()
-            {
+                .parse::<rlibphonenumber::Region>()
+                .is_ok_and(|r| {
+                    rlibphonenumber::PHONE_NUMBER_UTIL
+                        .get_country_code_for_region(r)
+                        .is_some()
+                });
+            if !known {
                 return Err(format!(
                     "phone_regions: unknown region {region:?} (use ISO 3166 codes such as US, GB, DE)"
                 ));

@@ -5,8 +5,7 @@
 //! timestamps, versions, prices, token counts, ids). `cargo test -p llmscope-processors corpus --
 //! --nocapture` prints the table kept in `benches/README.md`.
 
-use phonenumber::country::Id;
-use phonenumber::{Mode, PhoneNumber};
+use rlibphonenumber::{PhoneNumber, PhoneNumberFormat, Region};
 
 use super::{RedactConfig, Scanner};
 
@@ -63,17 +62,17 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// A valid number of `region`: random national significant numbers until one is valid there.
-fn valid_number(rng: &mut Rng, region: Id, code: u16) -> PhoneNumber {
+fn valid_number(rng: &mut Rng, region: Region, code: u16) -> PhoneNumber {
     loop {
         let len = 7 + rng.below(5) as usize;
         let mut nsn = rng.digits(len);
         if nsn.starts_with('0') {
             nsn.replace_range(0..1, "1");
         }
-        let Ok(n) = phonenumber::parse(None, format!("+{code}{nsn}")) else {
+        let Ok(n) = PhoneNumber::parse(format!("+{code}{nsn}"), None) else {
             continue;
         };
-        if phonenumber::is_valid(&n) && n.country().id() == Some(region) {
+        if n.is_valid() && n.get_region_code() == Some(region) {
             return n;
         }
     }
@@ -91,12 +90,12 @@ fn area_in_parentheses(national: &str) -> Option<String> {
 /// The ways `n` is written: its national and international formats, with other separators, none,
 /// the area code in parentheses, `+CC (0)` where the region dials a trunk 0, an extension.
 fn writings(rng: &mut Rng, n: &PhoneNumber) -> Vec<String> {
-    let national = n.format().mode(Mode::National).to_string();
-    let international = n.format().mode(Mode::International).to_string();
+    let national = n.format_as(PhoneNumberFormat::National).to_string();
+    let international = n.format_as(PhoneNumberFormat::International).to_string();
     let mut out = vec![
         national.clone(),
         international.clone(),
-        n.format().mode(Mode::E164).to_string(),
+        n.format_as(PhoneNumberFormat::E164).to_string(),
         national.replace([' ', '-'], "."),
         national.replace([' ', '-'], "-"),
     ];
@@ -106,7 +105,7 @@ fn writings(rng: &mut Rng, n: &PhoneNumber) -> Vec<String> {
         if let Some(p) = area_in_parentheses(&national) {
             out.push(p);
         }
-        let code = n.code().value();
+        let code = n.country_code;
         let rest = international
             .split_once(' ')
             .map_or(String::new(), |(_, r)| r.to_owned());
@@ -199,7 +198,7 @@ fn phone_numbers_of_every_locale_are_found_and_other_numbers_are_left() {
     println!("| locale | numbers | writings | found | recall |");
     println!("|---|---|---|---|---|");
     for (region, code) in LOCALES {
-        let id: Id = region.parse().expect("region");
+        let id: Region = region.parse().expect("region");
         let (mut found, mut total) = (0, 0);
         let mut missed = Vec::new();
         for _ in 0..60 {

@@ -4,7 +4,7 @@
 
 use std::net::Ipv6Addr;
 
-use phonenumber::country::Id;
+use rlibphonenumber::{PhoneNumber, Region};
 
 /// A built-in detector: its type name (as in `llmscope.pii.types` and config), its pattern, and
 /// an optional check on the matched text.
@@ -55,7 +55,7 @@ impl Validator {
     }
 
     /// Whether `text` passes; `regions` are the phone numbers' default regions.
-    pub fn check(self, text: &str, regions: &[Id]) -> bool {
+    pub fn check(self, text: &str, regions: &[Region]) -> bool {
         match self {
             Validator::Luhn => luhn(text),
             Validator::Iban => iban_checksum(text),
@@ -137,8 +137,8 @@ pub const BUILTINS: &[Builtin] = &[
         pattern: concat!(
             r"(?:\+[0-9]{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{2,4}){1,4}",
             r"|(?:\b1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|\b[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}",
-            r"|\(0?[0-9]{1,5}\)[ .-]?[0-9]{2,5}(?:[ .-]?[0-9]{2,5}){0,3}",
-            r"|\b0[0-9]{0,5}(?:[ ./-]?[0-9]{1,5}){1,5}",
+            r"|\(0?[0-9]{1,5}\)(?:[ .-]?[0-9]){4,14}",
+            r"|\b0(?:[ ./-]?[0-9]){6,15}",
             r"|\b[1-9][0-9]{1,3}(?:[ .-][0-9]{2,4}){2,4})",
             r"\b(?:,?[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}\b)?",
         ),
@@ -225,7 +225,7 @@ pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
 /// A phone number: 7 to 15 digits before any extension (E.164 allows at most 15), not shaped
 /// like a date (`2024-01-15`, `01.02.2023`), and valid by libphonenumber's metadata: in its
 /// country when written with `+CC`, else in one of `regions`.
-pub fn phone(s: &str, regions: &[Id]) -> bool {
+pub fn phone(s: &str, regions: &[Region]) -> bool {
     let number = s
         .find(['x', 'e'])
         .map_or(s, |i| s[..i].trim_end_matches([' ', ',']));
@@ -236,8 +236,7 @@ pub fn phone(s: &str, regions: &[Id]) -> bool {
     {
         return false;
     }
-    let valid =
-        |region: Option<Id>| phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n));
+    let valid = |region: Option<Region>| PhoneNumber::parse(s, region).is_ok_and(|n| n.is_valid());
     if number.starts_with('+') {
         return valid(None);
     }
@@ -425,7 +424,7 @@ mod tests {
         assert!(!iban_checksum("GB82WEST12345698765433"));
         assert!(ssn("123-45-6789"));
         assert!(!ssn("666-45-6789") && !ssn("123-00-6789") && !ssn("912-45-6789"));
-        let regions: Vec<Id> = DEFAULT_PHONE_REGIONS
+        let regions: Vec<Region> = DEFAULT_PHONE_REGIONS
             .iter()
             .map(|r| r.parse().expect("region"))
             .collect();
@@ -434,7 +433,7 @@ mod tests {
         assert!(phone("+44 (0)20 7946 0018 ext. 12", &regions));
         assert!(!phone("01.02.2023", &regions) && !phone("2024-01-15", &regions));
         assert!(
-            !phone("(020) 7496 0083", &[Id::US]),
+            !phone("(020) 7496 0083", &[Region::US]),
             "not national in the US"
         );
         assert!(ipv6("2001:db8::8a2e:370:7334") && ipv6("fe80::1ff:fe23:4567:890a"));

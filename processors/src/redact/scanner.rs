@@ -8,7 +8,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 use sha2::Sha256;
 
-use phonenumber::country::Id;
+use rlibphonenumber::Region;
 
 use super::config::{Action, RedactConfig};
 use super::detectors::{self, BUILTINS, Validator};
@@ -38,7 +38,7 @@ pub struct Scanner {
     allow: Option<regex::RegexSet>,
     hash_key: Vec<u8>,
     /// Where national phone numbers (without `+CC`) are recognised.
-    phone_regions: Vec<Id>,
+    phone_regions: Vec<Region>,
 }
 
 /// One accepted match: the detector, and the bytes to replace (for `key=value` secrets, the
@@ -116,6 +116,21 @@ impl Scanner {
             hash_key: config.hash_key.expose().as_bytes().to_vec(),
             phone_regions: config.phone_region_ids(),
         })
+        .inspect(Scanner::warm_up)
+    }
+
+    /// Builds the phone metadata's patterns of every region now (tens of milliseconds, once per
+    /// process), so the first span with a phone number does not wait for them.
+    fn warm_up(&self) {
+        if self
+            .detectors
+            .iter()
+            .any(|d| d.validate == Some(Validator::Phone))
+        {
+            for region in &self.phone_regions {
+                detectors::phone("020 7946 0018", &[*region]);
+            }
+        }
     }
 
     /// The names of the detectors in `found`.
@@ -146,10 +161,12 @@ impl Scanner {
         let Some(validate) = detector.validate else {
             return (!self.allowed(matched)).then_some(matched.len());
         };
+        // The context first: it is cheap, and a phone number's validation parses it for every
+        // default region.
         let valid = |piece: &str| {
-            validate.check(piece, &self.phone_regions)
-                && (validate != Validator::Phone
-                    || !detectors::not_a_phone(&text[..start], piece, &text[start + piece.len()..]))
+            (validate != Validator::Phone
+                || !detectors::not_a_phone(&text[..start], piece, &text[start + piece.len()..]))
+                && validate.check(piece, &self.phone_regions)
         };
         if valid(matched) {
             return (!self.allowed(matched)).then_some(matched.len());
