@@ -361,3 +361,96 @@ async fn otlp_json_with_empty_lists_omitted_is_accepted() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&reply.body).contains("malformed OTLP/JSON"));
 }
+
+/// A protobuf length-delimited field: tag, length, bytes.
+fn field(number: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An `ExportTraceServiceRequest` of one span whose one attribute has `value` (an encoded
+/// `AnyValue`), encoded by hand so a value nested thousands deep is never a Rust structure.
+fn request_with_attribute(value: &[u8]) -> Vec<u8> {
+    let attribute = [field(1, b"deep"), field(2, value)].concat();
+    let span = [
+        field(1, &[7; 16]),
+        field(2, &[8; 8]),
+        field(5, b"nested"),
+        field(9, &attribute),
+    ]
+    .concat();
+    let scope_spans = field(2, &span);
+    let resource_spans = field(2, &scope_spans);
+    field(1, &resource_spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_nested_thousands_deep_get_400_and_huge_attribute_counts_stay_bounded() {
+    let c = Collector::start().await;
+    const DEPTH: usize = 5_000;
+
+    // kvlist in kvlist, 5,000 deep, as protobuf: AnyValue { kvlist_value { values [ KeyValue {
+    // key, value: AnyValue { ... } } ] } }.
+    let mut value = field(1, b"leaf");
+    for _ in 0..DEPTH {
+        let key_value = [field(1, b"k"), field(2, &value)].concat();
+        value = field(6, &field(1, &key_value));
+    }
+    let reply = c
+        .post_otlp("/v1/traces", &[PROTO], request_with_attribute(&value))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    // The same as OTLP/JSON.
+    let mut json_value = r#"{"stringValue":"leaf"}"#.to_owned();
+    for _ in 0..DEPTH {
+        json_value =
+            format!(r#"{{"kvlistValue":{{"values":[{{"key":"k","value":{json_value}}}]}}}}"#);
+    }
+    let body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"07070707070707070707070707070707","spanId":"0808080808080808","name":"nested","attributes":[{{"key":"deep","value":{json_value}}}]}}]}}]}}]}}"#
+    );
+    let reply = c.post_otlp("/v1/traces", &[JSON], body.into_bytes()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = String::from_utf8_lossy(&reply.body).to_string();
+    assert!(
+        message.contains("recursion") || message.contains("depth"),
+        "{message}"
+    );
+    assert_eq!(refused(&c, "malformed"), 2);
+
+    // 300,000 attributes on one span (about 5 MB, under the body limit): taken, and the process
+    // serving.
+    let attributes: Vec<u8> = (0..300_000)
+        .flat_map(|i| {
+            let value = field(1, format!("v{i}").as_bytes());
+            field(
+                9,
+                &[
+                    field(1, format!("attribute.{i}").as_bytes()),
+                    field(2, &value),
+                ]
+                .concat(),
+            )
+        })
+        .collect();
+    let span = [
+        field(1, &[9; 16]),
+        field(2, &[9; 8]),
+        field(5, b"wide"),
+        attributes,
+    ]
+    .concat();
+    let body = field(1, &field(2, &field(2, &span)));
+    assert!(body.len() < llmscope::receiver::DEFAULT_MAX_REQUEST_BYTES as usize);
+    let reply = c.post_otlp("/v1/traces", &[PROTO], body).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_still_serving(&c).await;
+}
