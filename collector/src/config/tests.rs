@@ -214,6 +214,25 @@ fn the_queue_and_its_retry_policy_are_configured_and_checked() {
         problems(&with("{dead_letter_max_bytes: 10}")),
         vec!["service.queue.dead_letter_max_bytes: at least 4096"]
     );
+    assert_eq!(
+        problems(&with("{encryption_key: 0123456789abcdef}")),
+        vec!["service.queue.encryption_key: must be 64 hexadecimal characters (32 bytes, AES-256)"],
+        "the key is never quoted"
+    );
+    let key_file = tempfile::NamedTempFile::new().expect("key file");
+    std::fs::write(key_file.path(), format!("{}\n", "ab".repeat(32))).expect("write");
+    let file = key_file.path().display();
+    let config = parse(&with(&format!("{{encryption_key_file: {file}}}"))).expect("valid");
+    assert!(config.queue.sealer().expect("key").is_some());
+    assert_eq!(
+        problems(&with(&format!(
+            "{{encryption_key_file: {file}, encryption_key: {}}}",
+            "ab".repeat(32)
+        ))),
+        vec![
+            "service.queue.encryption_key: set either encryption_key or encryption_key_file, not both"
+        ]
+    );
     let p = problems(&with("{retry: {max_elapsed: 1s}}"));
     assert!(
         p[0].starts_with("service.queue.retry.max_elapsed: unknown field"),

@@ -240,8 +240,8 @@ async fn queue_of(
     use crate::queue::durable::{DurableHandle, DurableQueue, Fsync};
     use crate::queue::segment_log::WhenFull;
 
-    let (queue, _) =
-        DurableQueue::open(dir, Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block).expect("open");
+    let (queue, _) = DurableQueue::open(dir, Fsync::Never, 1 << 20, 1 << 24, WhenFull::Block, None)
+        .expect("open");
     let handle = DurableHandle(Arc::clone(&queue));
     for _ in 0..batches {
         let mut batch = traces(

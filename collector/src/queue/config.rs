@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use llmscope_core::config::Secret;
 use serde::Deserialize;
 
 use super::segment_log::WhenFull;
@@ -31,6 +32,11 @@ pub struct QueueConfig {
     /// Bytes each exporter's dead-letter file may reach; past it, batches given up on are
     /// dropped (counted). Default: 268435456 (256 MiB).
     pub dead_letter_max_bytes: u64,
+    /// AES-256-GCM key (64 hexadecimal characters, e.g. `${env:LLMSCOPE_QUEUE_KEY}`) that
+    /// encrypts the disk queue's records and dead letters. Default: none (not encrypted).
+    pub encryption_key: Secret,
+    /// A file holding the key instead (64 hexadecimal characters).
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Backoff between the attempts of a failed export: exponential from `initial_interval`, capped
@@ -157,6 +163,8 @@ impl Default for QueueConfig {
             when_full: WhenFull::Block,
             retry: RetryConfig::default(),
             dead_letter_max_bytes: super::durable::DEAD_LETTER_MAX_BYTES,
+            encryption_key: Secret::default(),
+            encryption_key_file: None,
         }
     }
 }
@@ -172,6 +180,7 @@ impl QueueConfig {
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval.is_zero() {
             return Err("fsync_interval: must be more than 0".into());
         }
+        self.sealer()?;
         self.retry.validate().map_err(|e| format!("retry.{e}"))
     }
 
@@ -182,6 +191,31 @@ impl QueueConfig {
             batching: crate::driver::BatchPolicy::default(),
             concurrency: own.sending_queue.num_consumers,
         }
+    }
+
+    /// The sealer of the configured key, if any. Messages start with the field they are about
+    /// and never quote the key.
+    pub fn sealer(&self) -> Result<Option<std::sync::Arc<super::seal::Sealer>>, String> {
+        let text = match (&self.encryption_key_file, self.encryption_key.is_empty()) {
+            (Some(_), false) => {
+                return Err(
+                    "encryption_key: set either encryption_key or encryption_key_file, not both"
+                        .into(),
+                );
+            }
+            (Some(path), true) => std::fs::read_to_string(path)
+                .map_err(|e| format!("encryption_key_file: cannot read {}: {e}", path.display()))?,
+            (None, false) => self.encryption_key.expose().to_owned(),
+            (None, true) => return Ok(None),
+        };
+        let field = if self.encryption_key_file.is_some() {
+            "encryption_key_file"
+        } else {
+            "encryption_key"
+        };
+        super::seal::Sealer::from_hex(&text)
+            .map(|s| Some(std::sync::Arc::new(s)))
+            .map_err(|e| format!("{field}: {e}"))
     }
 
     pub fn fsync(&self) -> super::durable::Fsync {

@@ -16,6 +16,7 @@ use llmscope_core::{Batch, BatchContext, Payload};
 use prost::Message;
 use tokio::sync::{Notify, watch};
 
+use super::seal::Sealer;
 use super::segment_log::{LogError, Position, Recovery, SegmentLog, WhenFull};
 use super::{Content, Letter, PushError, Queue, Reader, Record};
 
@@ -126,6 +127,8 @@ pub struct DurableQueue {
     dropped: OnceLock<Counter>,
     /// Bytes each exporter's dead-letter file may reach.
     dead_letter_max: AtomicU64,
+    /// Seals records and dead letters when the queue is encrypted.
+    sealer: Option<Arc<Sealer>>,
 }
 
 /// Why a batch could not be dead-lettered.
@@ -140,19 +143,31 @@ pub enum DeadLetterError {
     NoFile,
 }
 
+/// Why the queue could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Key(#[from] super::seal::KeyError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
 /// Bytes a dead-letter file may reach unless [`DurableQueue::limit_dead_letters`] says.
 pub const DEAD_LETTER_MAX_BYTES: u64 = 256 << 20;
 
 impl DurableQueue {
     /// Opens the queue in `dir`; with `Fsync::Interval`, starts the syncing task (needs a Tokio
-    /// runtime).
+    /// runtime). With `sealer`, records and dead letters are encrypted; the key is checked
+    /// against the folder before anything in it is read or changed (`seal::check_folder`).
     pub fn open(
         dir: &Path,
         fsync: Fsync,
         segment_bytes: u64,
         max_bytes: u64,
         when_full: WhenFull,
-    ) -> Result<(Arc<Self>, Recovery), LogError> {
+        sealer: Option<Arc<Sealer>>,
+    ) -> Result<(Arc<Self>, Recovery), OpenError> {
+        super::seal::check_folder(dir, sealer.as_deref())?;
         let (log, recovery) = SegmentLog::open(dir, segment_bytes, max_bytes, when_full)?;
         let queue = Arc::new(Self {
             log: Arc::new(log),
@@ -163,6 +178,7 @@ impl DurableQueue {
             dropped_seen: AtomicU64::new(0),
             dropped: OnceLock::new(),
             dead_letter_max: AtomicU64::new(DEAD_LETTER_MAX_BYTES),
+            sealer,
         });
         if let Fsync::Interval(every) = fsync {
             let weak = Arc::downgrade(&queue);
@@ -232,7 +248,11 @@ impl DurableQueue {
     }
 
     async fn append(&self, batch: &Batch) -> Result<(), PushError> {
-        let bytes = encode(batch);
+        let plain = encode(batch);
+        let bytes = match &self.sealer {
+            Some(sealer) => sealer.seal(&plain),
+            None => plain,
+        };
         let log = Arc::clone(&self.log);
         let always = self.fsync == Fsync::Always;
         let appended = tokio::task::spawn_blocking(move || {
@@ -414,9 +434,14 @@ impl LogReader {
         self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends one JSON line to the dead-letter file, synced, unless it would pass the cap.
+    /// Appends one JSON line to the dead-letter file, synced, unless it would pass the cap. In an
+    /// encrypted queue the line is `{"sealed_hex": ...}`: the letter sealed as a queue record.
     async fn write_letter(&self, line: serde_json::Value) -> Result<PathBuf, DeadLetterError> {
         let mut line = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
+        if let Some(sealer) = &self.queue.sealer {
+            let sealed = serde_json::json!({ "sealed_hex": hex::encode(sealer.seal(&line)) });
+            line = serde_json::to_vec(&sealed).map_err(std::io::Error::other)?;
+        }
         line.push(b'\n');
         let path = self
             .queue
@@ -464,7 +489,11 @@ impl Reader for LogReader {
                 let mut out = Vec::with_capacity(records.len());
                 for (end, bytes) in records {
                     let size = bytes.len();
-                    let content = match decode(&bytes) {
+                    let opened = match &self.queue.sealer {
+                        Some(sealer) => sealer.open(&bytes).map_err(|e| e.to_string()),
+                        None => Ok(bytes.clone()),
+                    };
+                    let content = match opened.and_then(|b| decode(&b).map_err(|e| e.to_string())) {
                         Ok(batch) => Content::Batch(Arc::new(batch)),
                         Err(error) => Content::Undecodable {
                             error: error.to_string(),
@@ -611,6 +640,7 @@ mod tests {
                 1 << 20,
                 1 << 24,
                 WhenFull::Block,
+                None,
             )
             .expect("open")
         };
@@ -653,6 +683,138 @@ mod tests {
         );
     }
 
+    /// Every file under `dir`, by name.
+    fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).expect("read"),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_queue_holds_no_plaintext_and_opens_only_with_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = |byte: &str| Some(Arc::new(Sealer::from_hex(&byte.repeat(32)).expect("key")));
+        let open = |sealer| {
+            DurableQueue::open(
+                dir.path(),
+                Fsync::Always,
+                1 << 20,
+                1 << 24,
+                WhenFull::Block,
+                sealer,
+            )
+        };
+        let secret = |n: u8| {
+            let mut b = traces(
+                "billing-svc",
+                vec![span(
+                    1,
+                    n,
+                    "charge jane.doe@example.com",
+                    vec![kv("card", "4111")],
+                )],
+            );
+            b.ctx.project = "team-a".into();
+            b
+        };
+        let (queue, _) = open(key("5a")).expect("open");
+        let reader = queue.reader("sqlite");
+        let handle = DurableHandle(Arc::clone(&queue));
+        for n in 1..=3 {
+            handle.push(Arc::new(secret(n))).await.expect("stored");
+        }
+        let read = reader
+            .next(10, Duration::from_millis(10))
+            .await
+            .expect("read");
+        let Content::Batch(first) = &read[0].content else {
+            panic!("a batch")
+        };
+        reader
+            .dead_letter(Letter::Batch(first), "refused")
+            .await
+            .expect("dead letter");
+        drop((reader, handle, queue));
+
+        let before = files(dir.path());
+        assert!(before.keys().any(|f| f.ends_with(".seg")));
+        assert!(before.keys().any(|f| f.starts_with("dead-letter-")));
+        for (name, bytes) in &before {
+            for plain in [&b"jane.doe"[..], b"billing-svc", b"team-a", b"charge"] {
+                assert!(
+                    !bytes.windows(plain.len()).any(|w| w == plain),
+                    "{name} holds {}",
+                    String::from_utf8_lossy(plain)
+                );
+            }
+        }
+
+        let refusal = |opened: Result<(Arc<DurableQueue>, Recovery), OpenError>| match opened {
+            Ok(_) => panic!("opened"),
+            Err(e) => e.to_string(),
+        };
+        let wrong = refusal(open(key("a5")));
+        assert!(wrong.contains("another encryption key"), "{wrong}");
+        let missing = refusal(open(None));
+        assert!(missing.contains("the queue is encrypted"), "{missing}");
+        assert_eq!(files(dir.path()), before, "refusing changed nothing");
+
+        let (queue, recovery) = open(key("5a")).expect("reopen with the key");
+        assert_eq!(recovery.records, 3);
+        let read = queue
+            .reader("sqlite")
+            .next(10, Duration::from_millis(10))
+            .await
+            .expect("read");
+        let names: Vec<String> = read
+            .iter()
+            .map(|r| match &r.content {
+                Content::Batch(b) => match &b.payload {
+                    Payload::Traces(rs) => rs[0].scope_spans[0].spans[0].name.clone(),
+                    _ => String::new(),
+                },
+                Content::Undecodable { error, .. } => error.clone(),
+            })
+            .collect();
+        assert_eq!(names, ["charge jane.doe@example.com"; 3]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_queue_is_not_taken_for_an_encrypted_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = |sealer| {
+            DurableQueue::open(
+                dir.path(),
+                Fsync::Always,
+                1 << 20,
+                1 << 24,
+                WhenFull::Block,
+                sealer,
+            )
+        };
+        let (queue, _) = open(None).expect("open");
+        DurableHandle(Arc::clone(&queue))
+            .push(Arc::new(batch(1)))
+            .await
+            .expect("stored");
+        drop(queue);
+        let before = files(dir.path());
+        let sealer = Some(Arc::new(Sealer::from_hex(&"5a".repeat(32)).expect("key")));
+        let Err(plain) = open(sealer) else {
+            panic!("opened")
+        };
+        let plain = plain.to_string();
+        assert!(plain.contains("written without encryption"), "{plain}");
+        assert_eq!(files(dir.path()), before, "refusing changed nothing");
+    }
+
     #[test]
     fn the_export_plan_stays_small_and_replays_what_was_in_flight() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -679,9 +841,15 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_retryably() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (queue, _) =
-            DurableQueue::open(dir.path(), Fsync::Never, 1 << 20, 600, WhenFull::Block)
-                .expect("open");
+        let (queue, _) = DurableQueue::open(
+            dir.path(),
+            Fsync::Never,
+            1 << 20,
+            600,
+            WhenFull::Block,
+            None,
+        )
+        .expect("open");
         let _reader = queue.reader("x");
         let handle = DurableHandle(queue);
         let mut results = Vec::new();
@@ -696,8 +864,9 @@ mod tests {
     async fn a_queue_that_cannot_write_refuses_retryably() {
         let dir = tempfile::tempdir().expect("tempdir");
         let folder = dir.path().join("traces");
-        let (queue, _) = DurableQueue::open(&folder, Fsync::Never, 4096, 1 << 20, WhenFull::Block)
-            .expect("open");
+        let (queue, _) =
+            DurableQueue::open(&folder, Fsync::Never, 4096, 1 << 20, WhenFull::Block, None)
+                .expect("open");
         let handle = DurableHandle(Arc::clone(&queue));
         handle.push(Arc::new(batch(2))).await.expect("stored");
         // Gone from under the queue: the next segment cannot be created.
@@ -724,6 +893,7 @@ mod tests {
             1 << 20,
             1 << 24,
             WhenFull::Block,
+            None,
         )
         .expect("open");
         let handle = DurableHandle(Arc::clone(&queue));
@@ -744,9 +914,15 @@ mod tests {
     #[tokio::test]
     async fn drop_oldest_counts_every_record_no_reader_saw() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (queue, _) =
-            DurableQueue::open(dir.path(), Fsync::Never, 400, 1200, WhenFull::DropOldest)
-                .expect("open");
+        let (queue, _) = DurableQueue::open(
+            dir.path(),
+            Fsync::Never,
+            400,
+            1200,
+            WhenFull::DropOldest,
+            None,
+        )
+        .expect("open");
         let telemetry = llmscope_core::telemetry::Telemetry::default();
         let dropped = telemetry.counter(
             &llmscope_core::telemetry::metrics::QUEUE_DROPPED_RECORDS,

@@ -5,6 +5,7 @@
 
 mod config;
 pub mod durable;
+pub mod seal;
 pub mod segment_log;
 
 pub use config::{

@@ -122,14 +122,21 @@ fn disk_queue(
 ) -> Result<Arc<DurableQueue>, StartError> {
     let q = &config.queue;
     let dir = q.dir.join(id.replace('/', "_"));
-    let (queue, recovery) =
-        DurableQueue::open(&dir, q.fsync(), q.segment_bytes, q.max_bytes, q.when_full).map_err(
-            |e| StartError::Queue {
-                pipeline: id.to_owned(),
-                dir: dir.display().to_string(),
-                reason: e.to_string(),
-            },
-        )?;
+    let failed = |reason: String| StartError::Queue {
+        pipeline: id.to_owned(),
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let sealer = q.sealer().map_err(failed)?;
+    let (queue, recovery) = DurableQueue::open(
+        &dir,
+        q.fsync(),
+        q.segment_bytes,
+        q.max_bytes,
+        q.when_full,
+        sealer,
+    )
+    .map_err(|e| failed(e.to_string()))?;
     if recovery.truncated_bytes > 0 {
         tracing::warn!(pipeline = %id, truncated_bytes = recovery.truncated_bytes, "cut a torn queue tail");
     }

@@ -62,6 +62,7 @@ async fn a_restart_exports_what_was_left_and_cuts_a_torn_tail() {
             64 << 20,
             1 << 30,
             WhenFull::Block,
+            None,
         )
         .expect("queue");
         let mut batch = fixtures::traces_batch(fixtures::OPENINFERENCE_OPENAI_CHAT);

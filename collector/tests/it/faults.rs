@@ -178,6 +178,85 @@ async fn a_damaged_queue_tail_is_cut_at_start_and_the_queue_keeps_working() {
     assert_eq!(stored(dir.path()), (expected, expected));
 }
 
+/// Every file under `dir`, recursively, by path.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).expect("read"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_queue_survives_kill_9_and_a_wrong_key_is_refused_without_touching_it() {
+    const KEY: &str = "4c4c4d53636f7065207175657565206b657920666f7220746865207465737421";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = client();
+    let now_ns = now_ns();
+    let start = |key: &str| {
+        let mut command = crate::process::llmscope();
+        command
+            .current_dir(dir.path())
+            .env("LLMSCOPE_OTLP_GRPC_ENDPOINT", "127.0.0.1:0")
+            .env("LLMSCOPE_OTLP_HTTP_ENDPOINT", "127.0.0.1:0")
+            .env("LLMSCOPE_API_ENDPOINT", "127.0.0.1:0")
+            .env("LLMSCOPE_SQLITE_PATH", Process::database(dir.path()))
+            .env("LLMSCOPE_QUEUE_DIR", dir.path().join("queue"))
+            .env("LLMSCOPE_QUEUE_KEY", key)
+            .env_remove("LLMSCOPE_CONFIG")
+            .env_remove("RUST_LOG");
+        command
+    };
+    let first = Process::spawn(start(KEY));
+    for n in 0..3 {
+        let sent = post(&client, &first.http, request_of(n, 50, now_ns).into()).await;
+        assert_eq!(sent, Some(200));
+    }
+    let (exit, logs) = first.stop("KILL").await;
+    assert!(!exit.success(), "{logs}");
+
+    let queue = dir.path().join("queue");
+    let before = files_under(&queue);
+    assert!(
+        before
+            .keys()
+            .any(|p| p.extension().is_some_and(|e| e == "seg"))
+    );
+    for (path, bytes) in &before {
+        for plain in [&b"faults"[..], b"chat gpt-4o", b"gen_ai.request.model"] {
+            assert!(
+                !bytes.windows(plain.len()).any(|w| w == plain),
+                "{} holds {}",
+                path.display(),
+                String::from_utf8_lossy(plain)
+            );
+        }
+    }
+
+    // Another key: a clear start-up error, and not one byte of the queue changed.
+    let wrong = start(&"00".repeat(32)).output().expect("run");
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("another encryption key"), "{said}");
+    assert!(
+        !said.contains(KEY) && !said.contains(&"00".repeat(32)),
+        "no key in logs: {said}"
+    );
+    assert_eq!(files_under(&queue), before);
+
+    // The right key: everything acknowledged is stored, once (what was exported before the
+    // kill is not sent again; the rest is drained on TERM).
+    let second = Process::spawn(start(KEY));
+    let (exit, logs) = second.stop("TERM").await;
+    assert!(exit.success(), "{logs}");
+    assert_eq!(stored(dir.path()), (150, 150));
+}
+
 /// A TCP proxy that can be taken down: while down it refuses new connections and cuts the ones
 /// it carries, as a crashed backend would.
 struct Proxy {
