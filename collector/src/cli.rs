@@ -1,4 +1,5 @@
-//! The `llmscope` command line: run (the default), `validate`, `migrate`, `keys`, `alerts`.
+//! The `llmscope` command line: run (the default), `validate`, `migrate`, `keys`, `alerts`,
+//! `dead-letters`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,10 @@ enum Command {
         #[command(subcommand)]
         command: crate::alerts::cli::AlertsCommand,
     },
+    /// Print a dead-letter file (`dead-letter-<exporter>.jsonl`) as plain JSON lines, opening
+    /// the lines an encrypted queue sealed with the config's `service.queue` key; pipe a line's
+    /// `request` to `/v1/<signal>` to replay it.
+    DeadLetters { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +136,7 @@ pub fn main() -> ExitCode {
             Ok(r) => r.block_on(crate::alerts::cli::run(&config, command)),
             Err(code) => code,
         },
+        Command::DeadLetters { file } => dead_letters(&config, &file),
         Command::Migrate => {
             init_logs(&config.telemetry.logs.level);
             match runtime() {
@@ -146,6 +152,60 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Prints `file`'s letters, sealed ones opened with the configured queue key.
+fn dead_letters(config: &Config, file: &std::path::Path) -> ExitCode {
+    use std::io::{BufRead, Write};
+
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    };
+    let sealer = match config.queue.sealer() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("service.queue.{e}")),
+    };
+    let reader = match std::fs::File::open(file) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    let mut out = std::io::stdout().lock();
+    for (i, line) in reader.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fail(format!("{}: {e}", file.display())),
+        };
+        let opened = match &sealer {
+            Some(sealer) => crate::queue::seal::open_letter(sealer, &line),
+            None if line.contains("\"sealed_hex\"") => {
+                return fail(format!(
+                    "line {}: sealed; set service.queue.encryption_key to the queue's key",
+                    i + 1
+                ));
+            }
+            None => None,
+        };
+        let plain = match opened {
+            None => line.into_bytes(),
+            Some(Ok(plain)) => plain,
+            Some(Err(_)) => {
+                return fail(format!(
+                    "line {}: cannot be opened with this key (another key sealed it, or it was \
+                     altered)",
+                    i + 1
+                ));
+            }
+        };
+        if out
+            .write_all(&plain)
+            .and_then(|()| out.write_all(b"\n"))
+            .is_err()
+        {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `GET /healthz` over plain HTTP/1.1; with TLS on the API, a TCP connection is the answer.

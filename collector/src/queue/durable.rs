@@ -439,8 +439,7 @@ impl LogReader {
     async fn write_letter(&self, line: serde_json::Value) -> Result<PathBuf, DeadLetterError> {
         let mut line = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         if let Some(sealer) = &self.queue.sealer {
-            let sealed = serde_json::json!({ "sealed_hex": hex::encode(sealer.seal(&line)) });
-            line = serde_json::to_vec(&sealed).map_err(std::io::Error::other)?;
+            line = super::seal::seal_letter(sealer, &line);
         }
         line.push(b'\n');
         let path = self

@@ -104,6 +104,25 @@ impl Sealer {
     }
 }
 
+/// A dead letter (one JSON line, without its newline) as an encrypted queue writes it:
+/// `{"sealed_hex": ...}`, the line sealed.
+pub fn seal_letter(sealer: &Sealer, line: &[u8]) -> Vec<u8> {
+    let sealed = serde_json::json!({ "sealed_hex": hex::encode(sealer.seal(line)) });
+    sealed.to_string().into_bytes()
+}
+
+/// The plain line of a letter [`seal_letter`] wrote, `None` for a line that is not sealed, or
+/// an error when this key cannot open it.
+pub fn open_letter(sealer: &Sealer, line: &str) -> Option<Result<Vec<u8>, SealError>> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let text = value.get("sealed_hex")?.as_str()?;
+    Some(
+        hex::decode(text)
+            .map_err(|_| SealError::Open)
+            .and_then(|bytes| sealer.open(&bytes)),
+    )
+}
+
 /// Checks, before anything in `dir` is read or changed, that `sealer` (or its absence) fits the
 /// queue there, and marks a new or empty encrypted queue with its key check.
 pub fn check_folder(dir: &Path, sealer: Option<&Sealer>) -> Result<(), KeyError> {

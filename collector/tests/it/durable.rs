@@ -169,3 +169,66 @@ async fn what_the_collector_creates_is_its_owners_alone() {
     assert_eq!(mode(&queue), 0o700, "the queue folder");
     assert!(service.shutdown(std::time::Duration::from_secs(5)).await);
 }
+
+/// `llmscope dead-letters FILE` prints an encrypted queue's letters in plain text with the
+/// queue's key, and refuses without it or with another, never quoting a key.
+#[test]
+fn dead_letters_of_an_encrypted_queue_are_printed_with_its_key_only() {
+    use llmscope::queue::seal::{Sealer, seal_letter};
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("dead-letter-sqlite.jsonl");
+    let sealer = Sealer::from_hex(KEY).expect("key");
+    let letter =
+        br#"{"reason":"refused","request":{"resourceSpans":[{"name":"jane.doe@example.com"}]}}"#;
+    let mut text = seal_letter(&sealer, letter);
+    text.push(b'\n');
+    text.extend_from_slice(br#"{"reason":"written before encryption"}"#);
+    text.push(b'\n');
+    std::fs::write(&file, &text).expect("write");
+    assert!(!text.windows(8).any(|w| w == b"jane.doe"));
+
+    let run = |key: Option<&str>| {
+        let mut command = crate::process::llmscope();
+        command
+            .arg("dead-letters")
+            .arg(&file)
+            .env_remove("LLMSCOPE_CONFIG")
+            .env_remove("LLMSCOPE_QUEUE_KEY");
+        if let Some(key) = key {
+            command.env("LLMSCOPE_QUEUE_KEY", key);
+        }
+        command.output().expect("run")
+    };
+    let out = run(Some(KEY));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        [
+            std::str::from_utf8(letter).expect("utf-8"),
+            r#"{"reason":"written before encryption"}"#
+        ]
+    );
+
+    let other = "ff".repeat(32);
+    for (key, says) in [
+        (
+            Some(other.as_str()),
+            "line 1: cannot be opened with this key",
+        ),
+        (None, "line 1: sealed; set service.queue.encryption_key"),
+    ] {
+        let out = run(key);
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{said}");
+        assert!(!said.contains(KEY) && !said.contains(&other), "{said}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("jane.doe"));
+    }
+}
