@@ -26,6 +26,7 @@ pub use config::{
 pub use grpc::serve as serve_grpc;
 pub use http::router as http_router;
 pub use signal::OtlpRequest;
+pub use validate::drop_invalid;
 
 use crate::auth::{AuthError, Authenticator, Principal};
 use crate::limits::Limiter;

@@ -12,6 +12,7 @@ mod end_to_end;
 mod events;
 mod faults;
 mod forward;
+mod fuzz_regressions;
 mod grafana;
 mod harness;
 mod image;
