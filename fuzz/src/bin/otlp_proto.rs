@@ -2,7 +2,8 @@
 //! disk queue's stored form (`llmscope::fuzzing::Chain::otlp`).
 
 fn main() {
-    let mut chain = llmscope::fuzzing::Chain::default();
+    // A panic ends the run (AFL records the input), so no state outlives one.
+    let mut chain = std::panic::AssertUnwindSafe(llmscope::fuzzing::Chain::default());
     afl::fuzz!(|data: &[u8]| {
         chain.otlp(data, false);
     });

@@ -306,7 +306,7 @@ pub fn not_a_phone(before: &str, candidate: &str, after: &str) -> bool {
         // `335 843 264`: a count or an Italian or Spanish mobile number; a number only where
         // the text says so.
         let near = &before.as_bytes()[before.len().saturating_sub(40)..];
-        let near = String::from_utf8_lossy(near).to_ascii_lowercase();
+        let near = without_masks(&String::from_utf8_lossy(near)).to_ascii_lowercase();
         return !PHONE_CUES.iter().any(|cue| near.contains(cue));
     }
     if !candidate.bytes().all(|b| b.is_ascii_digit()) {
@@ -323,6 +323,28 @@ pub fn not_a_phone(before: &str, candidate: &str, after: &str) -> bool {
         "build", "version", "serial", "batch", "case", "customer", "request", "trace", "span",
     ];
     LABELS.contains(&label.as_str()) || label.ends_with('#')
+}
+
+/// `text` without its bracketed pieces: a mask (`[REDACTED:PHONE]`) is no word of the text, so
+/// redacting again finds nothing new.
+fn without_masks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether an IPv6 candidate between `before` and `after` is a piece of a longer run of
+/// colons and hex digits (`::532` of `370::::532`), or runs into a mask: not an address.
+pub fn not_an_address(before: &str, after: &str) -> bool {
+    before.ends_with([':', '.']) || after.starts_with([':', '['])
 }
 
 /// Words that say a number is a phone number, in the languages of the default regions.

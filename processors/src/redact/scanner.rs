@@ -164,9 +164,13 @@ impl Scanner {
         // The context first: it is cheap, and a phone number's validation parses it for every
         // default region.
         let valid = |piece: &str| {
-            (validate != Validator::Phone
-                || !detectors::not_a_phone(&text[..start], piece, &text[start + piece.len()..]))
-                && validate.check(piece, &self.phone_regions)
+            let (before, after) = (&text[..start], &text[start + piece.len()..]);
+            let context = match validate {
+                Validator::Phone => !detectors::not_a_phone(before, piece, after),
+                Validator::Ipv6 => !detectors::not_an_address(before, after),
+                _ => true,
+            };
+            context && validate.check(piece, &self.phone_regions)
         };
         if valid(matched) {
             return (!self.allowed(matched)).then_some(matched.len());
