@@ -682,6 +682,21 @@ mod tests {
         );
     }
 
+    /// A queue in `dir` that syncs every append, sealed by `sealer` when given.
+    fn open_synced(
+        dir: &Path,
+        sealer: Option<Arc<Sealer>>,
+    ) -> Result<(Arc<DurableQueue>, Recovery), OpenError> {
+        DurableQueue::open(
+            dir,
+            Fsync::Always,
+            1 << 20,
+            1 << 24,
+            WhenFull::Block,
+            sealer,
+        )
+    }
+
     /// Every file under `dir`, by name.
     fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         std::fs::read_dir(dir)
@@ -700,16 +715,7 @@ mod tests {
     async fn an_encrypted_queue_holds_no_plaintext_and_opens_only_with_its_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = |byte: &str| Some(Arc::new(Sealer::from_hex(&byte.repeat(32)).expect("key")));
-        let open = |sealer| {
-            DurableQueue::open(
-                dir.path(),
-                Fsync::Always,
-                1 << 20,
-                1 << 24,
-                WhenFull::Block,
-                sealer,
-            )
-        };
+        let open = |sealer| open_synced(dir.path(), sealer);
         let secret = |n: u8| {
             let mut b = traces(
                 "billing-svc",
@@ -788,16 +794,7 @@ mod tests {
     #[tokio::test]
     async fn a_plain_queue_is_not_taken_for_an_encrypted_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = |sealer| {
-            DurableQueue::open(
-                dir.path(),
-                Fsync::Always,
-                1 << 20,
-                1 << 24,
-                WhenFull::Block,
-                sealer,
-            )
-        };
+        let open = |sealer| open_synced(dir.path(), sealer);
         let (queue, _) = open(None).expect("open");
         DurableHandle(Arc::clone(&queue))
             .push(Arc::new(batch(1)))
