@@ -190,18 +190,11 @@ impl RedactConfig {
                 ));
             }
         }
-        let names = self
-            .patterns
-            .iter()
-            .map(|p| ("patterns", &p.name))
-            .chain(self.terms.iter().map(|t| ("terms", &t.name)));
+        let names = (self.patterns.iter().enumerate())
+            .map(|(i, p)| ("patterns", i, &p.name))
+            .chain((self.terms.iter().enumerate()).map(|(i, t)| ("terms", i, &t.name)));
         let mut seen: Vec<&str> = Vec::new();
-        for (i, (list, name)) in names.enumerate() {
-            let i = if list == "terms" {
-                i - self.patterns.len()
-            } else {
-                i
-            };
+        for (list, i, name) in names {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("{list}[{i}].name: use letters, digits and _"));
             }
