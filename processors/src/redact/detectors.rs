@@ -299,13 +299,15 @@ fn count_like(s: &str) -> bool {
 /// it is three groups of three without a word saying it is a phone number, or it is bare
 /// digits labelled as an id (`order #09576781`, `request id 0794051495`).
 pub fn not_a_phone(before: &str, candidate: &str, after: &str) -> bool {
+    let before = last_bytes(before, CONTEXT);
     if within_a_number(before, after) {
         return true;
     }
     if three_by_three(candidate) {
         // `335 843 264`: a count or an Italian or Spanish mobile number; a number only where
-        // the text says so.
+        // the text says so, in the same string (not in another one of a JSON document).
         let near = &before.as_bytes()[before.len().saturating_sub(40)..];
+        let near = &near[json_string_start(near)..];
         let near = without_masks(&String::from_utf8_lossy(near)).to_ascii_lowercase();
         return !PHONE_CUES.iter().any(|cue| near.contains(cue));
     }
@@ -325,15 +327,43 @@ pub fn not_a_phone(before: &str, candidate: &str, after: &str) -> bool {
     LABELS.contains(&label.as_str()) || label.ends_with('#')
 }
 
+/// Where the last JSON string in `text` starts: after its last quote that touches JSON
+/// structure (`":"`, `","`, `{"`), or 0.
+fn json_string_start(text: &[u8]) -> usize {
+    let structure = |b: Option<&u8>| b.is_some_and(|b| b",:{}[]".contains(b));
+    (0..text.len())
+        .rev()
+        .find(|&i| {
+            text[i] == b'"'
+                && (structure(i.checked_sub(1).and_then(|j| text.get(j)))
+                    || structure(text.get(i + 1)))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// How far before a phone candidate [`not_a_phone`] reads (cue words, labels).
+pub const CONTEXT: usize = 64;
+
+/// The end of `text`: its last `n` bytes, or a few more to start on a character.
+fn last_bytes(text: &str, n: usize) -> &str {
+    let mut from = text.len().saturating_sub(n);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    &text[from..]
+}
+
 /// `text` without its bracketed pieces: a mask (`[REDACTED:PHONE]`) is no word of the text, so
-/// redacting again finds nothing new.
+/// redacting again finds nothing new. A `]` without its `[` closes a mask cut at the start of
+/// `text` (a window of context): what came before it goes too.
 fn without_masks(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut depth = 0usize;
     for c in text.chars() {
         match c {
             '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
+            ']' if depth == 0 => out.clear(),
+            ']' => depth -= 1,
             _ if depth == 0 => out.push(c),
             _ => {}
         }
@@ -342,9 +372,14 @@ fn without_masks(text: &str) -> String {
 }
 
 /// Whether an IPv6 candidate between `before` and `after` is a piece of a longer run of
-/// colons and hex digits (`::532` of `370::::532`), or runs into a mask: not an address.
+/// colons and hex digits (`::532` of `370::::532`) or of a word (`bbbF::1` of `089bbbF::1`),
+/// or runs into a mask: not an address.
 pub fn not_an_address(before: &str, after: &str) -> bool {
-    before.ends_with([':', '.']) || after.starts_with([':', '['])
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    before.ends_with([':', '.'])
+        || before.ends_with(word)
+        || after.starts_with([':', '['])
+        || after.starts_with(word)
 }
 
 /// Words that say a number is a phone number, in the languages of the default regions.

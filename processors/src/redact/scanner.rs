@@ -41,6 +41,26 @@ pub struct Scanner {
     phone_regions: Vec<Region>,
 }
 
+/// What deciding on one candidate looked at.
+struct Looked {
+    /// The end of the longest match tried.
+    reach: usize,
+    /// A context rule refused the candidate or a piece of it.
+    by_context: bool,
+}
+
+/// The accepted matches of a text.
+pub struct Matches {
+    pub hits: Vec<Hit>,
+    /// A hit lies where masking it changes how a refused candidate reads: in or just after the
+    /// candidate, within [`detectors::CONTEXT`] bytes before it (a phone number beside a
+    /// number is refused, beside a mask it may not be), or a hit starts or ends inside a word
+    /// (moving a word boundary). The output must then be scanned again, until a pass is
+    /// settled: redacting what was stored must find nothing. Elsewhere a second pass would see
+    /// the same candidates with the same neighbours, so one pass is enough.
+    pub unsettled: bool,
+}
+
 /// One accepted match: the detector, and the bytes to replace (for `key=value` secrets, the
 /// value only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +176,7 @@ impl Scanner {
         text: &str,
         start: usize,
         end: usize,
+        looked: &mut Looked,
     ) -> Option<usize> {
         let matched = &text[start..end];
         let Some(validate) = detector.validate else {
@@ -163,13 +184,14 @@ impl Scanner {
         };
         // The context first: it is cheap, and a phone number's validation parses it for every
         // default region.
-        let valid = |piece: &str| {
+        let mut valid = |piece: &str| {
             let (before, after) = (&text[..start], &text[start + piece.len()..]);
             let context = match validate {
                 Validator::Phone => !detectors::not_a_phone(before, piece, after),
                 Validator::Ipv6 => !detectors::not_an_address(before, after),
                 _ => true,
             };
+            looked.by_context |= !context;
             context && validate.check(piece, &self.phone_regions)
         };
         if valid(matched) {
@@ -195,8 +217,10 @@ impl Scanner {
         start: usize,
         first: usize,
         end: usize,
+        looked: &mut Looked,
     ) -> Option<(usize, usize)> {
-        if let Some(len) = self.accepted_len(&self.detectors[first], text, start, end) {
+        looked.reach = looked.reach.max(end);
+        if let Some(len) = self.accepted_len(&self.detectors[first], text, start, end, looked) {
             return Some((first, len));
         }
         (0..self.detectors.len())
@@ -209,15 +233,25 @@ impl Scanner {
                 if m.is_empty() || !text.is_char_boundary(m.end()) {
                     return None;
                 }
-                self.accepted_len(&self.detectors[i], text, start, m.end())
+                looked.reach = looked.reach.max(m.end());
+                self.accepted_len(&self.detectors[i], text, start, m.end(), looked)
                     .map(|len| (i, len))
             })
     }
 
     /// Every accepted match in `text`, in order, without overlaps.
     pub fn find(&self, text: &str) -> Vec<Hit> {
+        self.matches(text).hits
+    }
+
+    /// Every accepted match in `text`, and whether masking them could make a refused
+    /// candidate acceptable (see [`Matches::unsettled`]).
+    pub fn matches(&self, text: &str) -> Matches {
         let bytes = text.as_bytes();
-        let mut hits = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut unsettled = false;
+        // How far the refused candidates so far reached.
+        let mut refused_reach = None;
         let mut at = 0;
         while at < bytes.len() {
             let Some(m) = self.regex.find(Input::new(bytes).range(at..)) else {
@@ -235,13 +269,25 @@ impl Scanner {
             while !text.is_char_boundary(end) {
                 end += 1;
             }
-            let Some((detector, len)) = self.accept_at(text, start, m.pattern().as_usize(), end)
-            else {
+            let mut looked = Looked {
+                reach: end,
+                by_context: false,
+            };
+            let accepted = self.accept_at(text, start, m.pattern().as_usize(), end, &mut looked);
+            let Some((detector, len)) = accepted else {
                 // A lookalike, for every detector: move on by one character.
+                unsettled |= looked.by_context
+                    && hits
+                        .last()
+                        .is_some_and(|h| start <= h.end + detectors::CONTEXT);
+                refused_reach = refused_reach.max(Some(looked.reach));
                 at = start + text[start..].chars().next().map_or(1, char::len_utf8);
                 continue;
             };
             end = start + len;
+            unsettled |= refused_reach.is_some_and(|r| r + AFTER >= start)
+                || mid_word(bytes, start)
+                || mid_word(bytes, end);
             let value_start = if self.detectors[detector].value_only {
                 start + secret_value_offset(&text[start..end])
             } else {
@@ -254,7 +300,7 @@ impl Scanner {
             });
             at = end;
         }
-        hits
+        Matches { hits, unsettled }
     }
 
     /// What `hits` (from [`Scanner::find`] on `text`) amount to: the rewritten text, the types
@@ -292,9 +338,36 @@ impl Scanner {
         }
     }
 
-    /// Finds, checks and redacts every match in `text`.
+    /// Finds, checks and redacts every match in `text`, so that redacting the result finds
+    /// nothing.
     pub fn redact(&self, text: &str) -> Outcome {
-        self.apply(text, &self.find(text))
+        self.redact_matches(text, &self.matches(text))
+    }
+
+    /// Redacts `matches` (of `text`, or of text of the same length and word structure), then,
+    /// while a pass is unsettled, its output again.
+    pub fn redact_matches(&self, text: &str, matches: &Matches) -> Outcome {
+        let mut outcome = self.apply(text, &matches.hits);
+        let mut unsettled = matches.unsettled;
+        for _ in 1..MAX_PASSES {
+            let Some(text) = outcome
+                .text
+                .as_deref()
+                .filter(|_| unsettled && !outcome.drop)
+            else {
+                break;
+            };
+            let again = self.matches(text);
+            let next = self.apply(text, &again.hits);
+            outcome.found |= next.found;
+            outcome.drop |= next.drop;
+            unsettled = again.unsettled;
+            match next.text {
+                Some(text) => outcome.text = Some(text),
+                None => break,
+            }
+        }
+        outcome
     }
 
     /// Whether any detector matches anywhere (validators and allow-list applied).
@@ -320,6 +393,19 @@ impl Scanner {
         }
         buf.push(']');
     }
+}
+
+/// The most passes [`Scanner::redact_matches`] makes over one text; each masks text that was
+/// not a mask before, so passes end on their own, and the bound only caps pathological input.
+const MAX_PASSES: usize = 8;
+
+/// How many bytes after a candidate its validity reads (a join and a digit: `0532 089-4`).
+const AFTER: usize = 2;
+
+/// Whether `at` falls between two word bytes (ASCII, as the detectors' `\b`).
+fn mid_word(bytes: &[u8], at: usize) -> bool {
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    at > 0 && bytes.get(at - 1).is_some_and(word) && bytes.get(at).is_some_and(word)
 }
 
 /// Room for the lazy DFA's states. The detectors together need more than the default (2 MiB)

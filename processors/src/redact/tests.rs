@@ -633,11 +633,25 @@ fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(fragment(), 0..40).prop_map(|parts| parts.join(" "))
 }
 
+/// [`text`] with what the phone detector's context rules read: cue words, labels, groups of
+/// three, national numbers, long emails that shrink to a mask, IPv6 pieces.
+fn text_with_context() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        6 => fragment(),
+        1 => "(call|phone|tel|order #|id)",
+        1 => "[0-9]{3}[ .][0-9]{3}[ .][0-9]{3}",
+        1 => "0[1-9]( ?[0-9]{2}){4}",
+        1 => "[0-9a-f]{0,4}::[0-9a-f]{1,4}",
+        1 => "[a-z]{20,40}@example\\.com",
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|parts| parts.join(" "))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn redaction_leaves_nothing_detectable_and_is_idempotent(input in text()) {
+    fn redaction_leaves_nothing_detectable_and_is_idempotent(input in text_with_context()) {
         let s = scanner(&RedactConfig::default());
         let once = s.redact(&input).text.unwrap_or(input.clone());
         prop_assert!(!s.detects(&once), "still detectable: {once}");
@@ -734,4 +748,42 @@ fn a_value_streamed_across_events_is_redacted_where_it_is_split() {
         .collect();
     assert_eq!(texts.concat(), "Call [REDACTED:PHONE] or [REDACTED:EMAIL].");
     assert_eq!(pii_types(&out.attributes), vec!["email", "phone"]);
+}
+
+#[test]
+fn a_mask_that_brings_a_cue_word_closer_is_redacted_to_a_fixed_point() {
+    let s = scanner(&RedactConfig::default());
+    // The cue word is more than 40 bytes before the number until the email becomes a mask.
+    let text = "phone: jane.doe.from.accounting@example.com or 335 843 264";
+    let one_pass = s
+        .apply(text, &s.find(text))
+        .text
+        .expect("the email is masked");
+    assert_eq!(one_pass, "phone: [REDACTED:EMAIL] or 335 843 264");
+    assert!(s.matches(text).unsettled);
+    assert_eq!(masked(text), "phone: [REDACTED:EMAIL] or [REDACTED:PHONE]");
+
+    // Hits away from refused candidates need one pass only.
+    let plain = "mail jane@example.com or call +1 415 555 0100 about order 2024-11-03";
+    let matches = s.matches(plain);
+    assert_eq!(matches.hits.len(), 2);
+    assert!(!matches.unsettled);
+}
+
+#[test]
+fn a_cue_word_counts_in_its_own_json_string_only() {
+    let s = scanner(&RedactConfig::default());
+    let redacted = |doc: J| {
+        let mut value = Value::StringValue(doc.to_string());
+        let mut found = 0;
+        let _ = value::redact_value(&s, &mut value, &mut found, 0).expect("processable");
+        let Value::StringValue(out) = value else {
+            panic!("still a string")
+        };
+        serde_json::from_str::<J>(&out).expect("valid JSON")
+    };
+    let apart = redacted(json!([{"content": "call"}, {"content": "335 843 264"}]));
+    assert_eq!(apart[1]["content"], "335 843 264");
+    let together = redacted(json!([{"content": "call 335 843 264"}]));
+    assert_eq!(together[0]["content"], "call [REDACTED:PHONE]");
 }

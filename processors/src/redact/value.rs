@@ -75,11 +75,12 @@ pub fn redact_string(
 ) -> Result<Verdict, Unprocessable> {
     let trimmed = s.trim_start();
     let json_like = trimmed.starts_with('{') || trimmed.starts_with('[');
-    let hits = if json_like && s.contains('\\') {
-        scanner.find(&escapes_as_spaces(s))
+    let matches = if json_like && s.contains('\\') {
+        scanner.matches(&escapes_as_spaces(s))
     } else {
-        scanner.find(s)
+        scanner.matches(s)
     };
+    let hits = &matches.hits;
     // Escapes (`\u0040`) can hide a match from the text scan, so such documents are parsed
     // even when the scan found nothing. Otherwise a document whose every match lies inside one
     // string literal, clear of quotes and escapes, is redacted in place: the result is the
@@ -87,12 +88,12 @@ pub fn redact_string(
     let hidden = json_like && s.contains("\\u");
     if json_like
         && (hidden || !hits.is_empty())
-        && (hidden || !inside_literals(s, &hits))
+        && (hidden || !inside_literals(s, hits))
         && let Ok(mut doc) = serde_json::from_str::<J>(s)
     {
         return redact_document(scanner, s, &mut doc, found, !hits.is_empty());
     }
-    let outcome = scanner.apply(s, &hits);
+    let outcome = scanner.redact_matches(s, &matches);
     *found |= outcome.found;
     if outcome.drop {
         return Ok(Verdict::Drop);
