@@ -96,6 +96,61 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A 256-bit encryption key (the disk queue's AES-256-GCM, the SQLite store's SQLCipher):
+/// usable, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey([u8; 32]);
+
+impl EncryptionKey {
+    /// A key given as 64 hexadecimal characters (surrounding whitespace ignored). The error
+    /// never quotes the text.
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key)
+            .map_err(|_| "must be 64 hexadecimal characters (32 bytes, AES-256)".to_owned())?;
+        Ok(Self(key))
+    }
+
+    /// The key a component's `encryption_key` (`inline`, e.g. `${env:...}`) or
+    /// `encryption_key_file` (`file`) gives, if either is set. Messages start with the field
+    /// they are about and never quote the key.
+    pub fn configured(
+        inline: &Secret,
+        file: Option<&std::path::Path>,
+    ) -> Result<Option<Self>, String> {
+        let (field, text) = match (file, inline.is_empty()) {
+            (Some(_), false) => {
+                return Err(
+                    "encryption_key: set either encryption_key or encryption_key_file, not both"
+                        .into(),
+                );
+            }
+            (Some(path), true) => (
+                "encryption_key_file",
+                std::fs::read_to_string(path).map_err(|e| {
+                    format!("encryption_key_file: cannot read {}: {e}", path.display())
+                })?,
+            ),
+            (None, false) => ("encryption_key", inline.expose().to_owned()),
+            (None, true) => return Ok(None),
+        };
+        Self::from_hex(&text)
+            .map(Some)
+            .map_err(|e| format!("{field}: {e}"))
+    }
+
+    /// The key itself; keep it out of logs and errors.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionKey([redacted])")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +165,43 @@ mod tests {
             .expect_err("a map")
             .to_string();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn encryption_keys_come_inline_or_from_a_file_and_never_print() {
+        let hex = "ab".repeat(32);
+        let inline = EncryptionKey::configured(&Secret::new(format!(" {hex}\n")), None)
+            .expect("valid")
+            .expect("set");
+        assert_eq!(inline.bytes(), &[0xab; 32]);
+        assert_eq!(format!("{inline:?}"), "EncryptionKey([redacted])");
+        assert_eq!(
+            EncryptionKey::configured(&Secret::default(), None),
+            Ok(None)
+        );
+
+        let dir = std::env::temp_dir().join(format!("llmscope-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("key");
+        std::fs::write(&file, format!("{hex}\n")).expect("write");
+        let from_file = EncryptionKey::configured(&Secret::default(), Some(&file));
+        assert_eq!(from_file, Ok(Some(inline)));
+        assert_eq!(
+            EncryptionKey::configured(&Secret::new(hex.clone()), Some(&file)).unwrap_err(),
+            "encryption_key: set either encryption_key or encryption_key_file, not both"
+        );
+        let short = EncryptionKey::configured(&Secret::new("c0ffee"), None).unwrap_err();
+        assert_eq!(
+            short,
+            "encryption_key: must be 64 hexadecimal characters (32 bytes, AES-256)"
+        );
+        let missing = EncryptionKey::configured(&Secret::default(), Some(&dir.join("none")));
+        assert!(
+            missing
+                .unwrap_err()
+                .starts_with("encryption_key_file: cannot read ")
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -196,26 +196,11 @@ impl QueueConfig {
     /// The sealer of the configured key, if any. Messages start with the field they are about
     /// and never quote the key.
     pub fn sealer(&self) -> Result<Option<std::sync::Arc<super::seal::Sealer>>, String> {
-        let text = match (&self.encryption_key_file, self.encryption_key.is_empty()) {
-            (Some(_), false) => {
-                return Err(
-                    "encryption_key: set either encryption_key or encryption_key_file, not both"
-                        .into(),
-                );
-            }
-            (Some(path), true) => std::fs::read_to_string(path)
-                .map_err(|e| format!("encryption_key_file: cannot read {}: {e}", path.display()))?,
-            (None, false) => self.encryption_key.expose().to_owned(),
-            (None, true) => return Ok(None),
-        };
-        let field = if self.encryption_key_file.is_some() {
-            "encryption_key_file"
-        } else {
-            "encryption_key"
-        };
-        super::seal::Sealer::from_hex(&text)
-            .map(|s| Some(std::sync::Arc::new(s)))
-            .map_err(|e| format!("{field}: {e}"))
+        let key = llmscope_core::config::EncryptionKey::configured(
+            &self.encryption_key,
+            self.encryption_key_file.as_deref(),
+        )?;
+        Ok(key.map(|key| std::sync::Arc::new(super::seal::Sealer::new(key.bytes()))))
     }
 
     pub fn fsync(&self) -> super::durable::Fsync {

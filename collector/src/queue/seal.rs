@@ -68,13 +68,9 @@ impl Sealer {
         }
     }
 
-    /// A key given as 64 hexadecimal characters (surrounding whitespace ignored). The error
-    /// never quotes the text.
+    /// A sealer of a key given as 64 hexadecimal characters; the error never quotes the text.
     pub fn from_hex(text: &str) -> Result<Self, String> {
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut key)
-            .map_err(|_| "must be 64 hexadecimal characters (32 bytes, AES-256)".to_owned())?;
-        Ok(Self::new(&key))
+        llmscope_core::config::EncryptionKey::from_hex(text).map(|key| Self::new(key.bytes()))
     }
 
     /// `nonce || ciphertext || tag` of `plain`, under a fresh random nonce.

@@ -79,7 +79,16 @@ async fn post(client: &Client, addr: &str, body: bytes::Bytes) -> Option<u16> {
 
 /// `(rows, distinct spans)` stored from this file's requests.
 fn stored(dir: &std::path::Path) -> (i64, i64) {
+    stored_keyed(dir, None)
+}
+
+/// [`stored`] in a database encrypted with `key` (64 hex characters).
+fn stored_keyed(dir: &std::path::Path, key: Option<&str>) -> (i64, i64) {
     let conn = rusqlite::Connection::open(Process::database(dir)).expect("database");
+    if let Some(key) = key {
+        conn.pragma_update(None, "key", format!("x'{key}'"))
+            .expect("key");
+    }
     conn.query_row(
         "SELECT COUNT(*), COUNT(DISTINCT trace_id || span_id) FROM spans WHERE service = 'faults'",
         [],
@@ -193,12 +202,13 @@ fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::P
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_queue_survives_kill_9_and_a_wrong_key_is_refused_without_touching_it() {
+async fn an_encrypted_queue_and_store_survive_kill_9_and_a_wrong_key_is_refused_untouched() {
     const KEY: &str = "4c4c4d53636f7065207175657565206b657920666f7220746865207465737421";
+    const STORE_KEY: &str = "4c4c4d53636f70652073746f7265206b657920666f7220746865207465737421";
     let dir = tempfile::tempdir().expect("tempdir");
     let client = client();
     let now_ns = now_ns();
-    let start = |key: &str| {
+    let start_keyed = |key: &str, store_key: &str| {
         let mut command = crate::process::llmscope();
         command
             .current_dir(dir.path())
@@ -208,10 +218,12 @@ async fn an_encrypted_queue_survives_kill_9_and_a_wrong_key_is_refused_without_t
             .env("LLMSCOPE_SQLITE_PATH", Process::database(dir.path()))
             .env("LLMSCOPE_QUEUE_DIR", dir.path().join("queue"))
             .env("LLMSCOPE_QUEUE_KEY", key)
+            .env("LLMSCOPE_SQLITE_KEY", store_key)
             .env_remove("LLMSCOPE_CONFIG")
             .env_remove("RUST_LOG");
         command
     };
+    let start = |key: &str| start_keyed(key, STORE_KEY);
     let first = Process::spawn(start(KEY));
     for n in 0..3 {
         let sent = post(&client, &first.http, request_of(n, 50, now_ns).into()).await;
@@ -227,8 +239,21 @@ async fn an_encrypted_queue_survives_kill_9_and_a_wrong_key_is_refused_without_t
             .keys()
             .any(|p| p.extension().is_some_and(|e| e == "seg"))
     );
-    for (path, bytes) in &before {
-        for plain in [&b"faults"[..], b"chat gpt-4o", b"gen_ai.request.model"] {
+    let database = files_under(&dir.path().join("data"));
+    assert!(
+        database
+            .keys()
+            .any(|p| p.to_string_lossy().ends_with("-wal")),
+        "the WAL is left after kill -9: {:?}",
+        database.keys()
+    );
+    for (path, bytes) in before.iter().chain(&database) {
+        for plain in [
+            &b"faults"[..],
+            b"chat gpt-4o",
+            b"gen_ai.request.model",
+            b"SQLite format 3",
+        ] {
             assert!(
                 !bytes.windows(plain.len()).any(|w| w == plain),
                 "{} holds {}",
@@ -249,12 +274,30 @@ async fn an_encrypted_queue_survives_kill_9_and_a_wrong_key_is_refused_without_t
     );
     assert_eq!(files_under(&queue), before);
 
+    // Another key for the database: the same, and not one byte of it changed.
+    let database = files_under(&dir.path().join("data"));
+    let wrong = start_keyed(KEY, &"11".repeat(32)).output().expect("run");
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("does not open with the configured encryption key"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(STORE_KEY) && !said.contains(&"11".repeat(32)),
+        "{said}"
+    );
+    assert!(
+        files_under(&dir.path().join("data")) == database,
+        "the database is untouched"
+    );
+
     // The right key: everything acknowledged is stored, once (what was exported before the
     // kill is not sent again; the rest is drained on TERM).
     let second = Process::spawn(start(KEY));
     let (exit, logs) = second.stop("TERM").await;
     assert!(exit.success(), "{logs}");
-    assert_eq!(stored(dir.path()), (150, 150));
+    assert_eq!(stored_keyed(dir.path(), Some(STORE_KEY)), (150, 150));
 }
 
 /// A TCP proxy that can be taken down: while down it refuses new connections and cuts the ones

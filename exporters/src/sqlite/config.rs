@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use llmscope_core::config::{EncryptionKey, Secret};
 use serde::Deserialize;
 
 /// Configuration of the `sqlite` exporter and query store.
@@ -14,6 +15,11 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Read connections kept open for the query API. Default: 4.
     pub read_connections: usize,
+    /// SQLCipher key (64 hexadecimal characters, e.g. `${env:LLMSCOPE_SQLITE_KEY}`) that
+    /// encrypts the database, its WAL and its temporary files. Default: none (not encrypted).
+    pub encryption_key: Secret,
+    /// A file holding the key instead (64 hexadecimal characters).
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for SqliteConfig {
@@ -22,6 +28,8 @@ impl Default for SqliteConfig {
             path: PathBuf::from("./data/llmscope.db"),
             busy_timeout: Duration::from_secs(5),
             read_connections: 4,
+            encryption_key: Secret::default(),
+            encryption_key_file: None,
         }
     }
 }
@@ -34,6 +42,11 @@ impl SqliteConfig {
         if self.read_connections == 0 {
             return Err("read_connections: must be at least 1".into());
         }
-        Ok(())
+        self.key().map(|_| ())
+    }
+
+    /// The configured SQLCipher key, if any.
+    pub fn key(&self) -> Result<Option<EncryptionKey>, String> {
+        EncryptionKey::configured(&self.encryption_key, self.encryption_key_file.as_deref())
     }
 }

@@ -13,6 +13,7 @@ mod write;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use llmscope_core::config::EncryptionKey;
 use llmscope_core::{Batch, ExportError, Exporter, Payload};
 use rusqlite::{Connection, OpenFlags};
 
@@ -80,6 +81,22 @@ pub enum OpenError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("{0}")]
+    Key(String),
+    #[error(
+        "SQLite database {path} is encrypted, or is no SQLite database: set encryption_key \
+         (or encryption_key_file) to its key"
+    )]
+    KeyMissing { path: String },
+    #[error(
+        "SQLite database {path} is not encrypted but an encryption key is configured: encrypt \
+         it first (otel-config/README.md, \"Encryption at rest\") or remove the key"
+    )]
+    NotEncrypted { path: String },
+    #[error(
+        "SQLite database {path} does not open with the configured encryption key (a wrong key?)"
+    )]
+    WrongKey { path: String },
 }
 
 /// One SQLite database: the exporter's writer and the query API's readers.
@@ -90,6 +107,7 @@ pub struct SqliteStore {
 
 struct Inner {
     config: SqliteConfig,
+    key: Option<EncryptionKey>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     applied: Vec<&'static str>,
@@ -103,6 +121,27 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The first bytes of every plain SQLite database.
+const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses an existing database whose encryption does not match the configuration, by its
+/// header and without writing: a plain one with a key, an encrypted one (random bytes) without.
+fn check_encryption(path: &std::path::Path, keyed: bool) -> Result<(), OpenError> {
+    use std::io::Read as _;
+    let mut header = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    if read.is_err() {
+        // Absent or shorter than a header: SQLite creates or refuses it itself.
+        return Ok(());
+    }
+    let path = path.display().to_string();
+    match (header == *PLAIN_HEADER, keyed) {
+        (true, true) => Err(OpenError::NotEncrypted { path }),
+        (false, false) => Err(OpenError::KeyMissing { path }),
+        _ => Ok(()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a connection half-used in a way SQLite itself
     // does not recover from (an open transaction is rolled back when dropped).
@@ -110,7 +149,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SqliteStore {
-    /// Creates the folder and the database if needed, applies migrations, enables WAL.
+    /// Creates the folder and the database if needed, applies migrations, enables WAL. With an
+    /// encryption key, the database is SQLCipher's; a wrong or missing key, or a key for a
+    /// plain database, is refused before anything is written.
     pub fn open(config: SqliteConfig) -> Result<Self, OpenError> {
         let path = config.path.display().to_string();
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -123,8 +164,18 @@ impl SqliteStore {
             path: path.clone(),
             source,
         };
+        let key = config.key().map_err(OpenError::Key)?;
+        check_encryption(&config.path, key.is_some())?;
         let created = !config.path.exists();
-        let mut writer = Self::connect(&config).map_err(open_err)?;
+        let mut writer = Self::connect(&config, key.as_ref()).map_err(|source| {
+            if key.is_some()
+                && source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)
+            {
+                OpenError::WrongKey { path: path.clone() }
+            } else {
+                open_err(source)
+            }
+        })?;
         // A database this collector creates is readable by it alone (its WAL and shared-memory
         // files take the same mode); an existing one keeps the mode its owner gave it.
         #[cfg(unix)]
@@ -146,6 +197,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                key,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 applied,
@@ -158,11 +210,17 @@ impl SqliteStore {
         self.inner.applied.clone()
     }
 
-    fn connect(config: &SqliteConfig) -> rusqlite::Result<Connection> {
+    /// A connection; with `key`, keyed (a raw key: no key derivation per connection) and
+    /// checked by reading the schema.
+    fn connect(config: &SqliteConfig, key: Option<&EncryptionKey>) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&config.path, flags)?;
+        if let Some(key) = key {
+            conn.pragma_update(None, "key", format!("x'{}'", hex::encode(key.bytes())))?;
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        }
         conn.busy_timeout(config.busy_timeout)?;
         Ok(conn)
     }
@@ -201,7 +259,8 @@ impl SqliteStore {
             let pooled = lock(&inner.readers).pop();
             let conn = match pooled {
                 Some(c) => c,
-                None => Self::connect(&inner.config).map_err(|e| QueryError(e.to_string()))?,
+                None => Self::connect(&inner.config, inner.key.as_ref())
+                    .map_err(|e| QueryError(e.to_string()))?,
             };
             let result = f(&conn).map_err(|e| QueryError(e.to_string()));
             let mut pool = lock(&inner.readers);

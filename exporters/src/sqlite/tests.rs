@@ -8,6 +8,7 @@ use serde_json::{Value as J, json};
 
 use super::*;
 use crate::query::{Filter, GroupBy, QueryStore, SummaryQuery, TraceQuery};
+use llmscope_core::config::Secret;
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -573,4 +574,114 @@ async fn resources_are_stored_once_and_older_rows_read_as_before() {
         .expect("trace")
         .expect("stored");
     assert_eq!(after, before);
+}
+
+/// Every file in `dir` and its bytes.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (p, bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn an_encrypted_database_holds_no_plaintext_and_refuses_other_keys_unchanged() {
+    const KEY: &str = "6c6c6d73636f70652073716c6369706865722074657374206b6579202121210a";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("llmscope.db");
+    let config = |key: &str| SqliteConfig {
+        path: path.clone(),
+        encryption_key: Secret::new(key),
+        ..Default::default()
+    };
+    let store = SqliteStore::open(config(KEY)).expect("open");
+    for fixture in [
+        fixtures::OPENLLMETRY_OPENAI_CHAT,
+        fixtures::LOGFIRE_OPENAI_CHAT,
+    ] {
+        store
+            .export(&normalized(fixtures::traces_batch(fixture)))
+            .await
+            .expect("export");
+    }
+    assert_eq!(
+        store.traces(&list(10)).await.expect("traces").traces.len(),
+        4
+    );
+
+    // While open (the WAL holds the batches) and after closing, no file holds plaintext.
+    let plaintexts: [&[u8]; 4] = [b"SQLite format 3", b"gpt-4o", b"openai", b"CREATE TABLE"];
+    let check = |when: &str, at_least: usize| {
+        let files = files(dir.path());
+        let names: Vec<_> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert!(files.len() >= at_least, "{when}: {names:?}");
+        for (file, bytes) in &files {
+            for plain in plaintexts {
+                assert!(
+                    !bytes.windows(plain.len()).any(|w| w == plain),
+                    "{when}: {} holds {}",
+                    file.display(),
+                    String::from_utf8_lossy(plain)
+                );
+            }
+        }
+        files
+    };
+    check("open, with its WAL", 2);
+    drop(store);
+    let before = check("closed", 1);
+
+    let reopened = SqliteStore::open(config(KEY)).expect("reopen with the key");
+    assert_eq!(
+        reopened
+            .traces(&list(10))
+            .await
+            .expect("traces")
+            .traces
+            .len(),
+        4
+    );
+    drop(reopened);
+    let before_refusals = files(dir.path());
+
+    let wrong = SqliteStore::open(config(&"00".repeat(32))).expect_err("another key");
+    assert!(matches!(wrong, OpenError::WrongKey { .. }), "{wrong}");
+    let missing = SqliteStore::open(config("")).expect_err("no key");
+    assert!(matches!(missing, OpenError::KeyMissing { .. }), "{missing}");
+    let bad = SqliteStore::open(config("c0ffee")).expect_err("not a key");
+    for error in [&wrong, &missing, &bad] {
+        let said = format!("{error} {error:?}");
+        assert!(!said.contains(KEY) && !said.contains("c0ffee"), "{said}");
+    }
+    assert!(
+        files(dir.path()) == before_refusals,
+        "refusals change nothing"
+    );
+    assert!(before.iter().any(|(p, _)| p == &path));
+
+    // A plain database and a key: refused, unchanged.
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let plain = SqliteConfig {
+        path: plain_dir.path().join("plain.db"),
+        ..Default::default()
+    };
+    drop(SqliteStore::open(plain.clone()).expect("plain"));
+    let plain_files = files(plain_dir.path());
+    let keyed = SqliteStore::open(SqliteConfig {
+        encryption_key: Secret::new(KEY),
+        ..plain
+    })
+    .expect_err("a key for a plain database");
+    assert!(matches!(keyed, OpenError::NotEncrypted { .. }), "{keyed}");
+    assert!(
+        files(plain_dir.path()) == plain_files,
+        "a refusal changes nothing"
+    );
 }
