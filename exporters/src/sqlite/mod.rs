@@ -218,6 +218,9 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&config.path, flags)?;
         if let Some(key) = key {
+            // SQLCipher would also print its own line to stderr on a wrong key; the error
+            // returned says it in the collector's log.
+            conn.pragma_update(None, "cipher_log_level", "NONE")?;
             conn.pragma_update(None, "key", format!("x'{}'", hex::encode(key.bytes())))?;
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
         }
