@@ -141,19 +141,22 @@ fn redact_document(
 /// offsets carry over, and a decoded newline or quote, like a space, is neither part of a word
 /// nor of any detector's value, so matches start and end where they would in the decoded text.
 fn escapes_as_spaces(s: &str) -> String {
-    let mut bytes = s.as_bytes().to_vec();
-    let mut i = 0;
-    while i + 1 < bytes.len() {
-        if bytes[i] == b'\\' && bytes[i + 1].is_ascii() {
-            bytes[i] = b' ';
-            bytes[i + 1] = b' ';
-            i += 2;
+    // Built from slices of `s` at ASCII positions, so it is never validated as UTF-8 again.
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if after.as_bytes().first().is_some_and(u8::is_ascii) {
+            out.push_str("  ");
+            rest = &after[1..];
         } else {
-            i += 1;
+            out.push('\\');
+            rest = after;
         }
     }
-    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
-    String::from_utf8(bytes).unwrap_or_else(|_| s.to_owned())
+    out.push_str(rest);
+    out
 }
 
 /// Whether every hit replaces bytes inside a single JSON string literal of `s`, with no quote
@@ -232,5 +235,25 @@ fn redact_json(
             Ok(verdict)
         }
         _ => Ok(Verdict::Unchanged),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_as_spaces;
+
+    #[test]
+    fn escapes_become_two_spaces_and_everything_else_stays() {
+        for (s, expected) in [
+            (r#"{"a":"x\ny"}"#, r#"{"a":"x  y"}"#),
+            (r#"\"q\" \\ \u00e9"#, "  q        00e9"),
+            ("caf\\é \\", "caf\\é \\"),
+            ("東京\\t😀", "東京  😀"),
+            ("", ""),
+        ] {
+            let out = escapes_as_spaces(s);
+            assert_eq!(out, expected, "{s:?}");
+            assert_eq!(out.len(), s.len(), "offsets carry over: {s:?}");
+        }
     }
 }
