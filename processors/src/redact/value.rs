@@ -164,13 +164,17 @@ fn escapes_as_spaces(s: &str) -> String {
 /// valid and matches what redacting the decoded string would do.
 fn inside_literals(s: &str, hits: &[Hit]) -> bool {
     let bytes = s.as_bytes();
-    // Literal spans, from a lexer that only tracks quotes and escapes.
+    // Literal spans, from a lexer that only tracks quotes and escapes (so it only stops at
+    // them).
     let mut literals = Vec::new();
     let mut open: Option<usize> = None;
-    let mut i = 0;
-    while i < bytes.len() {
+    let mut escaped = None;
+    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
+        if escaped == Some(i) {
+            continue;
+        }
         match (bytes[i], open) {
-            (b'\\', Some(_)) => i += 1,
+            (b'\\', Some(_)) => escaped = Some(i + 1),
             (b'"', Some(start)) => {
                 literals.push((start, i));
                 open = None;
@@ -178,7 +182,6 @@ fn inside_literals(s: &str, hits: &[Hit]) -> bool {
             (b'"', None) => open = Some(i + 1),
             _ => {}
         }
-        i += 1;
     }
     let mut spans = literals.iter().peekable();
     hits.iter().all(|h| {
