@@ -41,8 +41,11 @@ struct Stored {
     events: Option<ExportLogsServiceRequest>,
 }
 
+/// `batch` as a [`Stored`] record, written without copying its payload: the context fields
+/// through [`Stored`], then the payload and events as the same length-delimited fields that
+/// `Stored`'s own encoding would write (field order and bytes identical).
 pub fn encode(batch: &Batch) -> Vec<u8> {
-    let mut stored = Stored {
+    let context = Stored {
         project: batch.ctx.project.clone(),
         api_key_id: batch.ctx.api_key_id.clone(),
         receiver: batch.ctx.receiver.clone(),
@@ -51,29 +54,44 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
             .received_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
-        events: (!batch.events.is_empty()).then(|| ExportLogsServiceRequest {
-            resource_logs: batch.events.clone(),
-        }),
         ..Default::default()
     };
+    let (tag, payload_len) = match &batch.payload {
+        Payload::Traces(rs) => (5, request_len(rs)),
+        Payload::Logs(rl) => (6, request_len(rl)),
+        Payload::Metrics(rm) => (7, request_len(rm)),
+    };
+    let events_len = request_len(&batch.events);
+    let mut buf = Vec::with_capacity(
+        context.encoded_len() + field_len(tag, payload_len) + field_len(8, events_len),
+    );
+    context.encode(&mut buf).expect("a Vec grows to any length");
     match &batch.payload {
-        Payload::Traces(rs) => {
-            stored.traces = Some(ExportTraceServiceRequest {
-                resource_spans: rs.clone(),
-            })
-        }
-        Payload::Logs(rl) => {
-            stored.logs = Some(ExportLogsServiceRequest {
-                resource_logs: rl.clone(),
-            })
-        }
-        Payload::Metrics(rm) => {
-            stored.metrics = Some(ExportMetricsServiceRequest {
-                resource_metrics: rm.clone(),
-            })
-        }
+        Payload::Traces(rs) => encode_request(tag, rs, payload_len, &mut buf),
+        Payload::Logs(rl) => encode_request(tag, rl, payload_len, &mut buf),
+        Payload::Metrics(rm) => encode_request(tag, rm, payload_len, &mut buf),
     }
-    stored.encode_to_vec()
+    if !batch.events.is_empty() {
+        encode_request(8, &batch.events, events_len, &mut buf);
+    }
+    buf
+}
+
+/// The encoded length of an OTLP export request holding `items` (its field 1, repeated).
+fn request_len<M: prost::Message>(items: &[M]) -> usize {
+    prost::encoding::message::encoded_len_repeated(1, items)
+}
+
+/// The length of a length-delimited field `tag` of `len` bytes, with its key and length.
+fn field_len(tag: u32, len: usize) -> usize {
+    prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Field `tag`: an OTLP export request of `items` (`len` bytes, from [`request_len`]).
+fn encode_request<M: prost::Message>(tag: u32, items: &[M], len: usize, buf: &mut Vec<u8>) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(len as u64, buf);
+    prost::encoding::message::encode_repeated(1, items, buf);
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Batch, prost::DecodeError> {
@@ -602,9 +620,68 @@ impl Reader for LogReader {
 
 #[cfg(test)]
 mod tests {
-    use llmscope_core::test_util::{kv, span, traces};
+    use llmscope_core::test_util::{fixtures, kv, span, traces};
 
     use super::*;
+
+    /// The record as a `Stored` with copies of the payload and events: what `encode` writes
+    /// without copying them.
+    fn encoded_by_copying(batch: &Batch) -> Vec<u8> {
+        let request = |resource_logs: &Vec<_>| ExportLogsServiceRequest {
+            resource_logs: resource_logs.clone(),
+        };
+        let mut stored = Stored {
+            project: batch.ctx.project.clone(),
+            api_key_id: batch.ctx.api_key_id.clone(),
+            receiver: batch.ctx.receiver.clone(),
+            received_at_ns: batch
+                .ctx
+                .received_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            events: (!batch.events.is_empty()).then(|| request(&batch.events)),
+            ..Default::default()
+        };
+        match &batch.payload {
+            Payload::Traces(rs) => {
+                stored.traces = Some(ExportTraceServiceRequest {
+                    resource_spans: rs.clone(),
+                })
+            }
+            Payload::Logs(rl) => stored.logs = Some(request(rl)),
+            Payload::Metrics(rm) => {
+                stored.metrics = Some(ExportMetricsServiceRequest {
+                    resource_metrics: rm.clone(),
+                })
+            }
+        }
+        stored.encode_to_vec()
+    }
+
+    #[test]
+    fn records_are_written_as_stored_would_write_them_and_read_back() {
+        let mut with_events = fixtures::traces_batch(fixtures::OPENLLMETRY_OPENAI_CHAT);
+        with_events.ctx.api_key_id = Some("key-1".into());
+        let Payload::Logs(events) = fixtures::logs_batch(fixtures::OTLP_EVENTS).payload else {
+            panic!("logs")
+        };
+        with_events.events = events;
+        let metrics = Batch::new(
+            Payload::Metrics(vec![Default::default()]),
+            BatchContext::default(),
+        );
+        for batch in [
+            with_events,
+            fixtures::logs_batch(fixtures::OTEL_GENAI_OPENAI_CHAT_LOGS),
+            metrics,
+            traces("svc", Vec::new()),
+        ] {
+            let bytes = encode(&batch);
+            assert_eq!(bytes, encoded_by_copying(&batch));
+            let back = decode(&bytes).expect("decode");
+            assert_eq!((back.payload, back.events), (batch.payload, batch.events));
+        }
+    }
 
     fn batch(n: u8) -> Batch {
         let mut b = traces(
