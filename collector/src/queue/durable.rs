@@ -45,17 +45,7 @@ struct Stored {
 /// through [`Stored`], then the payload and events as the same length-delimited fields that
 /// `Stored`'s own encoding would write (field order and bytes identical).
 pub fn encode(batch: &Batch) -> Vec<u8> {
-    let context = Stored {
-        project: batch.ctx.project.clone(),
-        api_key_id: batch.ctx.api_key_id.clone(),
-        receiver: batch.ctx.receiver.clone(),
-        received_at_ns: batch
-            .ctx
-            .received_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-        ..Default::default()
-    };
+    let context = context_of(batch);
     let (tag, payload_len) = match &batch.payload {
         Payload::Traces(rs) => (5, request_len(rs)),
         Payload::Logs(rl) => (6, request_len(rl)),
@@ -75,6 +65,21 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
         encode_request(8, &batch.events, events_len, &mut buf);
     }
     buf
+}
+
+/// The record of `batch`'s context, without payload or events.
+fn context_of(batch: &Batch) -> Stored {
+    Stored {
+        project: batch.ctx.project.clone(),
+        api_key_id: batch.ctx.api_key_id.clone(),
+        receiver: batch.ctx.receiver.clone(),
+        received_at_ns: batch
+            .ctx
+            .received_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        ..Default::default()
+    }
 }
 
 /// The encoded length of an OTLP export request holding `items` (its field 1, repeated).
@@ -631,16 +636,8 @@ mod tests {
             resource_logs: resource_logs.clone(),
         };
         let mut stored = Stored {
-            project: batch.ctx.project.clone(),
-            api_key_id: batch.ctx.api_key_id.clone(),
-            receiver: batch.ctx.receiver.clone(),
-            received_at_ns: batch
-                .ctx
-                .received_at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
             events: (!batch.events.is_empty()).then(|| request(&batch.events)),
-            ..Default::default()
+            ..context_of(batch)
         };
         match &batch.payload {
             Payload::Traces(rs) => {
