@@ -511,16 +511,17 @@ impl Reader for LogReader {
                 let mut out = Vec::with_capacity(records.len());
                 for (end, bytes) in records {
                     let size = bytes.len();
+                    // A plain record is decoded where it lies; a sealed one from its opening.
                     let opened = match &self.queue.sealer {
-                        Some(sealer) => sealer.open(&bytes).map_err(|e| e.to_string()),
-                        None => Ok(bytes.clone()),
+                        Some(sealer) => sealer
+                            .open(&bytes)
+                            .map(std::borrow::Cow::Owned)
+                            .map_err(|e| e.to_string()),
+                        None => Ok(std::borrow::Cow::Borrowed(bytes.as_slice())),
                     };
                     let content = match opened.and_then(|b| decode(&b).map_err(|e| e.to_string())) {
                         Ok(batch) => Content::Batch(Arc::new(batch)),
-                        Err(error) => Content::Undecodable {
-                            error: error.to_string(),
-                            bytes,
-                        },
+                        Err(error) => Content::Undecodable { error, bytes },
                     };
                     out.push(Record {
                         end,
