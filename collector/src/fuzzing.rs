@@ -80,9 +80,15 @@ pub fn config(bytes: &[u8]) {
     });
 }
 
-/// `bytes` as text to redact: afterwards no detector finds anything in the result.
+/// `bytes` as text to redact: the matches are those of a search over every byte, and
+/// afterwards no detector finds anything in the result.
 pub fn redact(scanner: &Scanner, bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
+    assert_eq!(
+        scanner.matches(&text),
+        scanner.matches_by_full_search(&text),
+        "the start rules changed the matches of {text:?}"
+    );
     let out = scanner.redact(&text);
     let redacted = out.text.as_deref().unwrap_or(&text);
     if out.drop {

@@ -12,7 +12,22 @@ pub struct Builtin {
     pub name: &'static str,
     pub pattern: &'static str,
     pub validate: Option<Validator>,
+    /// Where its matches can start (`super::starts`).
+    pub starts: Starts,
 }
+
+/// What a pattern's every match holds near its start, so a search can skip the text where no
+/// match can begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starts {
+    /// Nothing to say: the pattern is searched for everywhere (built-ins that begin with
+    /// literals, which the regex's own prefilter finds fast, and every user pattern).
+    Anywhere,
+    /// One of these bytes, at most this many bytes after the start.
+    Near(&'static [u8], usize),
+}
+
+const DIGITS: &[u8] = b"0123456789";
 
 /// A check that separates real values from lookalikes among a pattern's matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,61 +87,74 @@ pub const BUILTINS: &[Builtin] = &[
         name: "private_key",
         pattern: r"-----BEGIN[A-Z ]{0,30}PRIVATE KEY-----(?:[\x00-\xFF]*?-----END[A-Z ]{0,30}PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "jwt",
         pattern: r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "anthropic_api_key",
         pattern: r"\bsk-ant-[a-z]{2,10}[0-9]{2}-[A-Za-z0-9_-]{20,}",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "llmscope_api_key",
         pattern: r"\blls_[A-Za-z0-9]{43}\b",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "openai_api_key",
         pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "aws_access_key",
         pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z0-9]{16}\b",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "github_token",
         pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
         validate: None,
+        starts: Starts::Anywhere,
     },
     Builtin {
         name: "secret",
         pattern: r#"(?i)\b(?:password|passwd|pwd|secret|secret[_-]?key|token|api[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key)["']?[ \t]{0,3}[:=][ \t]{0,3}["']?[^\s"'\[\],;&<>{}\\\x80-\xFF][^\s"',;&<>{}\\\x80-\xFF]{2,}"#,
         validate: None,
+        // The longest key (`refresh_token`, `client-secret`: 13), a quote, three blanks.
+        starts: Starts::Near(b":=", 17),
     },
     Builtin {
         name: "email",
         pattern: r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",
         validate: None,
+        starts: Starts::Near(b"@", 64),
     },
     Builtin {
         name: "iban",
         pattern: r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
         validate: Some(Validator::Iban),
+        starts: Starts::Near(DIGITS, 2),
     },
     Builtin {
         name: "credit_card",
         pattern: r"\b[0-9](?:[ -]?[0-9]){12,18}\b",
         validate: Some(Validator::Luhn),
+        starts: Starts::Near(DIGITS, 0),
     },
     Builtin {
         name: "ssn",
         pattern: r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
         validate: Some(Validator::Ssn),
+        starts: Starts::Near(DIGITS, 0),
     },
     // International (`+CC`, with `(0)` or an area code in parentheses), NANP, national numbers
     // with the area code in parentheses, with a trunk prefix `0` (groups separated by spaces,
@@ -143,16 +171,20 @@ pub const BUILTINS: &[Builtin] = &[
             r"\b(?:,?[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}\b)?",
         ),
         validate: Some(Validator::Phone),
+        // `+` or `(` before the first digit.
+        starts: Starts::Near(DIGITS, 1),
     },
     Builtin {
         name: "ipv4",
         pattern: r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b",
         validate: None,
+        starts: Starts::Near(DIGITS, 0),
     },
     Builtin {
         name: "ipv6",
         pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}",
         validate: Some(Validator::Ipv6),
+        starts: Starts::Near(b":", 4),
     },
 ];
 

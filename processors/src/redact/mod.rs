@@ -24,6 +24,7 @@ mod corpus;
 mod detectors;
 mod scanner;
 pub mod scope;
+mod starts;
 mod stream;
 mod value;
 

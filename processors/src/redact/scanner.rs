@@ -11,7 +11,8 @@ use sha2::Sha256;
 use rlibphonenumber::Region;
 
 use super::config::{Action, RedactConfig};
-use super::detectors::{self, BUILTINS, Validator};
+use super::detectors::{self, BUILTINS, Starts, Validator};
+use super::starts::StartRules;
 
 /// One enabled detector.
 pub struct Detector {
@@ -33,7 +34,10 @@ pub type Found = u64;
 pub const MAX_DETECTORS: usize = 64;
 
 pub struct Scanner {
+    /// Every detector's pattern, in priority order.
     regex: Regex,
+    /// Where `regex` is run (anchored): the places a match can start.
+    starts: StartRules,
     pub detectors: Vec<Detector>,
     allow: Option<regex::RegexSet>,
     hash_key: Vec<u8>,
@@ -50,6 +54,7 @@ struct Looked {
 }
 
 /// The accepted matches of a text.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Matches {
     pub hits: Vec<Hit>,
     /// A hit lies where masking it changes how a refused candidate reads: in or just after the
@@ -83,13 +88,15 @@ impl Scanner {
     /// The scanner of `config`'s enabled built-ins, patterns and deny-lists, in that order.
     pub fn new(config: &RedactConfig) -> Result<Self, String> {
         let mut patterns: Vec<String> = Vec::new();
+        let mut starts: Vec<Starts> = Vec::new();
         let mut detectors = Vec::new();
-        let mut add = |name: &str, pattern: String, validate, action, value_only| {
+        let mut add = |name: &str, pattern: String, validate, action, value_only, start| {
             let whole = match validate {
                 Some(_) => Some(build(&[format!("^(?:{pattern})$")])?),
                 None => None,
             };
             patterns.push(pattern);
+            starts.push(start);
             detectors.push(Detector {
                 name: name.to_owned(),
                 action,
@@ -111,15 +118,24 @@ impl Scanner {
                 b.validate,
                 action,
                 b.name == "secret",
+                b.starts,
             )?;
         }
         for c in config.enabled_custom() {
-            add(&c.name, c.regex, c.validator, c.action, false)?;
+            add(
+                &c.name,
+                c.regex,
+                c.validator,
+                c.action,
+                false,
+                Starts::Anywhere,
+            )?;
         }
         if detectors.len() > MAX_DETECTORS {
             return Err(format!("at most {MAX_DETECTORS} detectors can be enabled"));
         }
         let regex = build(&patterns)?;
+        let starts = StartRules::new(&patterns, &starts, syntax(), HYBRID_CACHE_BYTES, build)?;
         let allow = if config.allow.is_empty() {
             None
         } else {
@@ -131,6 +147,7 @@ impl Scanner {
         };
         Ok(Self {
             regex,
+            starts,
             detectors,
             allow,
             hash_key: config.hash_key.expose().as_bytes().to_vec(),
@@ -248,13 +265,36 @@ impl Scanner {
     /// candidate acceptable (see [`Matches::unsettled`]).
     pub fn matches(&self, text: &str) -> Matches {
         let bytes = text.as_bytes();
+        if bytes.len() < SHORT {
+            return self.matches_by_full_search(text);
+        }
+        let mut cursor = self.starts.cursor(bytes, &self.regex);
+        self.matches_from(text, |at| cursor.next_match(at))
+    }
+
+    /// [`Scanner::matches`] by an unanchored search over every byte: what the start rules
+    /// must not change (the tests and the fuzz target compare the two).
+    #[doc(hidden)]
+    pub fn matches_by_full_search(&self, text: &str) -> Matches {
+        self.matches_from(text, |at| {
+            self.regex.find(Input::new(text.as_bytes()).range(at..))
+        })
+    }
+
+    /// The accepted matches, given the leftmost-first match starting at or after a position.
+    fn matches_from(
+        &self,
+        text: &str,
+        mut next: impl FnMut(usize) -> Option<regex_automata::Match>,
+    ) -> Matches {
+        let bytes = text.as_bytes();
         let mut hits: Vec<Hit> = Vec::new();
         let mut unsettled = false;
         // How far the refused candidates so far reached.
         let mut refused_reach = None;
         let mut at = 0;
         while at < bytes.len() {
-            let Some(m) = self.regex.find(Input::new(bytes).range(at..)) else {
+            let Some(m) = next(at) else {
                 break;
             };
             if m.is_empty() {
@@ -399,6 +439,10 @@ impl Scanner {
 /// not a mask before, so passes end on their own, and the bound only caps pathological input.
 const MAX_PASSES: usize = 8;
 
+/// Texts shorter than this are searched over every byte in one go: for a short value (most
+/// attributes) that costs less than finding candidates and searching at each.
+const SHORT: usize = 64;
+
 /// How many bytes after a candidate its validity reads (a join and a digit: `0532 089-4`).
 const AFTER: usize = 2;
 
@@ -412,9 +456,14 @@ fn mid_word(bytes: &[u8], at: usize) -> bool {
 /// on number-heavy text; when the cache keeps filling, the search falls back to slower engines.
 const HYBRID_CACHE_BYTES: usize = 16 << 20;
 
+/// The detectors' syntax: ASCII classes and word boundaries, patterns over bytes.
+fn syntax() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
 fn build(patterns: &[String]) -> Result<Regex, String> {
     Regex::builder()
-        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .syntax(syntax())
         .configure(Regex::config().hybrid_cache_capacity(HYBRID_CACHE_BYTES))
         .build_many(patterns)
         .map_err(|e| format!("invalid pattern: {e}"))

@@ -647,8 +647,59 @@ fn text_with_context() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..40).prop_map(|parts| parts.join(" "))
 }
 
+/// Every built-in's shapes, their near misses and pieces, and the bytes its start rule names
+/// (`starts`), beside words and non-ASCII text, glued together or apart.
+fn detector_material() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => fragment(),
+        2 => "[A-Za-z0-9._%+-]{1,70}@[a-z0-9-]{1,10}(\\.[a-z]{1,4}){0,3}",
+        1 => "-----BEGIN (RSA )?PRIVATE KEY-----[A-Za-z0-9+/= \n]{0,40}(-----END PRIVATE KEY-----)?",
+        1 => "eyJ[A-Za-z0-9_-]{6,12}\\.eyJ[A-Za-z0-9_-]{6,12}\\.[A-Za-z0-9_-]{0,8}",
+        1 => "sk-(ant-[a-z]{2,4}[0-9]{2}-|proj-)?[A-Za-z0-9_-]{15,25}",
+        1 => "lls_[A-Za-z0-9]{40,45}",
+        1 => "(AKIA|ASIA|AROA)[A-Z0-9]{14,17}",
+        1 => "(gh[pousr]_[A-Za-z0-9]{34,38}|github_pat_[A-Za-z0-9_]{20,24})",
+        2 => "(?i)(password|pwd|client[_-]?secret|refresh_token|api-key|TOKEN)[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?[a-z0-9!/]{0,12}",
+        1 => "[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){1,7}( ?[A-Z0-9]{1,3})?",
+        1 => "(DE89 3704 0044 0532 0130 00|GB82WEST12345698765432)",
+        2 => "[+(]{0,2}[0-9]{1,4}[) .-]{0,2}[0-9]{2,4}([ ./-][0-9]{2,4}){0,4}( ?(x|ext\\.?) ?[0-9]{1,4})?",
+        1 => "[0-9a-fA-F]{0,5}(:[0-9a-fA-F]{0,5}){1,8}",
+        1 => "[0-9]{1,3}(\\.[0-9]{1,3}){2,4}",
+        1 => "[@:=+(.-]{1,3}",
+    ];
+    let glue = prop_oneof![3 => Just(" "), 1 => Just(""), 1 => Just("\n"), 1 => Just(", ")];
+    prop::collection::vec((piece, glue), 0..30).prop_map(|parts| {
+        parts
+            .into_iter()
+            .flat_map(|(p, g)| [p, g.to_owned()])
+            .collect()
+    })
+}
+
+/// A user pattern and a deny-list beside the built-ins: they are searched for everywhere.
+fn with_custom_patterns() -> RedactConfig {
+    serde_yaml::from_str(
+        r#"
+patterns:
+  - {name: ticket, regex: "TCK-[0-9]{4}"}
+  - {name: word_end, regex: "[a-z]+ing\\b"}
+terms:
+  - {name: customers, terms: [customer, "Acme Inc."]}
+"#,
+    )
+    .expect("config")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn candidates_find_what_a_search_over_every_byte_finds(input in detector_material()) {
+        for config in [RedactConfig::default(), with_custom_patterns()] {
+            let s = scanner(&config);
+            prop_assert_eq!(s.matches(&input), s.matches_by_full_search(&input), "{:?}", input);
+        }
+    }
 
     #[test]
     fn redaction_leaves_nothing_detectable_and_is_idempotent(input in text_with_context()) {
