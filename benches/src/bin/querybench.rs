@@ -193,7 +193,8 @@ async fn load(
 }
 
 enum Query {
-    Traces(TraceQuery, usize),
+    /// One page of the trace list (a later page by its cursor, found before timing).
+    Traces(TraceQuery),
     Trace(String),
     Summary(SummaryQuery),
     Anomalies(AnomalyQuery),
@@ -202,18 +203,7 @@ enum Query {
 async fn run(store: &dyn QueryStore, q: &Query) -> Result<usize, String> {
     let e = |e: llmscope_exporters::query::QueryError| e.to_string();
     match q {
-        Query::Traces(q, pages) => {
-            let mut q = q.clone();
-            let mut page = store.traces(&q).await.map_err(e)?;
-            for _ in 1..*pages {
-                let Some(c) = page.next_cursor.take() else {
-                    break;
-                };
-                q.cursor = Some(c);
-                page = store.traces(&q).await.map_err(e)?;
-            }
-            Ok(page.traces.len())
-        }
+        Query::Traces(q) => Ok(store.traces(q).await.map_err(e)?.traces.len()),
         Query::Trace(id) => Ok(store
             .trace("default", id)
             .await
@@ -249,31 +239,34 @@ async fn queries(store: &dyn QueryStore) -> Result<Vec<(String, Query)>, String>
         f(&mut x);
         x
     };
-    let list = |filter: Filter, pages| {
-        Query::Traces(
-            TraceQuery {
-                filter,
-                limit: 50,
-                cursor: None,
-                ..Default::default()
-            },
-            pages,
-        )
+    // Page `pages` of the list: the cursor is read first, so only that page's request is timed.
+    let list = async |filter: Filter, pages: usize| -> Result<Query, String> {
+        let mut q = TraceQuery {
+            filter,
+            limit: 50,
+            cursor: None,
+            ..Default::default()
+        };
+        for _ in 1..pages {
+            let page = store.traces(&q).await.map_err(|e| e.to_string())?;
+            q.cursor = Some(page.next_cursor.ok_or("fewer pages than asked for")?);
+        }
+        Ok(Query::Traces(q))
     };
     let mut out = vec![
-        ("traces".to_owned(), list(all.clone(), 1)),
-        ("traces page 5".to_owned(), list(all.clone(), 5)),
+        ("traces".to_owned(), list(all.clone(), 1).await?),
+        ("traces page 5".to_owned(), list(all.clone(), 5).await?),
         (
             "traces service=svc-07".to_owned(),
-            list(with(|f| f.service = Some(service_name(7))), 1),
+            list(with(|f| f.service = Some(service_name(7))), 1).await?,
         ),
         (
             "traces model=gpt-4.1".to_owned(),
-            list(with(|f| f.model = Some(MODELS[2].1.into())), 1),
+            list(with(|f| f.model = Some(MODELS[2].1.into())), 1).await?,
         ),
         (
             "traces model=deepseek-reasoner page 5".to_owned(),
-            list(with(|f| f.model = Some(MODELS[18].1.into())), 5),
+            list(with(|f| f.model = Some(MODELS[18].1.into())), 5).await?,
         ),
         (
             "traces last 1h page 2".to_owned(),
@@ -284,7 +277,8 @@ async fn queries(store: &dyn QueryStore) -> Result<Vec<(String, Query)>, String>
                     ..all.clone()
                 },
                 2,
-            ),
+            )
+            .await?,
         ),
     ];
     for (i, t) in newest.traces.iter().step_by(40).enumerate() {

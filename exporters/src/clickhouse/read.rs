@@ -108,34 +108,49 @@ pub(super) fn none_if_empty(s: String) -> Option<String> {
 /// trace of the page, sixteen times more with a filter); eightfold each retry.
 const FIRST_CANDIDATES: usize = 256;
 
+/// The first attempt reads the hour before the page's upper bound (the cursor, `to`, or the
+/// newest row of any project): its parts only, where an unbounded read in start order opens
+/// every part of `trace_starts`. Eightfold each retry, then unbounded.
+const FIRST_WINDOW_SECONDS: i64 = 3600;
+const LAST_WINDOW_SECONDS: i64 = 512 * 3600;
+
 /// One page of the trace list, newest first, in two steps.
 ///
-/// 1. The newest `n` rows of `trace_starts` (ordered by start) below the page's upper bound
-///    (`to` or the cursor) name the candidates; a trace's start is the least over its rows in
-///    `trace_index`. Every trace starting after the oldest candidate row has its earliest row
-///    among the candidates, so the candidates starting after that row are exactly the traces
-///    starting in that window. When they fill a page, or there were no more rows, that is the
-///    page; else `n` grows eightfold.
+/// 1. The newest `n` rows of `trace_starts` (ordered by start) in a window below the page's
+///    upper bound (`to` or the cursor) name the candidates; a trace's start is the least over
+///    its rows in `trace_index`. Every trace starting after the oldest candidate row has its
+///    earliest row among the candidates; when fewer than `n` rows were in the window, so has
+///    every trace starting in the window. Those traces are exactly the ones starting there.
+///    When they fill a page, or nothing is left out, that is the page; else the window grows
+///    (fewer than `n` rows) or `n` does.
 /// 2. The page's spans (bounded by time, which the primary key orders, and by trace id, which
 ///    the bloom filter skips) give every trace's totals in one query.
 pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage> {
     let filtered = !trace_list::list_keys(q).is_empty();
     let mut n = FIRST_CANDIDATES.max(4 * (q.limit + 1)) * if filtered { 16 } else { 1 };
+    let mut window = Some(FIRST_WINDOW_SECONDS);
     let rows = loop {
-        let rows: Vec<TraceStart> = page_sql(store.database(), q, n)
+        let page = Window::new(q, window);
+        let rows: Vec<TraceStart> = page_sql(store.database(), q, n, page)
             .query(store)
             .fetch_all()
             .await
             .map_err(classify)?;
-        let exhausted = rows.first().is_some_and(|r| r.exhausted != 0);
-        if rows.len() > q.limit || exhausted || n >= 1 << 40 {
+        if rows.len() > q.limit || n >= 1 << 40 {
             break rows;
         }
-        // An empty answer does not say whether the rows ran out.
-        if rows.is_empty() && !has_more_than(store, q, n).await? {
-            break rows;
+        // Fewer than `n` rows: all of the window's were read.
+        let short = match rows.first() {
+            Some(r) => r.short != 0,
+            None => !has_more_than(store, q, n, page).await?,
+        };
+        match (short, page.seconds) {
+            (true, None) => break rows,
+            (true, Some(seconds)) => {
+                window = (seconds < LAST_WINDOW_SECONDS).then_some(seconds * 8);
+            }
+            (false, _) => n *= 8,
         }
-        n *= 8;
     };
     let mut page = TracePage::paginate(
         rows.into_iter()
@@ -153,13 +168,34 @@ pub async fn traces(store: &ClickHouseStore, q: &TraceQuery) -> Result<TracePage
     Ok(page)
 }
 
-/// `SELECT trace_id, start FROM trace_starts`: the newest `n` rows below the page's upper bound.
-fn candidates_sql(sql: &mut Sql, db: &str, q: &TraceQuery, n: usize) {
+/// The rows of `trace_starts` one attempt reads: below `hi` (the cursor or `to`; without
+/// either, the newest row's start), from `seconds` before it; `None` for no lower bound but
+/// `from`.
+#[derive(Clone, Copy)]
+struct Window {
+    hi: Option<i64>,
+    seconds: Option<i64>,
+}
+
+impl Window {
+    fn new(q: &TraceQuery, seconds: Option<i64>) -> Self {
+        let f = &q.filter;
+        let hi = match (f.to_ns, q.cursor.as_ref().map(|c| c.start_ns + 1)) {
+            (Some(t), Some(c)) => Some(t.min(c)),
+            (t, c) => t.or(c),
+        };
+        // A window reaching back past `from` is no window.
+        let seconds = seconds.filter(|s| match (hi, f.from_ns) {
+            (Some(hi), Some(from)) => hi.saturating_sub(s.saturating_mul(1_000_000_000)) > from,
+            _ => true,
+        });
+        Self { hi, seconds }
+    }
+}
+
+/// `SELECT trace_id, start FROM trace_starts`: the newest `n` rows of the window.
+fn candidates_sql(sql: &mut Sql, db: &str, q: &TraceQuery, n: usize, window: Window) {
     let f = &q.filter;
-    let hi = match (f.to_ns, q.cursor.as_ref().map(|c| c.start_ns + 1)) {
-        (Some(t), Some(c)) => Some(t.min(c)),
-        (t, c) => t.or(c),
-    };
     sql.push(&format!(
         "SELECT trace_id, start FROM {db}.trace_starts WHERE"
     ))
@@ -167,17 +203,32 @@ fn candidates_sql(sql: &mut Sql, db: &str, q: &TraceQuery, n: usize) {
     if let Some(from) = f.from_ns {
         sql.int(" AND start >= fromUnixTimestamp64Nano(?, 'UTC')", from);
     }
-    if let Some(hi) = hi {
+    if let Some(hi) = window.hi {
         sql.int(" AND start < fromUnixTimestamp64Nano(?, 'UTC')", hi);
+    }
+    if let Some(seconds) = window.seconds {
+        match window.hi {
+            Some(hi) => sql.int(" AND start >= fromUnixTimestamp64Nano(?, 'UTC')", hi),
+            // The newest start of any project: the parts' min-max index answers it.
+            None => sql.push(&format!(
+                " AND start >= (SELECT max(start) FROM {db}.trace_starts)"
+            )),
+        };
+        sql.int(" - toIntervalSecond(?)", seconds);
     }
     sql.int(" ORDER BY start DESC LIMIT ?", n as i64);
 }
 
-/// Whether there are more than `n` candidate rows.
-async fn has_more_than(store: &ClickHouseStore, q: &TraceQuery, n: usize) -> Result<bool> {
+/// Whether the window holds more than `n` candidate rows.
+async fn has_more_than(
+    store: &ClickHouseStore,
+    q: &TraceQuery,
+    n: usize,
+    window: Window,
+) -> Result<bool> {
     let mut sql = Sql::default();
     sql.push("SELECT count() FROM (");
-    candidates_sql(&mut sql, store.database(), q, n + 1);
+    candidates_sql(&mut sql, store.database(), q, n + 1, window);
     sql.push(")");
     let count = sql
         .query(store)
@@ -188,21 +239,21 @@ async fn has_more_than(store: &ClickHouseStore, q: &TraceQuery, n: usize) -> Res
 }
 
 /// The page's trace ids and starts from `n` candidate rows, newest first, each row with
-/// `exhausted` set when there were no more rows than that (the answer is final).
-fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
+/// `short` set when the window held fewer rows than that (every one of them was read). The
+/// candidates are read once, as a constant (`c`: their ids, oldest start, count).
+fn page_sql(db: &str, q: &TraceQuery, n: usize, window: Window) -> Sql {
     let f = &q.filter;
     let mut sql = Sql::default();
-    sql.push("WITH candidates AS (");
-    candidates_sql(&mut sql, db, q, n);
+    sql.push("WITH (SELECT (groupArray(trace_id), min(start), count()) FROM (");
+    candidates_sql(&mut sql, db, q, n, window);
     sql.push(&format!(
-        "), (SELECT min(start) FROM candidates) AS oldest,
-            (SELECT count() FROM candidates) < {n} AS no_more
+        ")) AS c, c.2 AS oldest, ifNull(c.3 < {n}, 1) AS all_read
          SELECT trace_id, toUnixTimestamp64Nano(min(start_min)) AS start_ns,
-                toUInt8(ifNull(no_more, 0)) AS exhausted
+                toUInt8(all_read) AS short
          FROM {db}.trace_index WHERE"
     ))
     .str(" project = ?", &f.project)
-    .push(" AND trace_id IN (SELECT trace_id FROM candidates)");
+    .push(" AND has(c.1, trace_id)");
     // As `query::trace_list` defines the list: a span of each filter key (any span, one per
     // key); the trace's own start decides below, and its spans start no earlier.
     let error = q.errors_only.then(String::new);
@@ -250,8 +301,18 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
         sql.push("]))");
     }
     // A trace starting at the oldest candidate row may have its earliest row among the rows
-    // left out (a tie), unless there were none.
-    sql.push(" GROUP BY trace_id HAVING (start_ns > toUnixTimestamp64Nano(oldest) OR no_more)");
+    // left out (a tie), unless there were none; one starting before the window is not known to
+    // have its earliest row read.
+    sql.push(" GROUP BY trace_id HAVING (start_ns > toUnixTimestamp64Nano(oldest) OR all_read)");
+    if let Some(seconds) = window.seconds {
+        match window.hi {
+            Some(hi) => sql.int(" AND start_ns >= ?", hi),
+            None => sql.push(&format!(
+                " AND start_ns >= toUnixTimestamp64Nano((SELECT max(start) FROM {db}.trace_starts))"
+            )),
+        };
+        sql.int(" - ?", seconds * 1_000_000_000);
+    }
     if let Some(from) = f.from_ns {
         sql.int(" AND start_ns >= ?", from);
     }
@@ -274,7 +335,7 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize) -> Sql {
 struct TraceStart {
     trace_id: String,
     start_ns: i64,
-    exhausted: u8,
+    short: u8,
 }
 
 #[derive(Row, Deserialize)]

@@ -13,8 +13,17 @@ pub async fn store(name: &str) -> Option<ClickHouseStore> {
     store_at(name, u32::MAX).await
 }
 
+/// A store keeping rows for `ttl_days` (data older than the default 30 days' TTL).
+pub async fn store_keeping(name: &str, ttl_days: u32) -> Option<ClickHouseStore> {
+    store_with(name, u32::MAX, ttl_days).await
+}
+
 /// A store on a fresh database with the migrations up to `version` applied.
 pub async fn store_at(name: &str, version: u32) -> Option<ClickHouseStore> {
+    store_with(name, version, ClickHouseConfig::default().ttl_days).await
+}
+
+async fn store_with(name: &str, version: u32, ttl_days: u32) -> Option<ClickHouseStore> {
     let url = llmscope_core::test_util::service_url("LLMSCOPE_TEST_CLICKHOUSE_URL")?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -23,6 +32,7 @@ pub async fn store_at(name: &str, version: u32) -> Option<ClickHouseStore> {
         url,
         database: format!("llmscope_test_{name}_{}_{nanos}", std::process::id()),
         create_schema: false,
+        ttl_days,
         ..Default::default()
     };
     let store = ClickHouseStore::open(config)

@@ -776,3 +776,110 @@ async fn clickhouse_pages_many_split_traces_as_sqlite_does() {
     }
     clickhouse::drop_database(&ch).await;
 }
+
+/// Traces minutes, hours, days and over 21 days (the last window before an unbounded read)
+/// apart, in two projects, the other's all older than this one's newest: ClickHouse's first
+/// reads of `trace_starts` (an hour below the cursor, `to` or the newest row) find too few or
+/// none and widen until they reach back far enough, paging exactly as SQLite does; traces with
+/// a late span in a window but starting before it are left to a wider read.
+#[tokio::test]
+async fn clickhouse_widens_its_window_over_sparse_traces_as_sqlite_pages_them() {
+    use llmscope_core::BatchContext;
+    use llmscope_core::test_util::{span, traces};
+    let Some(ch) = clickhouse::store_keeping("sparse", 3_650).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(SqliteConfig {
+        path: dir.path().join("sparse.db"),
+        ..Default::default()
+    })
+    .expect("sqlite");
+    let minute = 60_000_000_000;
+    let day = 24 * HOUR;
+    // (project, how many, the newest's age, apart)
+    let groups: [(&str, u64, u64, u64); 5] = [
+        ("default", 30, 0, minute / 6),
+        ("default", 20, 3 * HOUR, minute),
+        ("default", 40, 2 * day, 6 * HOUR),
+        ("default", 15, 30 * day, HOUR),
+        ("other", 12, 25 * day, 2 * HOUR),
+    ];
+    let mut id = 0u64;
+    for (project, count, age, apart) in groups {
+        let spans: Vec<_> = (0..count)
+            .map(|i| {
+                id += 1;
+                let mut s = span(0, 0, "step", vec![]);
+                s.trace_id = id.to_be_bytes().iter().chain(&[7u8; 8]).copied().collect();
+                s.span_id = id.to_be_bytes().to_vec();
+                s.start_time_unix_nano = data::DAY_START - age - i * apart;
+                s.end_time_unix_nano = s.start_time_unix_nano + 500_000;
+                s
+            })
+            .collect();
+        for (n, chunk) in spans.chunks(7).enumerate() {
+            let service = if n % 3 == 2 { "b" } else { "a" };
+            let mut batch = traces(service, chunk.to_vec());
+            batch.ctx = BatchContext {
+                project: project.into(),
+                ..Default::default()
+            };
+            sqlite.export(&batch).await.expect("sqlite export");
+            ch.export(&batch).await.expect("clickhouse export");
+        }
+    }
+    // Six traces that start four hours back, each with a span 50 minutes back exported on its
+    // own: a window holding only the later rows must not list them among its own traces.
+    for part in 0..2u64 {
+        let spans = (0..6u64)
+            .map(|i| {
+                let mut s = span(0, 0, "late", vec![]);
+                s.trace_id = (1_000 + i)
+                    .to_be_bytes()
+                    .iter()
+                    .chain(&[7u8; 8])
+                    .copied()
+                    .collect();
+                s.span_id = (1_000 + 2 * i + part).to_be_bytes().to_vec();
+                s.start_time_unix_nano = match part {
+                    0 => data::DAY_START - 4 * HOUR - i * minute,
+                    _ => data::DAY_START - 50 * minute,
+                };
+                s.end_time_unix_nano = s.start_time_unix_nano + 500_000;
+                s
+            })
+            .collect();
+        let batch = traces("a", spans);
+        sqlite.export(&batch).await.expect("sqlite export");
+        ch.export(&batch).await.expect("clickhouse export");
+    }
+    let range = Filter {
+        from_ns: Some((data::DAY_START - 13 * day) as i64),
+        to_ns: Some((data::DAY_START - HOUR) as i64),
+        ..filter()
+    };
+    for (f, want) in [
+        (filter(), 111),
+        (
+            Filter {
+                service: Some("b".into()),
+                ..filter()
+            },
+            26,
+        ),
+        (
+            Filter {
+                project: "other".into(),
+                ..filter()
+            },
+            12,
+        ),
+        (range, 66),
+    ] {
+        let a = pages(&sqlite, f.clone(), 7).await;
+        assert_eq!(a.len(), want, "{f:?}");
+        assert_eq!(pages(&ch, f.clone(), 7).await, a, "{f:?}");
+    }
+    clickhouse::drop_database(&ch).await;
+}

@@ -1,6 +1,11 @@
 //! The alias table: for each canonical key, the keys other instrumentation families use for the
 //! same value, in order of preference. A canonical value already on the span always wins.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use llmscope_core::otlp::common::v1::KeyValue;
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::semconv as sc;
 
 /// Keys whose value is copied as is (after type coercion for token counts).
@@ -104,6 +109,74 @@ pub const PROVIDER_ALIASES: &[&str] = &[
     "ai.model.provider",
 ];
 
+/// Every alias key above, once.
+const ALIAS_KEYS: usize = {
+    let mut n = PROVIDER_ALIASES.len();
+    let mut i = 0;
+    while i < SCALAR_ALIASES.len() {
+        n += SCALAR_ALIASES[i].1.len();
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TOKEN_ALIASES.len() {
+        n += TOKEN_ALIASES[i].1.len();
+        i += 1;
+    }
+    n
+};
+
+/// Each alias key's slot in [`AliasIndex`].
+static SLOTS: LazyLock<HashMap<&'static str, usize, foldhash::fast::RandomState>> =
+    LazyLock::new(|| {
+        let keys = SCALAR_ALIASES
+            .iter()
+            .chain(TOKEN_ALIASES)
+            .flat_map(|(_, aliases)| aliases.iter())
+            .chain(PROVIDER_ALIASES);
+        let mut slots = HashMap::default();
+        for key in keys {
+            let next = slots.len();
+            slots.entry(*key).or_insert(next);
+        }
+        slots
+    });
+
+/// Where each alias key first occurs among a span's attributes, found in one pass over them
+/// (a scan of the attributes per alias compared every key with some 35 aliases). Stays true
+/// while only canonical keys are set: no canonical key is an alias.
+pub struct AliasIndex([u32; ALIAS_KEYS]);
+
+impl AliasIndex {
+    pub fn of(attrs: &[KeyValue]) -> Self {
+        let mut first = [u32::MAX; ALIAS_KEYS];
+        for (i, kv) in attrs.iter().enumerate() {
+            if let Some(&slot) = SLOTS.get(kv.key.as_str())
+                && first[slot] == u32::MAX
+            {
+                first[slot] = u32::try_from(i).unwrap_or(u32::MAX);
+            }
+        }
+        Self(first)
+    }
+
+    /// The value of alias `key`, as [`llmscope_core::attr::get`] finds it.
+    pub fn get<'a>(&self, attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+        let at = self.0[*SLOTS.get(key)?];
+        attrs.get(at as usize)?.value.as_ref()?.value.as_ref()
+    }
+
+    pub fn get_str<'a>(&self, attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+        match self.get(attrs, key)? {
+            Value::StringValue(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get_i64(&self, attrs: &[KeyValue], key: &str) -> Option<i64> {
+        llmscope_core::attr::value_as_i64(self.get(attrs, key)?)
+    }
+}
+
 /// Provider names as the GenAI conventions spell them (`gen_ai.provider.name` well-known values).
 pub fn provider_name(raw: &str) -> String {
     // Vercel AI SDK: `openai.chat`, `anthropic.messages`, `google.generative-ai`.
@@ -137,6 +210,42 @@ pub fn provider_name(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llmscope_core::attr;
+
+    #[test]
+    fn no_canonical_key_is_an_alias_and_lookups_match_a_scan() {
+        let canonical = SCALAR_ALIASES
+            .iter()
+            .chain(TOKEN_ALIASES)
+            .map(|(k, _)| *k)
+            .chain([sc::PROVIDER_NAME]);
+        for key in canonical {
+            assert!(!SLOTS.contains_key(key), "{key} is an alias");
+        }
+        let kv = |k: &str, v: Value| KeyValue {
+            key: k.into(),
+            value: Some(llmscope_core::otlp::common::v1::AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        let attrs = vec![
+            kv("llm.usage.prompt_tokens", attr::string(" 12 ")),
+            kv("gen_ai.system", attr::string("")),
+            kv("llm.usage.prompt_tokens", attr::int(99)),
+            KeyValue {
+                key: "llm.provider".into(),
+                ..Default::default()
+            },
+            kv("enduser.id", attr::string("u-1")),
+        ];
+        let found = AliasIndex::of(&attrs);
+        for key in SLOTS.keys() {
+            assert_eq!(found.get(&attrs, key), attr::get(&attrs, key), "{key}");
+            assert_eq!(found.get_str(&attrs, key), attr::get_str(&attrs, key));
+            assert_eq!(found.get_i64(&attrs, key), attr::get_i64(&attrs, key));
+        }
+        assert_eq!(found.get_i64(&attrs, "llm.usage.prompt_tokens"), Some(12));
+        assert_eq!(found.get(&attrs, "not.an.alias"), None);
+    }
 
     #[test]
     fn provider_names_follow_the_conventions() {

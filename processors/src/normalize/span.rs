@@ -5,7 +5,7 @@ use llmscope_core::otlp::common::v1::KeyValue;
 use llmscope_core::semconv as sc;
 use serde_json::Value as J;
 
-use super::aliases::{PROVIDER_ALIASES, SCALAR_ALIASES, TOKEN_ALIASES, provider_name};
+use super::aliases::{AliasIndex, PROVIDER_ALIASES, SCALAR_ALIASES, TOKEN_ALIASES, provider_name};
 use super::content;
 
 /// The attribute families a span can carry. More than one may be present.
@@ -73,17 +73,18 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     if let Some(op) = operation(attrs) {
         attr::set_if_absent(attrs, sc::OPERATION_NAME, attr::string(op));
     }
+    let found = AliasIndex::of(attrs);
     for (canonical, aliases) in SCALAR_ALIASES {
         if vercel_wrapper && !matches!(*canonical, sc::SESSION_ID | sc::USER_ID) {
             continue;
         }
-        copy_first(attrs, canonical, aliases);
+        copy_first(attrs, &found, canonical, aliases);
     }
     if !attr::has(attrs, sc::PROVIDER_NAME)
         && !vercel_wrapper
         && let Some(raw) = PROVIDER_ALIASES
             .iter()
-            .find_map(|k| attr::get_str(attrs, k))
+            .find_map(|k| found.get_str(attrs, k))
     {
         let name = provider_name(raw);
         attr::set(attrs, sc::PROVIDER_NAME, attr::string(name));
@@ -91,7 +92,7 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     if !vercel_wrapper {
         for (canonical, aliases) in TOKEN_ALIASES {
             if !attr::has(attrs, canonical)
-                && let Some(n) = aliases.iter().find_map(|k| attr::get_i64(attrs, k))
+                && let Some(n) = aliases.iter().find_map(|k| found.get_i64(attrs, k))
             {
                 attr::set(attrs, canonical, attr::int(n));
             }
@@ -110,13 +111,13 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     genai
 }
 
-fn copy_first(attrs: &mut Vec<KeyValue>, canonical: &str, aliases: &[&str]) {
+fn copy_first(attrs: &mut Vec<KeyValue>, found: &AliasIndex, canonical: &str, aliases: &[&str]) {
     if attr::has(attrs, canonical) {
         return;
     }
     let found = aliases
         .iter()
-        .find_map(|k| attr::get(attrs, k))
+        .find_map(|k| found.get(attrs, k))
         .filter(|v| !matches!(v, llmscope_core::otlp::common::v1::any_value::Value::StringValue(s) if s.is_empty()))
         .cloned();
     if let Some(value) = found {
