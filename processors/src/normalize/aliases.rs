@@ -2,6 +2,7 @@
 //! same value, in order of preference. A canonical value already on the span always wins.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use llmscope_core::otlp::common::v1::KeyValue;
@@ -109,46 +110,46 @@ pub const PROVIDER_ALIASES: &[&str] = &[
     "ai.model.provider",
 ];
 
-/// Every alias key above, once.
-const ALIAS_KEYS: usize = {
-    let mut n = PROVIDER_ALIASES.len();
+/// How many aliases `table` lists.
+const fn count(table: &[(&str, &[&str])]) -> usize {
+    let mut n = 0;
     let mut i = 0;
-    while i < SCALAR_ALIASES.len() {
-        n += SCALAR_ALIASES[i].1.len();
-        i += 1;
-    }
-    let mut i = 0;
-    while i < TOKEN_ALIASES.len() {
-        n += TOKEN_ALIASES[i].1.len();
+    while i < table.len() {
+        n += table[i].1.len();
         i += 1;
     }
     n
-};
+}
 
-/// Each alias key's slot in [`AliasIndex`].
+/// Every alias above, each a slot of [`AliasIndex`]: the scalars', the tokens', then the
+/// providers', in table order (so a table's entries own consecutive slots).
+const ALIASES: usize = count(SCALAR_ALIASES) + count(TOKEN_ALIASES) + PROVIDER_ALIASES.len();
+
+/// The slots of [`TOKEN_ALIASES`]' first alias and of [`PROVIDER_ALIASES`]'.
+pub const TOKEN_SLOTS: usize = count(SCALAR_ALIASES);
+pub const PROVIDER_SLOTS: usize = TOKEN_SLOTS + count(TOKEN_ALIASES);
+
+/// Each alias key's slot.
 static SLOTS: LazyLock<HashMap<&'static str, usize, foldhash::fast::RandomState>> =
     LazyLock::new(|| {
-        let keys = SCALAR_ALIASES
+        SCALAR_ALIASES
             .iter()
             .chain(TOKEN_ALIASES)
             .flat_map(|(_, aliases)| aliases.iter())
-            .chain(PROVIDER_ALIASES);
-        let mut slots = HashMap::default();
-        for key in keys {
-            let next = slots.len();
-            slots.entry(*key).or_insert(next);
-        }
-        slots
+            .chain(PROVIDER_ALIASES)
+            .enumerate()
+            .map(|(slot, key)| (*key, slot))
+            .collect()
     });
 
-/// Where each alias key first occurs among a span's attributes, found in one pass over them
-/// (a scan of the attributes per alias compared every key with some 35 aliases). Stays true
-/// while only canonical keys are set: no canonical key is an alias.
-pub struct AliasIndex([u32; ALIAS_KEYS]);
+/// Where each alias first occurs among a span's attributes, found in one pass over them (a
+/// scan of the attributes per alias compared every key with each of some 35 aliases). Stays
+/// true while only canonical keys are set: no canonical key is an alias.
+pub struct AliasIndex([u32; ALIASES]);
 
 impl AliasIndex {
     pub fn of(attrs: &[KeyValue]) -> Self {
-        let mut first = [u32::MAX; ALIAS_KEYS];
+        let mut first = [u32::MAX; ALIASES];
         for (i, kv) in attrs.iter().enumerate() {
             if let Some(&slot) = SLOTS.get(kv.key.as_str())
                 && first[slot] == u32::MAX
@@ -159,22 +160,29 @@ impl AliasIndex {
         Self(first)
     }
 
-    /// The value of alias `key`, as [`llmscope_core::attr::get`] finds it.
-    pub fn get<'a>(&self, attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-        let at = self.0[*SLOTS.get(key)?];
-        attrs.get(at as usize)?.value.as_ref()?.value.as_ref()
+    /// The values of the aliases in `slots` present on the span, in slot order, as
+    /// [`llmscope_core::attr::get`] finds each (its first occurrence, when it has a value).
+    pub fn values<'a>(
+        &'a self,
+        attrs: &'a [KeyValue],
+        slots: Range<usize>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.0[slots]
+            .iter()
+            .filter_map(|&at| attrs.get(at as usize)?.value.as_ref()?.value.as_ref())
     }
+}
 
-    pub fn get_str<'a>(&self, attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-        match self.get(attrs, key)? {
-            Value::StringValue(s) if !s.is_empty() => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn get_i64(&self, attrs: &[KeyValue], key: &str) -> Option<i64> {
-        llmscope_core::attr::value_as_i64(self.get(attrs, key)?)
-    }
+/// `table`'s entries with the slots of their aliases, from `first`.
+pub fn with_slots(
+    table: &'static [(&'static str, &'static [&'static str])],
+    first: usize,
+) -> impl Iterator<Item = (&'static str, Range<usize>)> {
+    table.iter().scan(first, |next, (canonical, aliases)| {
+        let slots = *next..*next + aliases.len();
+        *next = slots.end;
+        Some((*canonical, slots))
+    })
 }
 
 /// Provider names as the GenAI conventions spell them (`gen_ai.provider.name` well-known values).
@@ -213,7 +221,8 @@ mod tests {
     use llmscope_core::attr;
 
     #[test]
-    fn no_canonical_key_is_an_alias_and_lookups_match_a_scan() {
+    fn every_alias_has_its_own_slot_and_lookups_match_a_scan() {
+        assert_eq!(SLOTS.len(), ALIASES, "an alias is listed twice");
         let canonical = SCALAR_ALIASES
             .iter()
             .chain(TOKEN_ALIASES)
@@ -236,15 +245,27 @@ mod tests {
                 ..Default::default()
             },
             kv("enduser.id", attr::string("u-1")),
+            kv("ai.model.provider", attr::string("openai.chat")),
         ];
-        let found = AliasIndex::of(&attrs);
-        for key in SLOTS.keys() {
-            assert_eq!(found.get(&attrs, key), attr::get(&attrs, key), "{key}");
-            assert_eq!(found.get_str(&attrs, key), attr::get_str(&attrs, key));
-            assert_eq!(found.get_i64(&attrs, key), attr::get_i64(&attrs, key));
+        let index = AliasIndex::of(&attrs);
+        let tables = with_slots(SCALAR_ALIASES, 0)
+            .zip(SCALAR_ALIASES)
+            .chain(with_slots(TOKEN_ALIASES, TOKEN_SLOTS).zip(TOKEN_ALIASES));
+        for ((canonical, slots), (_, aliases)) in tables {
+            let scan: Vec<_> = aliases
+                .iter()
+                .filter_map(|k| attr::get(&attrs, k))
+                .collect();
+            let found: Vec<_> = index.values(&attrs, slots).collect();
+            assert_eq!(found, scan, "{canonical}");
         }
-        assert_eq!(found.get_i64(&attrs, "llm.usage.prompt_tokens"), Some(12));
-        assert_eq!(found.get(&attrs, "not.an.alias"), None);
+        let providers = PROVIDER_SLOTS..PROVIDER_SLOTS + PROVIDER_ALIASES.len();
+        let scan: Vec<_> = PROVIDER_ALIASES
+            .iter()
+            .filter_map(|k| attr::get(&attrs, k))
+            .collect();
+        assert_eq!(index.values(&attrs, providers).collect::<Vec<_>>(), scan);
+        assert_eq!(scan.len(), 2, "the empty gen_ai.system and the provider");
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! Normalizing one span's attributes onto the canonical GenAI schema.
 
 use llmscope_core::attr;
+use std::ops::Range;
+
 use llmscope_core::otlp::common::v1::KeyValue;
+use llmscope_core::otlp::common::v1::any_value::Value;
 use llmscope_core::semconv as sc;
 use serde_json::Value as J;
 
-use super::aliases::{AliasIndex, PROVIDER_ALIASES, SCALAR_ALIASES, TOKEN_ALIASES, provider_name};
+use super::aliases::{
+    AliasIndex, PROVIDER_ALIASES, PROVIDER_SLOTS, SCALAR_ALIASES, TOKEN_ALIASES, TOKEN_SLOTS,
+    provider_name, with_slots,
+};
 use super::content;
 
 /// The attribute families a span can carry. More than one may be present.
@@ -73,26 +79,30 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     if let Some(op) = operation(attrs) {
         attr::set_if_absent(attrs, sc::OPERATION_NAME, attr::string(op));
     }
-    let found = AliasIndex::of(attrs);
-    for (canonical, aliases) in SCALAR_ALIASES {
-        if vercel_wrapper && !matches!(*canonical, sc::SESSION_ID | sc::USER_ID) {
+    let index = AliasIndex::of(attrs);
+    for (canonical, slots) in with_slots(SCALAR_ALIASES, 0) {
+        if vercel_wrapper && !matches!(canonical, sc::SESSION_ID | sc::USER_ID) {
             continue;
         }
-        copy_first(attrs, &found, canonical, aliases);
+        copy_first(attrs, &index, canonical, slots);
     }
+    let providers = PROVIDER_SLOTS..PROVIDER_SLOTS + PROVIDER_ALIASES.len();
+    let raw = index.values(attrs, providers).find_map(|v| match v {
+        Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    });
     if !attr::has(attrs, sc::PROVIDER_NAME)
         && !vercel_wrapper
-        && let Some(raw) = PROVIDER_ALIASES
-            .iter()
-            .find_map(|k| found.get_str(attrs, k))
+        && let Some(raw) = raw
     {
         let name = provider_name(raw);
         attr::set(attrs, sc::PROVIDER_NAME, attr::string(name));
     }
     if !vercel_wrapper {
-        for (canonical, aliases) in TOKEN_ALIASES {
+        for (canonical, slots) in with_slots(TOKEN_ALIASES, TOKEN_SLOTS) {
+            let n = index.values(attrs, slots).find_map(attr::value_as_i64);
             if !attr::has(attrs, canonical)
-                && let Some(n) = aliases.iter().find_map(|k| found.get_i64(attrs, k))
+                && let Some(n) = n
             {
                 attr::set(attrs, canonical, attr::int(n));
             }
@@ -111,14 +121,15 @@ pub fn normalize(attrs: &mut Vec<KeyValue>) -> bool {
     genai
 }
 
-fn copy_first(attrs: &mut Vec<KeyValue>, found: &AliasIndex, canonical: &str, aliases: &[&str]) {
+/// The first alias in `slots` with a value, unless it is an empty string.
+fn copy_first(attrs: &mut Vec<KeyValue>, index: &AliasIndex, canonical: &str, slots: Range<usize>) {
     if attr::has(attrs, canonical) {
         return;
     }
-    let found = aliases
-        .iter()
-        .find_map(|k| found.get(attrs, k))
-        .filter(|v| !matches!(v, llmscope_core::otlp::common::v1::any_value::Value::StringValue(s) if s.is_empty()))
+    let found = index
+        .values(attrs, slots)
+        .next()
+        .filter(|v| !matches!(v, Value::StringValue(s) if s.is_empty()))
         .cloned();
     if let Some(value) = found {
         attr::set(attrs, canonical, value);

@@ -144,7 +144,7 @@ fn escapes_as_spaces(s: &str) -> String {
     // Built from slices of `s` at ASCII positions, so it is never validated as UTF-8 again.
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(at) = rest.find('\\') {
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         if after.as_bytes().first().is_some_and(u8::is_ascii) {
