@@ -18,7 +18,8 @@ pub struct QueueConfig {
     /// `always`, `interval` or `never`: when appended batches are fsynced (and acknowledged).
     /// Default: `interval`.
     pub fsync: FsyncPolicy,
-    /// The `interval` period. Default: `10ms`.
+    /// The `interval` period: at most one fsync per period; a batch arriving after a quiet
+    /// period is synced at once. Default: `10ms`.
     #[serde(with = "llmscope_core::config::duration")]
     pub fsync_interval: Duration,
     /// Bytes on disk per pipeline at most. Default: 1073741824 (1 GiB).

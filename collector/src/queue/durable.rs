@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 
 use llmscope_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
@@ -133,7 +133,8 @@ struct Synced {
 pub enum Fsync {
     /// After every append, before acknowledging it.
     Always,
-    /// Every interval; acknowledgements wait for the next sync (group commit).
+    /// At most once per interval: acknowledgements wait for the next sync, which covers
+    /// everything appended before it (group commit); after a quiet interval, at once.
     Interval(Duration),
     /// Left to the OS; acknowledged once written.
     Never,
@@ -144,6 +145,8 @@ pub struct DurableQueue {
     fsync: Fsync,
     appended: AtomicU64,
     synced: watch::Sender<Synced>,
+    /// Wakes the `interval` syncer: something was appended (or the queue is going away).
+    unsynced: Arc<Notify>,
     new_data: Notify,
     /// Records `drop_oldest` deleted unread, as last reported to `dropped`.
     dropped_seen: AtomicU64,
@@ -197,6 +200,7 @@ impl DurableQueue {
             fsync,
             appended: AtomicU64::new(0),
             synced: watch::channel(Synced::default()).0,
+            unsynced: Arc::new(Notify::new()),
             new_data: Notify::new(),
             dropped_seen: AtomicU64::new(0),
             dropped: OnceLock::new(),
@@ -204,30 +208,11 @@ impl DurableQueue {
             sealer,
         });
         if let Fsync::Interval(every) = fsync {
-            let weak = Arc::downgrade(&queue);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    let Some(queue) = weak.upgrade() else { break };
-                    let target = queue.appended.load(Ordering::Acquire);
-                    let done = *queue.synced.borrow();
-                    if target > done.through.max(done.failed_through) {
-                        let log = Arc::clone(&queue.log);
-                        let synced = tokio::task::spawn_blocking(move || log.sync())
-                            .await
-                            .map_err(std::io::Error::other)
-                            .and_then(|r| r);
-                        match synced {
-                            Ok(()) => queue.synced.send_modify(|s| s.through = target),
-                            Err(error) => {
-                                tracing::error!(%error, "durable queue sync failed; refusing the batches it covered");
-                                queue.synced.send_modify(|s| s.failed_through = target);
-                            }
-                        }
-                    }
-                }
-            });
+            tokio::spawn(sync_every(
+                Arc::downgrade(&queue),
+                Arc::clone(&queue.unsynced),
+                every,
+            ));
         }
         Ok((queue, recovery))
     }
@@ -303,6 +288,7 @@ impl DurableQueue {
         let generation = self.appended.fetch_add(1, Ordering::AcqRel) + 1;
         self.new_data.notify_waiters();
         if let Fsync::Interval(_) = self.fsync {
+            self.unsynced.notify_one();
             let mut synced = self.synced.subscribe();
             let done = *synced
                 .wait_for(|s| s.through >= generation || s.failed_through >= generation)
@@ -313,6 +299,62 @@ impl DurableQueue {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for DurableQueue {
+    fn drop(&mut self) {
+        // Lets the syncer see the queue is gone.
+        self.unsynced.notify_one();
+    }
+}
+
+/// The `interval` syncer: a sync starts when something is unsynced and at least `every` has
+/// passed since the last one started, so there is at most one sync per interval under load
+/// (group commit) and a batch arriving after a quiet spell is synced at once instead of waiting
+/// for a tick. Ends when the queue is dropped.
+async fn sync_every(queue: Weak<DurableQueue>, unsynced: Arc<Notify>, every: Duration) {
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        // A permit is kept when nobody waits, so an append made meanwhile is never missed.
+        unsynced.notified().await;
+        // Under load syncs start on a grid `every` apart (timer lateness does not add up);
+        // after a quiet spell, at once.
+        let now = tokio::time::Instant::now();
+        let start = match last {
+            Some(last) if last + every > now => {
+                // Appends made meanwhile wake this too; the sync after the wait covers them.
+                let wait = tokio::time::sleep_until(last + every);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        () = &mut wait => break,
+                        () = unsynced.notified() => if queue.strong_count() == 0 { return },
+                    }
+                }
+                last + every
+            }
+            _ => now,
+        };
+        let Some(queue) = queue.upgrade() else { break };
+        let target = queue.appended.load(Ordering::Acquire);
+        let done = *queue.synced.borrow();
+        if target <= done.through.max(done.failed_through) {
+            continue;
+        }
+        last = Some(start);
+        let log = Arc::clone(&queue.log);
+        let synced = tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        match synced {
+            Ok(()) => queue.synced.send_modify(|s| s.through = target),
+            Err(error) => {
+                tracing::error!(%error, "durable queue sync failed; refusing the batches it covered");
+                queue.synced.send_modify(|s| s.failed_through = target);
+            }
+        }
     }
 }
 
@@ -980,6 +1022,45 @@ mod tests {
         assert_eq!(push().await, Err(PushError::Storage));
         queue.log().fail_syncs.store(false, Relaxed);
         assert_eq!(push().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_syncs_at_once_a_busy_one_once_per_interval_and_the_syncer_ends_with_it()
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queue, _) = DurableQueue::open(
+            dir.path(),
+            Fsync::Interval(Duration::from_secs(60)),
+            1 << 20,
+            1 << 24,
+            WhenFull::Block,
+            None,
+        )
+        .expect("open");
+        let handle = DurableHandle(Arc::clone(&queue));
+        let push = || handle.push(Arc::new(batch(1)));
+        // Nothing synced for a whole interval (never): the first batch does not wait a minute.
+        tokio::time::timeout(Duration::from_secs(10), push())
+            .await
+            .expect("acknowledged without waiting for the interval")
+            .expect("stored");
+        // The next one, within the interval, waits for the next sync.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), push())
+                .await
+                .is_err(),
+            "a second sync within the interval"
+        );
+        let syncer = Arc::clone(&queue.unsynced);
+        drop(handle);
+        drop(queue);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while Arc::strong_count(&syncer) > 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the syncer ended with its queue");
     }
 
     #[tokio::test]
