@@ -995,20 +995,26 @@ mod tests {
         assert!(PushError::Storage.to_string().contains("retry later"));
     }
 
-    #[tokio::test]
-    async fn a_failed_fsync_refuses_what_it_covered_at_once_and_later_syncs_acknowledge() {
-        use std::sync::atomic::Ordering::Relaxed;
-
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (queue, _) = DurableQueue::open(
-            dir.path(),
-            Fsync::Interval(Duration::from_millis(5)),
+    /// A plain queue in `dir` syncing every `every`.
+    fn interval_queue(dir: &Path, every: Duration) -> Arc<DurableQueue> {
+        DurableQueue::open(
+            dir,
+            Fsync::Interval(every),
             1 << 20,
             1 << 24,
             WhenFull::Block,
             None,
         )
-        .expect("open");
+        .expect("open")
+        .0
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_refuses_what_it_covered_at_once_and_later_syncs_acknowledge() {
+        use std::sync::atomic::Ordering::Relaxed;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = interval_queue(dir.path(), Duration::from_millis(5));
         let handle = DurableHandle(Arc::clone(&queue));
         let push = || {
             let handle = handle.clone();
@@ -1028,15 +1034,7 @@ mod tests {
     async fn an_idle_queue_syncs_at_once_a_busy_one_once_per_interval_and_the_syncer_ends_with_it()
     {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (queue, _) = DurableQueue::open(
-            dir.path(),
-            Fsync::Interval(Duration::from_secs(60)),
-            1 << 20,
-            1 << 24,
-            WhenFull::Block,
-            None,
-        )
-        .expect("open");
+        let queue = interval_queue(dir.path(), Duration::from_secs(60));
         let handle = DurableHandle(Arc::clone(&queue));
         let push = || handle.push(Arc::new(batch(1)));
         // Nothing synced for a whole interval (never): the first batch does not wait a minute.

@@ -24,7 +24,7 @@ pub enum Starts {
     /// literals, which the regex's own prefilter finds fast, and every user pattern).
     Anywhere,
     /// One of these bytes, at most this many bytes after the start.
-    Near(&'static [u8], usize),
+    Near(&'static [u8], u8),
 }
 
 const DIGITS: &[u8] = b"0123456789";

@@ -25,13 +25,13 @@ use regex_automata::{Anchored, Input, Match};
 
 use super::detectors::Starts;
 
-type CachePool = Pool<Cache, Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>>;
+type MakeCache = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 /// The enabled detectors' start rules, as one table, and the automaton run at candidates.
 pub struct StartRules {
     /// Per byte: how far before it a match holding it may start; [`NONE`] when no detector
     /// needs it.
-    reach: [u8; 256],
+    reach: [u16; 256],
     /// The largest reach.
     far: usize,
     /// The least and greatest near bytes: bytes outside are skipped a block at a time (the
@@ -43,10 +43,10 @@ pub struct StartRules {
     /// Every detector, searched anchored at a candidate: the lazy DFA the full regex runs,
     /// without a regex's per-search set-up (most candidates end after a byte or two).
     anchored: DFA,
-    caches: CachePool,
+    caches: Pool<Cache, MakeCache>,
 }
 
-const NONE: u8 = u8::MAX;
+const NONE: u16 = u16::MAX;
 
 impl StartRules {
     /// Rules for `patterns` (every enabled detector's, in priority order) from each one's
@@ -71,12 +71,12 @@ impl StartRules {
             .build_many(patterns)
             .map_err(|e| format!("invalid pattern: {e}"))?;
         let dfa = anchored.clone();
-        let caches: CachePool = Pool::new(Box::new(move || dfa.create_cache()));
+        let caches = Pool::new(Box::new(move || dfa.create_cache()) as MakeCache);
         let mut reach = [NONE; 256];
         let mut far = 0;
         for start in starts {
             if let Starts::Near(bytes, within) = *start {
-                let within = u8::try_from(within).unwrap_or(NONE - 1).min(NONE - 1);
+                let within = u16::from(within);
                 for &b in bytes {
                     let r = &mut reach[usize::from(b)];
                     *r = if *r == NONE { within } else { (*r).max(within) };
@@ -118,7 +118,7 @@ pub struct Cursor<'a> {
     rules: &'a StartRules,
     text: &'a [u8],
     full: &'a Regex,
-    cache: PoolGuard<'a, Cache, Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>>,
+    cache: PoolGuard<'a, Cache, MakeCache>,
     /// The first run of near-byte candidates at or after some earlier `at`:
     /// `(from, (start, end))`.
     near: Option<(usize, Option<(usize, usize)>)>,
