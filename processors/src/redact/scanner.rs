@@ -1,6 +1,6 @@
-//! One pass over a text finds every detector's matches (a multi-pattern regex), validators and
-//! the allow-list weed out lookalikes, and each match is masked, hashed, or marks the value for
-//! dropping.
+//! One pass over a text finds every detector's matches (a multi-pattern regex, run only where a
+//! match can start: `starts`), validators and the allow-list weed out lookalikes, and each match
+//! is masked, hashed, or marks the value for dropping.
 
 use hmac::{Hmac, Mac};
 use regex_automata::meta::Regex;
