@@ -19,7 +19,7 @@ pub struct ClickHouseConfig {
     pub create_schema: bool,
     /// Cluster name: DDL runs `ON CLUSTER` with `Replicated` engines. Default: none.
     pub cluster: Option<String>,
-    /// Days raw rows are kept (table TTL). Default: 30.
+    /// Days raw rows are kept (table TTL), 1 to [`MAX_TTL_DAYS`]. Default: 30.
     pub ttl_days: u32,
     /// Let the server buffer inserts (`async_insert=1`, waiting for the flush). Default: false.
     pub async_insert: bool,
@@ -73,12 +73,20 @@ impl ClickHouseConfig {
         if self.cluster.as_deref().is_some_and(|c| !ident(c)) {
             return Err("cluster: use letters, digits and _".into());
         }
-        if self.ttl_days == 0 {
-            return Err("ttl_days: must be at least 1".into());
+        if !(1..=MAX_TTL_DAYS).contains(&self.ttl_days) {
+            return Err(format!(
+                "ttl_days: must be between 1 and {MAX_TTL_DAYS} (ten years); ClickHouse's \
+                 DateTime ends in 2106, and a TTL past it wraps round and drops every row"
+            ));
         }
         Ok(())
     }
 }
+
+/// The longest TTL accepted: `toDateTime(start) + INTERVAL ttl_days DAY` must stay within
+/// `DateTime` (until 2106), or it wraps round and every row is expired on insert (seen with
+/// 36,500 days).
+pub const MAX_TTL_DAYS: u32 = 3_650;
 
 #[cfg(test)]
 mod tests {
@@ -97,5 +105,22 @@ mod tests {
         };
         assert!(config.validate().is_ok());
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_ttl_past_datetimes_range_is_refused() {
+        let ttl = |ttl_days| ClickHouseConfig {
+            ttl_days,
+            ..Default::default()
+        };
+        assert!(ttl(MAX_TTL_DAYS).validate().is_ok());
+        assert!(ttl(1).validate().is_ok());
+        for bad in [0, MAX_TTL_DAYS + 1, 36_500] {
+            let error = ttl(bad).validate().unwrap_err();
+            assert!(
+                error.starts_with("ttl_days: must be between 1 and 3650"),
+                "{error}"
+            );
+        }
     }
 }
