@@ -206,17 +206,24 @@ fn candidates_sql(sql: &mut Sql, db: &str, q: &TraceQuery, n: usize, window: Win
     if let Some(hi) = window.hi {
         sql.int(" AND start < fromUnixTimestamp64Nano(?, 'UTC')", hi);
     }
-    if let Some(seconds) = window.seconds {
-        match window.hi {
-            Some(hi) => sql.int(" AND start >= fromUnixTimestamp64Nano(?, 'UTC')", hi),
-            // The newest start of any project: the parts' min-max index answers it.
-            None => sql.push(&format!(
-                " AND start >= (SELECT max(start) FROM {db}.trace_starts)"
-            )),
-        };
-        sql.int(" - toIntervalSecond(?)", seconds);
+    if window.seconds.is_some() {
+        sql.push(" AND start >= ");
+        window_floor(sql, db, window);
     }
     sql.int(" ORDER BY start DESC LIMIT ?", n as i64);
+}
+
+/// The window's lower bound (a `DateTime64`): `seconds` below `hi`, or below the newest start
+/// of any project (the parts' min-max index answers it). Nothing when it has no bound.
+fn window_floor(sql: &mut Sql, db: &str, window: Window) {
+    let Some(seconds) = window.seconds else {
+        return;
+    };
+    match window.hi {
+        Some(hi) => sql.int("fromUnixTimestamp64Nano(?, 'UTC')", hi),
+        None => sql.push(&format!("(SELECT max(start) FROM {db}.trace_starts)")),
+    };
+    sql.int(" - toIntervalSecond(?)", seconds);
 }
 
 /// Whether the window holds more than `n` candidate rows.
@@ -304,14 +311,10 @@ fn page_sql(db: &str, q: &TraceQuery, n: usize, window: Window) -> Sql {
     // left out (a tie), unless there were none; one starting before the window is not known to
     // have its earliest row read.
     sql.push(" GROUP BY trace_id HAVING (start_ns > toUnixTimestamp64Nano(oldest) OR all_read)");
-    if let Some(seconds) = window.seconds {
-        match window.hi {
-            Some(hi) => sql.int(" AND start_ns >= ?", hi),
-            None => sql.push(&format!(
-                " AND start_ns >= toUnixTimestamp64Nano((SELECT max(start) FROM {db}.trace_starts))"
-            )),
-        };
-        sql.int(" - ?", seconds * 1_000_000_000);
+    if window.seconds.is_some() {
+        sql.push(" AND start_ns >= toUnixTimestamp64Nano(");
+        window_floor(&mut sql, db, window);
+        sql.push(")");
     }
     if let Some(from) = f.from_ns {
         sql.int(" AND start_ns >= ?", from);
